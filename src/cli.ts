@@ -1,0 +1,124 @@
+import { Command, CommanderError, Option } from 'commander';
+import { KlpgenError } from './util/errors.js';
+import { setupTarget } from './target/setup.js';
+import { listTargets, loadTarget } from './target/manifest.js';
+import { compileCommand } from './target/compile-command.js';
+import { shellQuote } from './util/shell.js';
+import { buildModule } from './kmod/build.js';
+import { vmTest, formatVmReport } from './vm/vm-test.js';
+import { runDemo } from './demo.js';
+
+function print(json: boolean, value: unknown, text: string): void {
+  process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${text}\n`);
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+export function buildProgram(): Command {
+  const program = new Command('klpgen')
+    .description('Safe Linux kernel live patches, generated from source')
+    .exitOverride()
+    .configureOutput({ outputError: (str, write) => write(`klpgen: error: ${str.replace(/^error: /, '')}`) });
+
+  const abiOption = () => new Option('--abi <abi>', 'target ABI, e.g. 6.1.0-56 (default: newest set up)');
+  const target = program.command('target').description('the Debian kernel to patch');
+
+  target.command('setup')
+    .description('download, unpack and prepare a Debian 6.1 kernel as the target (idempotent)')
+    .addOption(new Option('--abi <abi>', 'pin the ABI, e.g. 6.1.0-56 (default: newest in the archive)'))
+    .option('--json', 'print the target manifest as JSON')
+    .action(async (o: { abi?: string; json?: boolean }) => {
+      const r = await setupTarget({ abi: o.abi });
+      print(!!o.json, { ...r.manifest, changed: r.changed, timings: r.timings },
+        `target ${r.manifest.abi} (Debian ${r.manifest.debianVersion}) ${r.changed ? 'is ready' : 'was already set up'}: ${r.manifest.paths.root}`);
+    });
+
+  target.command('list')
+    .description('list the targets that are set up, newest first')
+    .option('--json', 'JSON output')
+    .action((o: { json?: boolean }) => {
+      const abis = listTargets();
+      print(!!o.json, abis, abis.join('\n'));
+    });
+
+  target.command('show')
+    .description('print a target\'s manifest')
+    .addOption(abiOption())
+    .option('--json', 'JSON output')
+    .action(async (o: { abi?: string; json?: boolean }) => {
+      const m = await loadTarget(o.abi);
+      print(!!o.json, m, Object.entries(m.paths).map(([k, v]) => `${k.padEnd(14)} ${v}`).join('\n'));
+    });
+
+  target.command('compile-command')
+    .description('the exact Kbuild compile command of one .c file of the target')
+    .argument('<file>', 'path of the .c file, relative to the kernel tree')
+    .addOption(abiOption())
+    .option('--json', 'JSON output')
+    .action(async (file: string, o: { abi?: string; json?: boolean }) => {
+      const cmd = await compileCommand(await loadTarget(o.abi), file);
+      print(!!o.json, cmd, `cd ${shellQuote(cmd.cwd)} && ${cmd.argv.map(shellQuote).join(' ')}`);
+    });
+
+  program.command('build-module')
+    .description('build an out-of-tree module against the target\'s headers (make -C headers M=dir modules)')
+    .argument('<dir>', 'directory with the module\'s sources and Kbuild file')
+    .addOption(abiOption())
+    .option('--json', 'JSON output')
+    .action(async (dir: string, o: { abi?: string; json?: boolean }) => {
+      const r = await buildModule(await loadTarget(o.abi), dir);
+      print(!!o.json, r, r.modules.join('\n'));
+    });
+
+  program.command('vm-test')
+    .description('boot the target under qemu, load the livepatch modules, run the test, unload')
+    .argument('<modules...>', 'livepatch .ko files, loaded in order')
+    .option('--test <script>', 'LOADED test: exits 0 when the patch is in effect, non-zero otherwise')
+    .option('--load-modules <name>', 'load this module of the target (and its dependencies) first; repeatable', collect, [])
+    .option('--timeout <seconds>', 'bound on the whole VM run', '300')
+    .addOption(abiOption())
+    .option('--json', 'JSON output')
+    .action(async (modules: string[], o: { test?: string; loadModules: string[]; timeout: string; abi?: string; json?: boolean }) => {
+      const timeout = Number(o.timeout);
+      if (!Number.isFinite(timeout) || timeout <= 0) throw new KlpgenError(`--timeout: not a positive number: ${o.timeout}`);
+      const report = await vmTest(await loadTarget(o.abi), {
+        modules, testScript: o.test, loadModules: o.loadModules, timeoutSeconds: timeout,
+      });
+      print(!!o.json, report, formatVmReport(report));
+      if (!report.ok) process.exitCode = 1;
+    });
+
+  program.command('demo')
+    .description('build the kernel\'s samples/livepatch/livepatch-sample.c and prove it in the VM')
+    .addOption(abiOption())
+    .option('--json', 'JSON output')
+    .action(async (o: { abi?: string; json?: boolean }) => {
+      const report = await runDemo(o.abi);
+      print(!!o.json, report, formatVmReport(report));
+      if (!report.ok) process.exitCode = 1;
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // Commander already printed its message (help and version exit 0).
+      return e.exitCode;
+    }
+    if (e instanceof KlpgenError) {
+      process.stderr.write(`klpgen: error: ${e.message}\n`);
+      return e.exitCode;
+    }
+    const msg = e instanceof Error ? e.message : String(e);
+    process.stderr.write(`klpgen: internal error: ${msg}\n`);
+    if (process.env.KLPGEN_DEBUG && e instanceof Error) process.stderr.write(`${e.stack ?? ''}\n`);
+    return 70;
+  }
+}

@@ -1,0 +1,21 @@
+/**
+ * A failure the user can act on. The CLI prints it as one line
+ * (`klpgen: error: ...`) and exits non-zero; anything else is a bug.
+ */
+export class KlpgenError extends Error {
+  constructor(message: string, readonly exitCode = 1) {
+    super(message);
+    this.name = 'KlpgenError';
+  }
+}
+
+export function fail(message: string): never {
+  throw new KlpgenError(message);
+}
+
+/** Node's system errors carry a code (ENOENT, ENOSPC, ...). */
+export function errnoCode(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null && 'code' in err
+    ? String((err as { code: unknown }).code)
+    : undefined;
+}
