@@ -16,6 +16,12 @@ function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
+function positive(flag: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new KlpgenError(`${flag}: not a positive number: ${value}`);
+  return n;
+}
+
 export function buildProgram(): Command {
   const program = new Command('klpgen')
     .description('Safe Linux kernel live patches, generated from source')
@@ -78,13 +84,13 @@ export function buildProgram(): Command {
     .option('--test <script>', 'LOADED test: exits 0 when the patch is in effect, non-zero otherwise')
     .option('--load-modules <name>', 'load this module of the target (and its dependencies) first; repeatable', collect, [])
     .option('--timeout <seconds>', 'bound on the whole VM run', '300')
+    .option('--test-timeout <seconds>', 'bound on each run of the test script', '60')
     .addOption(abiOption())
     .option('--json', 'JSON output')
-    .action(async (modules: string[], o: { test?: string; loadModules: string[]; timeout: string; abi?: string; json?: boolean }) => {
-      const timeout = Number(o.timeout);
-      if (!Number.isFinite(timeout) || timeout <= 0) throw new KlpgenError(`--timeout: not a positive number: ${o.timeout}`);
+    .action(async (modules: string[], o: { test?: string; loadModules: string[]; timeout: string; testTimeout: string; abi?: string; json?: boolean }) => {
       const report = await vmTest(await loadTarget(o.abi), {
-        modules, testScript: o.test, loadModules: o.loadModules, timeoutSeconds: timeout,
+        modules, testScript: o.test, loadModules: o.loadModules,
+        timeoutSeconds: positive('--timeout', o.timeout), testTimeoutSeconds: positive('--test-timeout', o.testTimeout),
       });
       print(!!o.json, report, formatVmReport(report));
       if (!report.ok) process.exitCode = 1;

@@ -63,6 +63,8 @@ async function setupLocked(t: ResolvedTarget, layout: TargetLayout, timings: Ste
     { stamp: 'configure', name: 'configure (headers .config + olddefconfig)', run: () => configure(t, layout, headers) },
     { stamp: 'prepare', name: 'make prepare', run: () => prepare(t, layout) },
     { stamp: 'dbg', name: 'extract vmlinux and System.map', run: () => extractDbg(t, layout, rel) },
+    // modprobe in the VM needs modules.dep & co., which the image package leaves to depmod at install.
+    { stamp: 'depmod', name: 'depmod', run: () => runChecked('depmod', ['-b', layout.pkg, rel], { what: 'depmod' }).then(() => undefined) },
   ];
   let redo = false;
   for (const step of steps) {
@@ -96,7 +98,8 @@ async function resolveWithUpdate(abi: string | undefined): Promise<ResolvedTarge
     // A fresh machine has empty package lists: refresh once if we may.
     if (!(e instanceof KlpgenError) || process.getuid?.() !== 0) throw e;
     info('package lists may be stale: running apt-get update');
-    await runChecked('apt-get', ['update'], { what: 'apt-get update', env: { ...process.env, LC_ALL: 'C' } });
+    const update = await run('apt-get', ['update'], { env: { ...process.env, LC_ALL: 'C' } });
+    if (update.code !== 0) throw e;
     return resolveTarget(abi);
   }
 }

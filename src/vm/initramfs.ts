@@ -69,9 +69,19 @@ export function moduleLoadOrder(names: string[], index: Map<string, string>): { 
   return order;
 }
 
+/**
+ * Modules that let the VM mount the target's whole module tree over 9p, so
+ * modprobe (and the kernel's request_module) find any module of the image.
+ */
+export const SHARE_MODULES = ['virtio_pci', '9pnet_virtio', '9p'];
+export const MODULES_TAG = 'klpgen_modules';
+
 export interface InitramfsSpec {
-  /** Target modules to insmod first, in order. */
-  preload: { name: string; path: string }[];
+  kernelRelease: string;
+  /** Modules insmod-ed from the initramfs to mount the module tree, in order. */
+  bootstrap: { name: string; path: string }[];
+  /** Target modules to modprobe before the test. */
+  preload: string[];
   /** Livepatch modules to test, in order. */
   livepatches: { name: string; path: string }[];
   testScript?: string;
@@ -86,6 +96,8 @@ export function initScript(spec: InitramfsSpec): string {
     '#!/bin/busybox sh',
     '/bin/busybox --install -s /bin',
     'mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs /dev',
+    // The kernel's request_module() runs this path; busybox's applets live in /bin.
+    'echo /bin/modprobe > /proc/sys/kernel/modprobe',
     'R=/dev/ttyS1',
     'say() { echo "@@ $*" > $R; }',
     // Seconds since boot with centiseconds, from /proc/uptime.
@@ -95,9 +107,11 @@ export function initScript(spec: InitramfsSpec): string {
     `run_test() { if [ -x /klpgen/test ]; then timeout ${spec.testTimeoutSeconds} sh /klpgen/test > /tmp/out 2>&1; rc=$?; sed "s/^/@@ out $1 /" /tmp/out | head -n 50 > $R; say test $1 $rc; fi; }`,
     'say booted $(uname -r)',
   ];
-  for (const m of spec.preload) {
-    lines.push(`insmod /klpgen/preload/${m.name}.ko; say preload ${m.name} $?`);
-  }
+  for (const m of spec.bootstrap) lines.push(`insmod /klpgen/boot/${m.name}.ko`);
+  const modDir = `/lib/modules/${spec.kernelRelease}`;
+  lines.push(`mkdir -p ${modDir}; mount -t 9p -o trans=virtio,version=9p2000.L,ro ${MODULES_TAG} ${modDir}; say modules $?`);
+  for (const m of spec.preload) lines.push(`modprobe ${q(m)}; say preload ${q(m)} $?`);
+  lines.push('say lsmod $(cut -d" " -f1 /proc/modules | tr "\\n" " ")');
   lines.push('run_test before');
   for (const p of spec.livepatches) {
     const dir = `/sys/kernel/livepatch/${p.name}`;
@@ -115,20 +129,19 @@ export function initScript(spec: InitramfsSpec): string {
     );
   }
   lines.push('run_test unloaded', 'say done', 'sync', 'poweroff -f', '');
-  void q;
   return lines.join('\n');
 }
 
 export function buildInitramfs(spec: InitramfsSpec): Buffer {
   const entries: CpioEntry[] = [];
-  for (const d of ['bin', 'dev', 'proc', 'sys', 'tmp', 'klpgen', 'klpgen/preload', 'klpgen/patch']) {
+  for (const d of ['bin', 'sbin', 'dev', 'proc', 'sys', 'tmp', 'lib', 'lib/modules', 'klpgen', 'klpgen/boot', 'klpgen/patch']) {
     entries.push({ path: d, mode: S_IFDIR | 0o755 });
   }
   entries.push({ path: 'bin/busybox', mode: S_IFREG | 0o755, data: readFileSync(BUSYBOX) });
   entries.push({ path: 'bin/sh', mode: S_IFLNK | 0o777, linkTarget: 'busybox' });
   entries.push({ path: 'init', mode: S_IFREG | 0o755, data: Buffer.from(initScript(spec)) });
-  for (const m of spec.preload) {
-    entries.push({ path: `klpgen/preload/${m.name}.ko`, mode: S_IFREG | 0o644, data: readFileSync(m.path) });
+  for (const m of spec.bootstrap) {
+    entries.push({ path: `klpgen/boot/${m.name}.ko`, mode: S_IFREG | 0o644, data: readFileSync(m.path) });
   }
   for (const p of spec.livepatches) {
     entries.push({ path: `klpgen/patch/${p.name}.ko`, mode: S_IFREG | 0o644, data: readFileSync(p.path) });

@@ -15,6 +15,8 @@ export interface QemuRun {
 export interface QemuOptions {
   kernel: string;
   initrd: string;
+  /** A host directory shown to the guest read-only over virtio-9p. */
+  share?: { path: string; tag: string };
   consoleLog: string;
   resultsLog: string;
   timeoutSeconds: number;
@@ -33,6 +35,9 @@ export async function bootQemu(o: QemuOptions): Promise<QemuRun> {
     '-append', 'console=ttyS0 panic=-1 loglevel=6',
     '-serial', `file:${o.consoleLog}`, '-serial', `file:${o.resultsLog}`,
   ];
+  if (o.share) {
+    args.push('-virtfs', `local,path=${o.share.path},mount_tag=${o.share.tag},security_model=none,readonly=on`);
+  }
   const start = Date.now();
   const r = await run('qemu-system-x86_64', args, { timeoutMs: o.timeoutSeconds * 1000 });
   const read = (p: string) => readFile(p, 'utf8').then((t) => t.replace(/\r/g, ''), () => '');

@@ -5,7 +5,7 @@ import { KlpgenError } from '../util/errors.js';
 import { info, timed } from '../util/progress.js';
 import { cacheRoot } from '../target/paths.js';
 import type { TargetManifest } from '../target/manifest.js';
-import { buildInitramfs, indexModules, moduleInfo, moduleLoadOrder } from './initramfs.js';
+import { MODULES_TAG, SHARE_MODULES, buildInitramfs, indexModules, moduleInfo, moduleKey, moduleLoadOrder } from './initramfs.js';
 import { bootQemu } from './qemu.js';
 
 export interface VmTestOptions {
@@ -41,7 +41,11 @@ export interface VmReport {
   abi: string;
   kernelRelease: string;
   booted: boolean;
+  /** The target's module tree mounted in the VM (modprobe works). */
+  modulesAvailable: boolean;
   preloaded: { name: string; loaded: boolean }[];
+  /** /proc/modules after preloading: what --load-modules brought in, dependencies included. */
+  loadedModules: string[];
   patches: PatchResult[];
   /** kpatch's LOADED-test convention: fails before loading, passes while loaded, fails after unloading. */
   test: { script: string; before: TestRun; after: TestRun; unloaded: TestRun; ok: boolean } | null;
@@ -78,7 +82,12 @@ export async function vmTest(target: TargetManifest, o: VmTestOptions): Promise<
     testScript = resolve(o.testScript);
     if (!existsSync(testScript) || !statSync(testScript).isFile()) throw new KlpgenError(`${o.testScript}: no such test script`);
   }
-  const preload = o.loadModules?.length ? moduleLoadOrder(o.loadModules, indexModules(target.paths.modules)) : [];
+  const index = indexModules(target.paths.modules);
+  const preload = o.loadModules ?? [];
+  for (const m of preload) {
+    if (!index.has(moduleKey(m))) throw new KlpgenError(`module ${m} not found among the target's modules`);
+  }
+  const bootstrap = moduleLoadOrder(SHARE_MODULES, index);
 
   const workDir = resolve(o.workDir ?? join(cacheRoot(), 'vm-runs', runId()));
   await mkdir(workDir, { recursive: true });
@@ -86,12 +95,12 @@ export async function vmTest(target: TargetManifest, o: VmTestOptions): Promise<
   const testTimeout = o.testTimeoutSeconds ?? 60;
   const transitionTimeout = o.transitionTimeoutSeconds ?? 30;
   await writeFile(initrd, buildInitramfs({
-    preload, livepatches: patches, testScript, testTimeoutSeconds: testTimeout, transitionTimeoutSeconds: transitionTimeout,
+    kernelRelease: target.kernelRelease, bootstrap, preload, livepatches: patches, testScript, testTimeoutSeconds: testTimeout, transitionTimeoutSeconds: transitionTimeout,
   }));
   const serialLog = join(workDir, 'console.log');
   info(`VM work dir ${workDir}`);
   const q = await timed('boot VM, load, test, unload', () => bootQemu({
-    kernel: target.paths.vmlinuz, initrd, consoleLog: serialLog, resultsLog: join(workDir, 'results.log'),
+    kernel: target.paths.vmlinuz, initrd, share: { path: target.paths.modules, tag: MODULES_TAG }, consoleLog: serialLog, resultsLog: join(workDir, 'results.log'),
     timeoutSeconds: o.timeoutSeconds ?? 300,
   }));
 
@@ -119,14 +128,16 @@ function runId(): string {
 export function interpret(
   results: string,
   consoleLog: string,
-  ctx: { patches: { file: string; name: string }[]; preload: { name: string }[]; testScript?: string; abi: string; kernelRelease: string },
+  ctx: { patches: { file: string; name: string }[]; preload: string[]; testScript?: string; abi: string; kernelRelease: string },
 ): VmReport {
   const failures: string[] = [];
   const patches: PatchResult[] = ctx.patches.map((p) => ({
     file: p.file, name: p.name, loaded: false, enabled: false, transitionSeconds: null, disabled: false, unloaded: false,
   }));
   const byName = new Map(patches.map((p) => [p.name, p]));
-  const preloaded = ctx.preload.map((m) => ({ name: m.name, loaded: false }));
+  const preloaded = ctx.preload.map((name) => ({ name, loaded: false }));
+  let modulesAvailable = false;
+  let loadedModules: string[] = [];
   const tests: Record<string, TestRun> = {};
   const testRun = (phase: string): TestRun => (tests[phase] ??= { exitCode: null, output: [] });
   let booted = false;
@@ -141,6 +152,8 @@ export function interpret(
     switch (key) {
       case 'booted': booted = true; break;
       case 'done': done = true; break;
+      case 'modules': modulesAvailable = args[0] === '0'; break;
+      case 'lsmod': loadedModules = args.filter(Boolean).sort(); break;
       case 'preload': {
         const mod = preloaded.find((x) => x.name === args[0]);
         if (mod) mod.loaded = args[1] === '0';
@@ -161,6 +174,7 @@ export function interpret(
   const problems = consoleLog.split('\n').filter((l) => PROBLEM.test(l)).slice(0, 100);
 
   if (!booted) failures.push('the kernel did not reach our init (boot failed); see the serial log');
+  if (booted && !modulesAvailable) failures.push('could not mount the target\'s modules in the VM (9p)');
   for (const m of preloaded) if (booted && !m.loaded) failures.push(`module ${m.name} failed to load`);
   for (const p of patches) {
     if (!booted) break;
@@ -186,7 +200,8 @@ export function interpret(
   if (problems.length) failures.push(`kernel reported problems: ${problems[0]?.trim()}`);
   if (booted && !done) failures.push('the VM stopped before the test sequence finished');
   return {
-    ok: failures.length === 0, failures, abi: ctx.abi, kernelRelease: ctx.kernelRelease, booted, preloaded, patches, test,
+    ok: failures.length === 0, failures, abi: ctx.abi, kernelRelease: ctx.kernelRelease, booted, modulesAvailable, preloaded,
+    loadedModules, patches, test,
     problems, timedOut: false, seconds: 0, serialLog: '', workDir: '',
   };
 }

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The test command: type-check and build, then every test (unit and the real
+# kernel ones: target setup, Kbuild, VM). The target is set up on first use.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh
+mapfile -t files < <(find dist/test -name '*.test.js' | sort)
+exec node --test --test-concurrency=1 "${files[@]}"
