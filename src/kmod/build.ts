@@ -35,7 +35,10 @@ export async function buildModule(target: TargetManifest, dir: string): Promise<
 /** The compiler's own diagnostics first (what the user must fix), else make's last lines. */
 export function compilerDiagnostics(output: string): string {
   const lines = output.split('\n');
-  const first = lines.findIndex((l) => /: (fatal )?error: |: warning: |In function /.test(l));
+  // Start at the first error (with its "In function" line), else the first warning, else make's tail.
+  let first = lines.findIndex((l) => /: (fatal )?error: /.test(l));
+  if (first > 0 && /In function /.test(lines[first - 1] ?? '')) first--;
+  if (first < 0) first = lines.findIndex((l) => /: warning: |In function /.test(l));
   const start = first >= 0 ? first : Math.max(0, lines.length - 20);
   return lines.slice(start, start + 40).join('\n').trimEnd();
 }

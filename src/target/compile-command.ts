@@ -26,7 +26,7 @@ export interface CompileCommand {
   source: string;
   /** Object Kbuild built, inside the object tree. */
   object: string;
-  /** Headers and other files the object depends on (Kbuild's deps_ list), relative to the tree when inside it. */
+  /** Headers and other files the object depends on (Kbuild's deps_ list), as Kbuild wrote them. */
   deps: string[];
 }
 

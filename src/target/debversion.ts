@@ -49,8 +49,11 @@ function compareFragment(a: string, b: string): number {
     let nb = '';
     while (i < a.length && isDigit(a[i])) na += a[i++];
     while (j < b.length && isDigit(b[j])) nb += b[j++];
-    const d = Number(na || '0') - Number(nb || '0');
-    if (d !== 0) return d < 0 ? -1 : 1;
+    // Compared as digit strings: version numbers can exceed 2^53.
+    na = na.replace(/^0+/, '');
+    nb = nb.replace(/^0+/, '');
+    if (na.length !== nb.length) return na.length < nb.length ? -1 : 1;
+    if (na !== nb) return na < nb ? -1 : 1;
   }
   return 0;
 }

@@ -29,9 +29,12 @@ export function splitShellCommands(line: string): string[][] {
     } else if (c === '"') {
       inWord = true;
       for (i++; i < line.length && line[i] !== '"'; i++) {
-        if (line[i] === '\\' && i + 1 < line.length && '"\\$`\n'.includes(line[i + 1] as string)) i++;
+        if (line[i] === '\\' && line[i + 1] === '\n') { i++; continue; }
+        if (line[i] === '\\' && i + 1 < line.length && '"\\$`'.includes(line[i + 1] as string)) i++;
         word += line[i];
       }
+    } else if (c === '\\' && line[i + 1] === '\n') {
+      i++; // line continuation
     } else if (c === '\\' && i + 1 < line.length) {
       word += line[++i];
       inWord = true;

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { splitShellCommands, shellQuote } from '../../src/util/shell.js';
 import { parseCmdFile, compileArgv, type CompileCommand } from '../../src/target/compile-command.js';
+import { compilerDiagnostics } from '../../src/kmod/build.js';
 import { KlpgenError } from '../../src/util/errors.js';
 
 // ---------------------------------------------------------------- fixture
@@ -323,4 +324,80 @@ test('compileArgv does not modify the command', () => {
   const before = JSON.stringify(c);
   compileArgv(c, { source: '/w/core.c', sourceRoot: '/w', output: '/w/core.o', extraFlags: ['-x'] });
   assert.equal(JSON.stringify(c), before);
+});
+
+// ---------------------------------------------------------------- compilerDiagnostics (src/kmod/build.ts)
+
+const MAKE_ERROR = `make: Entering directory '/usr/src/linux-headers-6.1.0-56-amd64'
+  CC [M]  /tmp/mod/hello.o
+/tmp/mod/hello.c: In function 'hello_init':
+/tmp/mod/hello.c:7:9: error: 'undeclared_thing' undeclared (first use in this function)
+    7 |         undeclared_thing = 1;
+      |         ^~~~~~~~~~~~~~~~
+/tmp/mod/hello.c:7:9: note: each undeclared identifier is reported only once for each function it appears in
+make[2]: *** [/usr/src/linux-headers-6.1.0-56-common/scripts/Makefile.build:250: /tmp/mod/hello.o] Error 1
+make[1]: *** [/usr/src/linux-headers-6.1.0-56-common/Makefile:2012: /tmp/mod] Error 2
+make: *** [/usr/src/linux-headers-6.1.0-56-common/Makefile:238: __sub-make] Error 2
+make: Leaving directory '/usr/src/linux-headers-6.1.0-56-amd64'
+`;
+
+test('compilerDiagnostics: starts at the compiler\'s error region, not make\'s chatter', () => {
+  const d = compilerDiagnostics(MAKE_ERROR);
+  const lines = d.split('\n');
+  assert.equal(lines[0], "/tmp/mod/hello.c: In function 'hello_init':");
+  assert.equal(lines[1], "/tmp/mod/hello.c:7:9: error: 'undeclared_thing' undeclared (first use in this function)");
+  assert.ok(d.includes('    7 |         undeclared_thing = 1;'));
+  assert.ok(!d.includes('Entering directory'));
+  assert.ok(!d.includes('CC [M]'));
+  assert.ok(!d.endsWith('\n'));
+});
+
+test('compilerDiagnostics: a fatal error without "In function" starts the region', () => {
+  const out = `make: Entering directory '/usr/src/linux-headers-6.1.0-56-amd64'
+  CC [M]  /tmp/mod/hello.o
+/tmp/mod/hello.c:1:10: fatal error: nosuch.h: No such file or directory
+    1 | #include <nosuch.h>
+      |          ^~~~~~~~~~
+compilation terminated.
+make[2]: *** [scripts/Makefile.build:250: /tmp/mod/hello.o] Error 1
+`;
+  const d = compilerDiagnostics(out);
+  assert.ok(d.startsWith('/tmp/mod/hello.c:1:10: fatal error: nosuch.h: No such file or directory\n'), d);
+  assert.ok(d.includes('compilation terminated.'));
+});
+
+test('compilerDiagnostics: the region starts at the first error, even after many warnings', () => {
+  const out = `  CC [M]  /tmp/mod/hello.o
+/tmp/mod/hello.c:3:13: warning: 'unused' defined but not used [-Wunused-function]
+    3 | static void unused(void) {}
+      |             ^~~~~~
+/tmp/mod/hello.c:9:1: error: expected ';' before '}' token
+make[2]: *** [scripts/Makefile.build:250: /tmp/mod/hello.o] Error 1
+`;
+  const d = compilerDiagnostics(out);
+  assert.match(d, /^\/tmp\/mod\/hello\.c:9:1: error: expected ';' before '}' token/);
+  const warnings = Array.from({ length: 15 }, (_, i) => `/tmp/m/a.c:${i + 1}:1: warning: w${i}\n  x\n  ^`).join('\n');
+  const many = compilerDiagnostics(`${warnings}\n/tmp/m/a.c:40:1: error: expected ';' before '}' token\n`);
+  assert.match(many, /a\.c:40:1: error: expected ';'/);
+});
+
+test('compilerDiagnostics: at most 40 lines from the region\'s start', () => {
+  const tail = Array.from({ length: 100 }, (_, i) => `note line ${i}`);
+  const d = compilerDiagnostics(`make: Entering directory '/x'\n/tmp/m/a.c:1:1: error: boom\n${tail.join('\n')}\n`);
+  const lines = d.split('\n');
+  assert.equal(lines.length, 40);
+  assert.equal(lines[0], '/tmp/m/a.c:1:1: error: boom');
+  assert.equal(lines[39], 'note line 38');
+});
+
+test('compilerDiagnostics: without compiler diagnostics, make\'s last lines', () => {
+  const lines = Array.from({ length: 30 }, (_, i) => `make line ${i}`);
+  lines.push('ERROR: modpost: "undefined_fn" [/tmp/mod/hello.ko] undefined!');
+  const d = compilerDiagnostics(`${lines.join('\n')}\n`);
+  assert.ok(d.endsWith('ERROR: modpost: "undefined_fn" [/tmp/mod/hello.ko] undefined!'), d);
+  assert.ok(d.includes('make line 29'));
+  assert.ok(!d.includes('make line 5\n'));
+  assert.ok(d.split('\n').length <= 20);
+  assert.equal(compilerDiagnostics(''), '');
+  assert.equal(compilerDiagnostics('only line'), 'only line');
 });

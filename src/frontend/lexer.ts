@@ -1,0 +1,261 @@
+import { KEYWORDS, PUNCT_BASE, PUNCTUATORS, T } from './tokens.js';
+
+/**
+ * Tokens of one preprocessed translation unit (gcc -E output with line
+ * markers), stored column-wise in typed arrays: a kernel TU has over a
+ * million tokens.
+ */
+export interface TokenStream {
+  text: string;
+  count: number;
+  code: Int16Array;
+  start: Int32Array;
+  end: Int32Array;
+  /** The spelling of identifier tokens (undefined for others). */
+  names: (string | undefined)[];
+  lines: LineMap;
+}
+
+/** One `# N "file" flags` marker: from `offset` on, .i text is `file` starting at line N. */
+export interface LineMarker {
+  offset: number;
+  file: number;
+  line: number;
+  /** Line number in the .i text (1-based) of the line after the marker. */
+  iLine: number;
+}
+
+/** Maps offsets of the .i text back to original files and lines. */
+export class LineMap {
+  readonly files: string[] = [];
+  private readonly fileIndex = new Map<string, number>();
+  readonly markers: LineMarker[] = [];
+  /** Offsets where each .i line starts. */
+  lineStarts: Int32Array = new Int32Array(1024);
+  lineCount = 1;
+
+  fileId(name: string): number {
+    let id = this.fileIndex.get(name);
+    if (id === undefined) {
+      id = this.files.length;
+      this.files.push(name);
+      this.fileIndex.set(name, id);
+    }
+    return id;
+  }
+
+  addLineStart(offset: number): void {
+    if (this.lineCount === this.lineStarts.length) {
+      const bigger = new Int32Array(this.lineStarts.length * 2);
+      bigger.set(this.lineStarts);
+      this.lineStarts = bigger;
+    }
+    this.lineStarts[this.lineCount++] = offset;
+  }
+
+  /** 1-based line and column of an offset in the .i text. */
+  iPosition(offset: number): { line: number; col: number } {
+    let lo = 0;
+    let hi = this.lineCount - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if ((this.lineStarts[mid] as number) <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    return { line: lo + 1, col: offset - (this.lineStarts[lo] as number) + 1 };
+  }
+
+  /** Original file and line of an offset in the .i text. */
+  original(offset: number): { file: string; line: number; col: number } {
+    const pos = this.iPosition(offset);
+    let lo = 0;
+    let hi = this.markers.length - 1;
+    if (hi < 0 || (this.markers[0] as LineMarker).offset > offset) return { file: '<unknown>', line: pos.line, col: pos.col };
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if ((this.markers[mid] as LineMarker).offset <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    const m = this.markers[lo] as LineMarker;
+    return { file: this.files[m.file] as string, line: m.line + (pos.line - m.iLine), col: pos.col };
+  }
+
+  /** Index into `files` of the file an offset belongs to. */
+  fileAt(offset: number): number {
+    let lo = 0;
+    let hi = this.markers.length - 1;
+    if (hi < 0) return -1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if ((this.markers[mid] as LineMarker).offset <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    return (this.markers[lo] as LineMarker).file;
+  }
+}
+
+export class LexError extends Error {
+  constructor(message: string, readonly offset: number) {
+    super(message);
+  }
+}
+
+// Punctuator lookup: for each first character, candidates longest first.
+const PUNCT_BY_CHAR = new Map<number, { text: string; code: number }[]>();
+PUNCTUATORS.forEach((p, i) => {
+  const c = p.charCodeAt(0);
+  const list = PUNCT_BY_CHAR.get(c) ?? [];
+  list.push({ text: p, code: PUNCT_BASE + i });
+  list.sort((a, b) => b.text.length - a.text.length);
+  PUNCT_BY_CHAR.set(c, list);
+});
+
+function isIdentStart(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95 || c === 36 || c >= 128;
+}
+function isIdentChar(c: number): boolean {
+  return isIdentStart(c) || (c >= 48 && c <= 57);
+}
+function isDigit(c: number): boolean {
+  return c >= 48 && c <= 57;
+}
+
+export function lex(text: string): TokenStream {
+  const n = text.length;
+  let cap = Math.max(1024, Math.floor(n / 4));
+  let code = new Int16Array(cap);
+  let start = new Int32Array(cap);
+  let end = new Int32Array(cap);
+  const names: (string | undefined)[] = [];
+  const lines = new LineMap();
+  let count = 0;
+  let iLine = 1;
+  let atLineStart = true;
+
+  const push = (c: number, s: number, e: number) => {
+    if (count === cap) {
+      cap *= 2;
+      const c2 = new Int16Array(cap); c2.set(code); code = c2;
+      const s2 = new Int32Array(cap); s2.set(start); start = s2;
+      const e2 = new Int32Array(cap); e2.set(end); end = e2;
+    }
+    code[count] = c;
+    start[count] = s;
+    end[count] = e;
+    count++;
+  };
+
+  let i = 0;
+  while (i < n) {
+    const c = text.charCodeAt(i);
+    if (c === 10) {
+      i++;
+      iLine++;
+      lines.addLineStart(i);
+      atLineStart = true;
+      continue;
+    }
+    if (c === 32 || c === 9 || c === 13 || c === 12 || c === 11) { i++; continue; }
+    if (c === 35 && atLineStart) {
+      // A line marker or a directive gcc -E keeps (#pragma): consume the line.
+      let j = i + 1;
+      while (j < n && (text.charCodeAt(j) === 32 || text.charCodeAt(j) === 9)) j++;
+      let lineEnd = text.indexOf('\n', j);
+      if (lineEnd < 0) lineEnd = n;
+      if (isDigit(text.charCodeAt(j))) {
+        const m = /^(\d+)\s+"((?:[^"\\]|\\.)*)"/.exec(text.slice(j, lineEnd));
+        if (m) {
+          lines.markers.push({
+            offset: lineEnd + 1,
+            file: lines.fileId(m[2]!.replace(/\\(.)/g, '$1')),
+            line: Number(m[1]),
+            iLine: iLine + 1,
+          });
+        }
+      }
+      i = lineEnd;
+      continue;
+    }
+    atLineStart = false;
+    const s = i;
+    if (isIdentStart(c)) {
+      i++;
+      while (i < n && isIdentChar(text.charCodeAt(i))) i++;
+      // Prefixed literals: L"..", u8"..", u'..', U'..'
+      const q = text.charCodeAt(i);
+      if ((q === 34 || q === 39) && i - s <= 2 && /^(L|u8|u|U)$/.test(text.slice(s, i))) {
+        i = skipQuoted(text, i, q);
+        push(q === 34 ? T.STRING : T.CHAR, s, i);
+        continue;
+      }
+      const word = text.slice(s, i);
+      const k = KEYWORDS.get(word);
+      if (k !== undefined) push(k, s, i);
+      else {
+        names[count] = word;
+        push(T.IDENT, s, i);
+      }
+      continue;
+    }
+    if (isDigit(c) || (c === 46 && isDigit(text.charCodeAt(i + 1)))) {
+      // A pp-number: digits, letters, '.', and signs after e/E/p/P.
+      i++;
+      while (i < n) {
+        const d = text.charCodeAt(i);
+        if (isIdentChar(d) || d === 46) { i++; continue; }
+        if ((d === 43 || d === 45) && /[eEpP]/.test(text[i - 1] as string)) { i++; continue; }
+        break;
+      }
+      push(T.NUMBER, s, i);
+      continue;
+    }
+    if (c === 34 || c === 39) {
+      i = skipQuoted(text, i, c);
+      push(c === 34 ? T.STRING : T.CHAR, s, i);
+      continue;
+    }
+    if (c === 47 && text.charCodeAt(i + 1) === 42) {
+      // Comments survive only with -C; skip them anyway.
+      const e = text.indexOf('*/', i + 2);
+      const stop = e < 0 ? n : e + 2;
+      for (let k = i; k < stop; k++) if (text.charCodeAt(k) === 10) { iLine++; lines.addLineStart(k + 1); }
+      i = stop;
+      continue;
+    }
+    if (c === 47 && text.charCodeAt(i + 1) === 47) {
+      const e = text.indexOf('\n', i);
+      i = e < 0 ? n : e;
+      continue;
+    }
+    if (c === 92 && text.charCodeAt(i + 1) === 10) { i++; continue; }
+    const cands = PUNCT_BY_CHAR.get(c);
+    if (cands) {
+      let matched = false;
+      for (const p of cands) {
+        if (p.text.length === 1 || text.startsWith(p.text, i)) {
+          i += p.text.length;
+          push(p.code, s, i);
+          matched = true;
+          break;
+        }
+      }
+      if (matched) continue;
+    }
+    throw new LexError(`stray '${text[i]}' in program`, i);
+  }
+  push(T.EOF, n, n);
+  return { text, count, code, start, end, names, lines };
+}
+
+function skipQuoted(text: string, i: number, quote: number): number {
+  let j = i + 1;
+  const n = text.length;
+  while (j < n) {
+    const d = text.charCodeAt(j);
+    if (d === 92) { j += 2; continue; }
+    if (d === quote) return j + 1;
+    if (d === 10) throw new LexError(`missing terminating ${String.fromCharCode(quote)} character`, i);
+    j++;
+  }
+  throw new LexError(`missing terminating ${String.fromCharCode(quote)} character`, i);
+}
