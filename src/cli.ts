@@ -7,6 +7,7 @@ import { shellQuote } from './util/shell.js';
 import { buildModule } from './kmod/build.js';
 import { vmTest, formatVmReport } from './vm/vm-test.js';
 import { runDemo } from './demo.js';
+import { formatModel, translationUnit } from './frontend/tu.js';
 
 function print(json: boolean, value: unknown, text: string): void {
   process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${text}\n`);
@@ -66,6 +67,17 @@ export function buildProgram(): Command {
     .action(async (file: string, o: { abi?: string; json?: boolean }) => {
       const cmd = await compileCommand(await loadTarget(o.abi), file);
       print(!!o.json, cmd, `cd ${shellQuote(cmd.cwd)} && ${cmd.argv.map(shellQuote).join(' ')}`);
+    });
+
+  program.command('tu')
+    .description('the model of one translation unit of the target: declarations, definitions, references')
+    .argument('<file>', 'path of the .c file, relative to the kernel tree')
+    .option('--all', 'text output lists header entities too (JSON always has all)')
+    .addOption(abiOption())
+    .option('--json', 'JSON output')
+    .action(async (file: string, o: { abi?: string; json?: boolean; all?: boolean }) => {
+      const model = await translationUnit(await loadTarget(o.abi), file);
+      print(!!o.json, model, formatModel(model, !!o.all));
     });
 
   program.command('build-module')

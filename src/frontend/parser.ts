@@ -135,6 +135,8 @@ const BUILTIN_TYPEDEFS = ['__builtin_va_list', '__int128_t', '__uint128_t', '__g
 export interface ParseResult {
   tokens: TokenStream;
   entities: Entity[];
+  /** Token ranges [first, last] of asm templates (file scope and statements): they can define symbols. */
+  asmTemplates: [number, number][];
   /** Identifiers used without any declaration in scope (besides gcc's builtins): should be empty. */
   unresolved: Set<string>;
 }
@@ -158,13 +160,14 @@ export function parseTranslationUnit(text: string): ParseResult {
     }
     throw e;
   }
-  return { tokens, entities: parser.entities, unresolved: parser.unresolved };
+  return { tokens, entities: parser.entities, asmTemplates: parser.asmTemplates, unresolved: parser.unresolved };
 }
 
 class Parser {
   pos = 0;
   readonly entities: Entity[] = [];
   readonly unresolved = new Set<string>();
+  readonly asmTemplates: [number, number][] = [];
   private readonly code: Int16Array;
   private readonly names: (string | undefined)[];
   private level = 0;
@@ -300,7 +303,9 @@ class Parser {
     if (c === K.asm) {
       // File-scope basic asm: asm("...");
       this.pos++;
-      this.skipBalanced(LPAREN, RPAREN);
+      this.expect(LPAREN);
+      this.asmTemplate();
+      this.expect(RPAREN);
       this.expect(SEMI);
       return;
     }
@@ -331,6 +336,12 @@ class Parser {
     const specRefs = fileScope ? new Set<string>() : outerRefs;
     this.refs = specRefs;
     const specs = this.declSpecifiers(fileScope ? first : -1);
+    if (!specs.sawType && specs.attributes.length > 0 && this.peek() === SEMI) {
+      // An attribute declaration: __attribute__((fallthrough));
+      this.pos++;
+      this.refs = outerRefs;
+      return;
+    }
     if (!specs.sawType && specs.storage === 'none' && !specs.inline && this.peek() !== T.IDENT && this.peek() !== STAR && this.peek() !== LPAREN) {
       this.error(`expected a declaration, found ${this.found()}`);
     }
@@ -381,7 +392,9 @@ class Parser {
       if (fileScope) {
         const kind = specs.storage === 'typedef' ? 'typedef' : isFunction ? 'function' : 'variable';
         const e = this.newEntity(kind, name, specs, attrs, first, declRefs);
-        e.definition = kind === 'typedef' || (kind === 'variable' && (hasInit || specs.storage !== 'extern'));
+        // alias("target") makes gcc emit the symbol: a definition.
+        e.definition = kind === 'typedef' || (kind === 'variable' && (hasInit || specs.storage !== 'extern')) ||
+          attrs.some((a) => a.name === 'alias');
         pending.push(e);
       }
       if (this.accept(COMMA)) continue;
@@ -708,12 +721,12 @@ class Parser {
     let name: string | undefined;
     let nameToken = -1;
     const c = this.peek();
-    if (c === T.IDENT && !(abstract && this.isTypedefName(this.pos) && !member)) {
+    if (c === T.IDENT) {
+      // After complete specifiers an identifier is the declared name, even one
+      // that is also a typedef name (`initxattrs initxattrs`).
       name = this.name();
       nameToken = this.pos;
       this.pos++;
-    } else if (c === T.IDENT && abstract && !member) {
-      // In a parameter list a typedef name here starts the next type: e.g. `int (foo_t)` — treat as params below.
     } else if (c === LPAREN && this.isNestedDeclarator(abstract)) {
       this.pos++;
       inner = this.declarator(abstract, member);
@@ -745,9 +758,6 @@ class Parser {
       }
       break;
     }
-    if (this.peek() === K.attribute && !member) {
-      // Attributes after a parameter declarator belong to it.
-    }
     const derivs: Deriv[] = [...(inner?.derivs ?? []), ...suffixes];
     for (let i = 0; i < pointers; i++) derivs.push(Deriv.Pointer);
     return {
@@ -760,7 +770,8 @@ class Parser {
   /** After '(' in a declarator: a parenthesized declarator, or a parameter list? */
   private isNestedDeclarator(abstract: boolean): boolean {
     const n = this.peek(1);
-    if (n === STAR || n === LPAREN || n === LBRACKET || n === K.attribute) return n !== LPAREN || true;
+    if (n === STAR || n === LPAREN || n === LBRACKET || n === K.attribute) return true;
+    // `(T)` with T a typedef name is a parameter list (C11 6.7.6.3p11).
     if (n === T.IDENT) return !abstract || !this.isTypedefName(this.pos + 1);
     return false;
   }
@@ -983,7 +994,7 @@ class Parser {
       break;
     }
     this.expect(LPAREN);
-    this.stringLiterals();
+    this.asmTemplate();
     for (let section = 0; section < 4 && this.accept(COLON); section++) {
       if (section < 2) {
         while (this.peek() === LBRACKET || this.peek() === T.STRING) {
@@ -1011,6 +1022,12 @@ class Parser {
     }
     this.expect(RPAREN, 'to close the asm statement');
     this.expect(SEMI);
+  }
+
+  private asmTemplate(): void {
+    const first = this.pos;
+    this.stringLiterals();
+    this.asmTemplates.push([first, this.pos - 1]);
   }
 
   private stringLiterals(): void {

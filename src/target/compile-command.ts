@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { cpus } from 'node:os';
 import { dirname, isAbsolute, join, normalize, relative } from 'node:path';
 import { KlpgenError } from '../util/errors.js';
 import { run } from '../util/exec.js';
@@ -42,10 +43,41 @@ export function normaliseSourcePath(target: TargetManifest, file: string): strin
   return rel;
 }
 
+function cmdFileOf(target: TargetManifest, rel: string): string {
+  return join(target.paths.build, rel.replace(/\.c$/, '.o').replace(/([^/]+)$/, '.$1.cmd'));
+}
+
+/**
+ * Compile commands of many TUs: the objects Kbuild has not built yet are
+ * built in one parallel make run, then each .cmd file is read.
+ */
+export async function compileCommands(target: TargetManifest, files: string[]): Promise<Map<string, CompileCommand | KlpgenError>> {
+  const out = new Map<string, CompileCommand | KlpgenError>();
+  const rels: string[] = [];
+  for (const f of files) {
+    try { rels.push(normaliseSourcePath(target, f)); } catch (e) {
+      if (e instanceof KlpgenError) out.set(f, e); else throw e;
+    }
+  }
+  const missing = rels.filter((r) => !existsSync(cmdFileOf(target, r)));
+  if (missing.length > 1) {
+    const layout = targetLayout(target.abi);
+    await run('make', [...kbuildArgs(layout, target.abi), '-k', `-j${cpus().length}`, ...missing.map((r) => r.replace(/\.c$/, '.o'))], {
+      env: makeEnv(), heartbeat: `compiling ${missing.length} objects`,
+    });
+  }
+  for (const r of rels) {
+    try { out.set(r, await compileCommand(target, r)); } catch (e) {
+      if (e instanceof KlpgenError) out.set(r, e); else throw e;
+    }
+  }
+  return out;
+}
+
 export async function compileCommand(target: TargetManifest, file: string): Promise<CompileCommand> {
   const rel = normaliseSourcePath(target, file);
   const obj = rel.replace(/\.c$/, '.o');
-  const cmdFile = join(target.paths.build, obj.replace(/([^/]+)$/, '.$1.cmd'));
+  const cmdFile = cmdFileOf(target, rel);
   if (!existsSync(cmdFile)) {
     // Building the single object makes Kbuild write its .cmd, in our object tree only.
     const layout = targetLayout(target.abi);
