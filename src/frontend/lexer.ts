@@ -11,8 +11,10 @@ export interface TokenStream {
   code: Int16Array;
   start: Int32Array;
   end: Int32Array;
-  /** The spelling of identifier tokens (undefined for others). */
-  names: (string | undefined)[];
+  /** For identifier tokens, the index of their spelling in `identifiers`. */
+  ident: Int32Array;
+  /** Distinct identifier spellings, interned. */
+  identifiers: string[];
   lines: LineMap;
 }
 
@@ -126,11 +128,12 @@ export function lex(text: string): TokenStream {
   let code = new Int16Array(cap);
   let start = new Int32Array(cap);
   let end = new Int32Array(cap);
-  const names: (string | undefined)[] = [];
+  let ident = new Int32Array(cap);
   const lines = new LineMap();
   let count = 0;
   let iLine = 1;
   let atLineStart = true;
+  const interner = new Interner();
 
   const push = (c: number, s: number, e: number) => {
     if (count === cap) {
@@ -138,6 +141,7 @@ export function lex(text: string): TokenStream {
       const c2 = new Int16Array(cap); c2.set(code); code = c2;
       const s2 = new Int32Array(cap); s2.set(start); start = s2;
       const e2 = new Int32Array(cap); e2.set(end); end = e2;
+      const i2 = new Int32Array(cap); i2.set(ident); ident = i2;
     }
     code[count] = c;
     start[count] = s;
@@ -179,8 +183,13 @@ export function lex(text: string): TokenStream {
     atLineStart = false;
     const s = i;
     if (isIdentStart(c)) {
+      let h = c;
       i++;
-      while (i < n && isIdentChar(text.charCodeAt(i))) i++;
+      for (; i < n; i++) {
+        const d = text.charCodeAt(i);
+        if (!isIdentChar(d)) break;
+        h = (Math.imul(h, 31) + d) | 0;
+      }
       // Prefixed literals: L"..", u8"..", u'..', U'..'
       const q = text.charCodeAt(i);
       if ((q === 34 || q === 39) && i - s <= 2 && /^(L|u8|u|U)$/.test(text.slice(s, i))) {
@@ -188,12 +197,12 @@ export function lex(text: string): TokenStream {
         push(q === 34 ? T.STRING : T.CHAR, s, i);
         continue;
       }
-      const word = text.slice(s, i);
-      const k = KEYWORDS.get(word);
-      if (k !== undefined) push(k, s, i);
+      const id = interner.intern(text, s, i, h);
+      const k = interner.keyword[id] as number;
+      if (k !== 0) push(k, s, i);
       else {
-        names[count] = word;
         push(T.IDENT, s, i);
+        ident[count - 1] = id; // after push: it may have grown the arrays
       }
       continue;
     }
@@ -244,7 +253,52 @@ export function lex(text: string): TokenStream {
     throw new LexError(`stray '${text[i]}' in program`, i);
   }
   push(T.EOF, n, n);
-  return { text, count, code, start, end, names, lines };
+  return { text, count, code, start, end, ident, identifiers: interner.strings, lines };
+}
+
+/**
+ * Identifiers interned by a hash of their characters: each distinct name is
+ * sliced once, and every later occurrence shares that string (the parser's
+ * Map lookups then reuse its cached hash).
+ */
+class Interner {
+  private table = new Int32Array(1 << 16).fill(-1);
+  private hashes: number[] = [];
+  readonly strings: string[] = [];
+  readonly keyword: number[] = [];
+
+  intern(text: string, s: number, e: number, h: number): number {
+    const mask = this.table.length - 1;
+    let slot = h & mask;
+    for (;;) {
+      const id = this.table[slot] as number;
+      if (id < 0) break;
+      if (this.hashes[id] === h) {
+        const str = this.strings[id] as string;
+        if (str.length === e - s && text.startsWith(str, s)) return id;
+      }
+      slot = (slot + 1) & mask;
+    }
+    const id = this.strings.length;
+    const str = text.slice(s, e);
+    this.strings.push(str);
+    this.hashes.push(h);
+    this.keyword.push(KEYWORDS.get(str) ?? 0);
+    this.table[slot] = id;
+    if (this.strings.length * 2 > this.table.length) this.grow();
+    return id;
+  }
+
+  private grow(): void {
+    const table = new Int32Array(this.table.length * 2).fill(-1);
+    const mask = table.length - 1;
+    this.hashes.forEach((h, id) => {
+      let slot = h & mask;
+      while ((table[slot] as number) >= 0) slot = (slot + 1) & mask;
+      table[slot] = id;
+    });
+    this.table = table;
+  }
 }
 
 function skipQuoted(text: string, i: number, quote: number): number {

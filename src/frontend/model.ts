@@ -122,7 +122,12 @@ export function buildModel(input: BuildModelInput): TuModel {
   }
   const parseSeconds = (performance.now() - t0) / 1000;
   const ts = parsed.tokens;
-  const rel = (f: string) => relPath(f, input.sourceRoot);
+  const relCache = new Map<string, string>();
+  const rel = (f: string) => {
+    let r = relCache.get(f);
+    if (r === undefined) relCache.set(f, (r = relPath(f, input.sourceRoot)));
+    return r;
+  };
 
   // Kinds of ordinary names, to turn reference keys into `kind:name`.
   const ordinaryKind = new Map<string, EntityKind>();
@@ -140,7 +145,8 @@ export function buildModel(input: BuildModelInput): TuModel {
 
   const macros = input.sourceText !== undefined ? scanMacros(input.sourceText) : [];
   const macroNames = new Set(macros.map((m) => m.name));
-  const sourceLines = input.sourceText?.split('\n');
+  // Comments and strings blanked (newlines kept), so line slices see only code.
+  const sourceLines = input.sourceText !== undefined ? blankCommentsAndStrings(input.sourceText).split('\n') : undefined;
   const mainFile = input.file;
 
   const entities = parsed.entities.map((e) => toTuEntity(e, ts, rel, refKey));
@@ -219,27 +225,29 @@ function relPath(file: string, root: string | undefined): string {
   return r.startsWith('..') ? file : r;
 }
 
+/** Replace comments and string/char literals by spaces, keeping every newline where it was. */
+export function blankCommentsAndStrings(text: string): string {
+  return text.replace(/\/\*[\s\S]*?\*\/|\/\/[^\n]*|"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'/g, (m) => m.replace(/[^\n]/g, ' '));
+}
+
 function locate(input: BuildModelInput, offset: number): { file: string; line: number; col: number } {
   // Re-derive the position from line markers without a full lex (the lexer may be what failed).
   const text = input.preprocessed;
-  let line = 1;
-  let lineStart = 0;
   let file = input.file;
-  let origLine = 1;
-  let markerLine = 0;
-  for (let i = 0; i < offset && i < text.length; i++) {
-    if (text.charCodeAt(i) !== 10) continue;
-    line++;
-    lineStart = i + 1;
-    if (text.charCodeAt(lineStart) === 35) {
-      const end = text.indexOf('\n', lineStart);
-      const m = /^#\s*(\d+)\s+"((?:[^"\\]|\\.)*)"/.exec(text.slice(lineStart, end < 0 ? text.length : end));
-      if (m && end >= 0 && end < offset) {
-        file = m[2] as string;
-        origLine = Number(m[1]);
-        markerLine = line + 1;
-      }
+  let origLine = 1; // original line of the current .i line
+  let lineStart = 0;
+  for (;;) {
+    const nl = text.indexOf('\n', lineStart);
+    const lineEnd = nl < 0 ? text.length : nl;
+    if (offset <= lineEnd || nl < 0) break;
+    const m = text.charCodeAt(lineStart) === 35 ? /^#\s*(\d+)\s+"((?:[^"\\]|\\.)*)"/.exec(text.slice(lineStart, lineEnd)) : null;
+    if (m) {
+      file = m[2] as string;
+      origLine = Number(m[1]);
+    } else {
+      origLine++;
     }
+    lineStart = nl + 1;
   }
-  return { file: relPath(file, input.sourceRoot), line: markerLine ? origLine + (line - markerLine) : line, col: offset - lineStart + 1 };
+  return { file: relPath(file, input.sourceRoot), line: origLine, col: offset - lineStart + 1 };
 }

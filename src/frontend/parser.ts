@@ -54,11 +54,17 @@ interface Binding {
   /** For typedefs: names a function type (`typedef int fn_t(void)`), so `fn_t foo;` declares a function. */
   fnType: boolean;
   linkage: Linkage;
+  /** A block-scope extern or function declaration: it names the file-scope entity. */
+  external: boolean;
 }
 
 interface TagBinding {
   level: number;
   prev: TagBinding | undefined;
+  /** 'struct foo': the reference key, built once. */
+  key: string;
+  map: Map<string, TagBinding>;
+  name: string;
 }
 
 interface DeclSpecs {
@@ -169,19 +175,28 @@ class Parser {
   readonly unresolved = new Set<string>();
   readonly asmTemplates: [number, number][] = [];
   private readonly code: Int16Array;
-  private readonly names: (string | undefined)[];
+  private readonly ident: Int32Array;
+  private readonly identifiers: string[];
   private level = 0;
   private readonly ordinary = new Map<string, Binding>();
-  private readonly tags = new Map<string, TagBinding>();
-  private readonly scopeNames: string[][] = [[]];
-  private readonly scopeTags: string[][] = [[]];
+  /** One map per tag keyword, keyed by the interned name: no key strings built per use. */
+  private readonly tagMaps: Record<'struct' | 'union' | 'enum', Map<string, TagBinding>> = {
+    struct: new Map(), union: new Map(), enum: new Map(),
+  };
+  /** Names bound since each scope opened: one log and a stack of marks, so scopes allocate nothing. */
+  private readonly boundNames: string[] = [];
+  private readonly boundTags: TagBinding[] = [];
+  private readonly nameMarks: number[] = [];
+  private readonly tagMarks: number[] = [];
   /** Where references go: the set of the top-level entity being read. */
   private refs: Set<string> = new Set();
 
   constructor(private readonly ts: TokenStream) {
     this.code = ts.code;
-    this.names = ts.names;
-    for (const name of BUILTIN_TYPEDEFS) this.bind(name, BindingKind.Typedef, false, 'none');
+    this.ident = ts.ident;
+    this.identifiers = ts.identifiers;
+    // Level -1: visible everywhere, never a reference to an entity of the TU.
+    for (const name of BUILTIN_TYPEDEFS) this.bind(name, BindingKind.Typedef, false, 'none').level = -1;
   }
 
   // ---- token helpers -------------------------------------------------------
@@ -192,7 +207,7 @@ class Parser {
   }
 
   private name(i = this.pos): string {
-    return this.names[i] as string;
+    return this.identifiers[this.ident[i] as number] as string;
   }
 
   private accept(c: number): boolean {
@@ -231,20 +246,23 @@ class Parser {
 
   private enterScope(): void {
     this.level++;
-    this.scopeNames.push([]);
-    this.scopeTags.push([]);
+    this.nameMarks.push(this.boundNames.length);
+    this.tagMarks.push(this.boundTags.length);
   }
 
   private exitScope(): void {
-    for (const n of this.scopeNames.pop() ?? []) {
+    const nameMark = this.nameMarks.pop() as number;
+    while (this.boundNames.length > nameMark) {
+      const n = this.boundNames.pop() as string;
       const b = this.ordinary.get(n);
       if (b?.prev) this.ordinary.set(n, b.prev);
       else this.ordinary.delete(n);
     }
-    for (const n of this.scopeTags.pop() ?? []) {
-      const b = this.tags.get(n);
-      if (b?.prev) this.tags.set(n, b.prev);
-      else this.tags.delete(n);
+    const tagMark = this.tagMarks.pop() as number;
+    while (this.boundTags.length > tagMark) {
+      const b = this.boundTags.pop() as TagBinding;
+      if (b.prev) b.map.set(b.name, b.prev);
+      else b.map.delete(b.name);
     }
     this.level--;
   }
@@ -257,9 +275,9 @@ class Parser {
       prev.fnType = fnType;
       return prev;
     }
-    const b: Binding = { kind, level: this.level, prev, fnType, linkage };
+    const b: Binding = { kind, level: this.level, prev, fnType, linkage, external: false };
     this.ordinary.set(name, b);
-    (this.scopeNames[this.scopeNames.length - 1] as string[]).push(name);
+    this.boundNames.push(name);
     return b;
   }
 
@@ -270,25 +288,29 @@ class Parser {
       if (!isBuiltinName(name)) this.unresolved.add(name);
       return;
     }
-    if (b.level === 0) this.refs.add(name);
+    if (b.level === 0 || b.external) this.refs.add(name);
   }
 
   private isTypedefName(i: number): boolean {
     if (this.code[i] !== T.IDENT) return false;
-    return this.ordinary.get(this.names[i] as string)?.kind === BindingKind.Typedef;
+    return this.ordinary.get(this.name(i))?.kind === BindingKind.Typedef;
+  }
+
+  private declareTag(keyword: 'struct' | 'union' | 'enum', name: string): TagBinding {
+    const map = this.tagMaps[keyword];
+    const prev = map.get(name);
+    if (prev && prev.level === this.level) return prev;
+    const b: TagBinding = { level: this.level, prev, key: prev?.key ?? `${keyword} ${name}`, map, name };
+    map.set(name, b);
+    this.boundTags.push(b);
+    return b;
   }
 
   /** `struct foo` used: refer to the visible tag, or declare it here if none is. */
-  private useTag(keyword: string, name: string, declareHere: boolean): void {
-    const key = `${keyword} ${name}`;
-    let b = this.tags.get(key);
-    if (declareHere && b && b.level !== this.level) b = undefined;
-    if (b === undefined) {
-      b = { level: this.level, prev: this.tags.get(key) };
-      this.tags.set(key, b);
-      (this.scopeTags[this.scopeTags.length - 1] as string[]).push(key);
-    }
-    if (b.level === 0) this.refs.add(key);
+  private useTag(keyword: 'struct' | 'union' | 'enum', name: string, declareHere: boolean): void {
+    let b = this.tagMaps[keyword].get(name);
+    if (b === undefined || (declareHere && b.level !== this.level)) b = this.declareTag(keyword, name);
+    if (b.level === 0) this.refs.add(b.key);
   }
 
   // ---- top level -----------------------------------------------------------
@@ -368,9 +390,11 @@ class Parser {
       if (specs.storage === 'typedef') {
         this.bind(name, BindingKind.Typedef, isFunction, 'none');
       } else if (isFunction) {
-        this.bind(name, BindingKind.Function, false, this.linkageOf(name, specs.storage, true, fileScope));
+        const b = this.bind(name, BindingKind.Function, false, this.linkageOf(name, specs.storage, true, fileScope));
+        if (!fileScope) b.external = true;
       } else {
-        this.bind(name, BindingKind.Object, false, this.linkageOf(name, specs.storage, false, fileScope));
+        const b = this.bind(name, BindingKind.Object, false, this.linkageOf(name, specs.storage, false, fileScope));
+        if (!fileScope && specs.storage === 'extern') b.external = true;
       }
 
       if (fileScope && isFunction && specs.storage !== 'typedef' && this.peek() === LBRACE) {
@@ -380,6 +404,7 @@ class Parser {
         e.bodyToken = this.pos;
         this.refs = declRefs;
         this.functionBody(d.params ?? []);
+        declRefs.delete(name); // recursion is not a dependency
         e.lastToken = this.pos - 1;
         this.refs = outerRefs;
         return;
@@ -482,10 +507,9 @@ class Parser {
       if (c === K.struct || c === K.union) { this.structOrUnion(entityStart); s.sawType = true; continue; }
       if (c === K.enum) { this.enumSpecifier(entityStart); s.sawType = true; continue; }
       if (c === K.typeof) {
+        // typeof(func) or typeof(int (int)) names a function type: `extern typeof(f) f;` declares a function.
         this.pos++;
-        const before = this.pos;
-        this.typeOrExpressionInParens();
-        void before;
+        s.fnType = this.typeOrExpressionInParens();
         s.sawType = true;
         continue;
       }
@@ -495,18 +519,25 @@ class Parser {
     return s;
   }
 
-  /** `( type-name )` or `( expression )`, as after typeof, _Alignas, sizeof. */
-  private typeOrExpressionInParens(): void {
+  /** `( type-name )` or `( expression )`, as after typeof, _Alignas, sizeof; true if it names a function type. */
+  private typeOrExpressionInParens(): boolean {
     this.expect(LPAREN);
-    if (this.isTypeNameStart(this.pos)) this.typeName();
-    else this.expression();
+    let fn = false;
+    if (this.isTypeNameStart(this.pos)) fn = this.typeName();
+    else if (this.peek() === T.IDENT && this.peek(1) === RPAREN) {
+      fn = this.ordinary.get(this.name())?.kind === BindingKind.Function;
+      this.expression();
+    } else this.expression();
     this.expect(RPAREN);
+    return fn;
   }
 
-  private typeName(): void {
+  /** A type name; true if it is a function type. */
+  private typeName(): boolean {
     const s = this.declSpecifiers(-1);
     if (!s.sawType && s.attributes.length === 0) this.error(`expected a type, found ${this.found()}`);
-    this.declarator(true);
+    const d = this.declarator(true);
+    return d.derivs.length === 0 ? s.fnType : d.derivs[0] === Deriv.Function;
   }
 
   // ---- attributes ----------------------------------------------------------
@@ -543,7 +574,7 @@ class Parser {
     const open = this.pos;
     this.skipBalanced(LPAREN, RPAREN);
     if (name === 'cleanup') {
-      for (let i = open + 1; i < this.pos - 1; i++) if (this.code[i] === T.IDENT) this.useName(this.names[i] as string);
+      for (let i = open + 1; i < this.pos - 1; i++) if (this.code[i] === T.IDENT) this.useName(this.name(i));
       return;
     }
     if (name === 'format' || name === 'access' || name === 'mode' || name === 'optimize' || name === 'target') return;
@@ -551,11 +582,12 @@ class Parser {
     for (let i = open + 1; i < this.pos - 1; i++) {
       const c = this.code[i];
       if (c === T.IDENT) {
-        const b = this.ordinary.get(this.names[i] as string);
-        if (b && (b.kind === BindingKind.Typedef || b.kind === BindingKind.Enumerator) && b.level === 0) this.refs.add(this.names[i] as string);
+        const b = this.ordinary.get(this.name(i));
+        if (b && (b.kind === BindingKind.Typedef || b.kind === BindingKind.Enumerator) && b.level === 0) this.refs.add(this.name(i));
       } else if ((c === K.struct || c === K.union || c === K.enum) && this.code[i + 1] === T.IDENT) {
-        const kwName = c === K.struct ? 'struct' : c === K.union ? 'union' : 'enum';
-        if (this.tags.get(`${kwName} ${this.names[i + 1]}`)?.level === 0) this.refs.add(`${kwName} ${this.names[i + 1]}`);
+        const kwName: 'struct' | 'union' | 'enum' = c === K.struct ? 'struct' : c === K.union ? 'union' : 'enum';
+        const b = this.tagMaps[kwName].get(this.name(i + 1));
+        if (b?.level === 0) this.refs.add(b.key);
       }
     }
   }
@@ -575,7 +607,7 @@ class Parser {
   // ---- struct, union, enum -------------------------------------------------
 
   private structOrUnion(entityStart: number): void {
-    const keyword = this.peek() === K.struct ? 'struct' : 'union';
+    const keyword: 'struct' | 'union' = this.peek() === K.struct ? 'struct' : 'union';
     this.pos++;
     const attrs = this.peek() === K.attribute ? this.attributes() : [];
     let name: string | undefined;
@@ -592,12 +624,7 @@ class Parser {
     const outer = this.refs;
     let entity: Entity | undefined;
     if (name !== undefined) {
-      const key = `${keyword} ${name}`;
-      const prev = this.tags.get(key);
-      if (!prev || prev.level !== this.level) {
-        this.tags.set(key, { level: this.level, prev });
-        (this.scopeTags[this.scopeTags.length - 1] as string[]).push(key);
-      }
+      const key = this.declareTag(keyword, name).key;
       if (this.level === 0) {
         outer.add(key);
         entity = {
@@ -653,14 +680,9 @@ class Parser {
       return;
     }
     const outer = this.refs;
-    const key = name !== undefined ? `enum ${name}` : '';
+    const key = name !== undefined ? this.declareTag('enum', name).key : '';
     let entity: Entity | undefined;
     if (name !== undefined) {
-      const prev = this.tags.get(key);
-      if (!prev || prev.level !== this.level) {
-        this.tags.set(key, { level: this.level, prev });
-        (this.scopeTags[this.scopeTags.length - 1] as string[]).push(key);
-      }
       if (this.level === 0) {
         outer.add(key);
         entity = {

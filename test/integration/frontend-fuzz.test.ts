@@ -79,6 +79,10 @@ const SNIPPETS = [
   '\n# garbage\n', '\u00e9', '\u0000',
 ];
 const OPENERS = ['(', '{', '[', '({', '*', '-', '!', '&', '(int)', 'sizeof ', '__extension__ ', 'if (1) '];
+/** Each opens one more level where an expression may start. */
+const EXPR_OPENERS = ['(', '({', '*', '- ', '!', '~', '& ', '++', '(int)', 'sizeof ', '__extension__ ', '(struct x *)', '1 ? ', 'x = '];
+/** Each opens one more level where a statement may start. */
+const STMT_OPENERS = ['{', 'if (1) ', 'while (1) ', 'for (;;) ', 'switch (1) ', 'x: ', 'case 1: ', '({ '];
 const DEEP = 100_000;
 
 interface Mutation {
@@ -154,14 +158,19 @@ function mutate(text: string, toks: Tok[], rand: () => number, depth = 0): Mutat
     return { text: text.slice(0, t.s) + opener.repeat(DEEP) + text.slice(t.s), desc: `insert ${DEEP} x '${opener}' at ${t.s}` };
   }
   if (kind < 90) {
-    // Deep nesting in an expression after `return`: exactly 'nesting too deep'.
-    const returns = toks.filter((t) => t.code === KEYWORDS.get('return'));
-    if (returns.length > 0) {
-      const t = pick(returns);
-      const opener = pick(OPENERS);
+    // Deep nesting in an expression after `return`, or of statements after a
+    // function body's '{': exactly 'nesting too deep'.
+    const RETURN = KEYWORDS.get('return');
+    const inExpr = rand() < 0.5;
+    const sites = inExpr
+      ? toks.filter((t) => t.code === RETURN)
+      : toks.filter((t, i) => text.slice(t.s, t.e) === '{' && i > 0 && text.slice((toks[i - 1] as Tok).s, (toks[i - 1] as Tok).e) === ')');
+    if (sites.length > 0) {
+      const t = pick(sites);
+      const opener = pick(inExpr ? EXPR_OPENERS : STMT_OPENERS);
       return {
         text: `${text.slice(0, t.e)} ${opener.repeat(DEEP)}${text.slice(t.e)}`,
-        desc: `insert ${DEEP} x '${opener}' after return at ${t.e}`,
+        desc: `insert ${DEEP} x '${opener}' after '${text.slice(t.s, t.e)}' at ${t.e}`,
         expectMessage: 'nesting too deep',
       };
     }
