@@ -8,6 +8,8 @@ import { buildModule } from './kmod/build.js';
 import { vmTest, formatVmReport } from './vm/vm-test.js';
 import { runDemo } from './demo.js';
 import { formatModel, translationUnit } from './frontend/tu.js';
+import { analyze, formatAnalysis } from './analyze/analyze.js';
+import { defaultWorkDir } from './util/workdir.js';
 
 function print(json: boolean, value: unknown, text: string): void {
   process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${text}\n`);
@@ -78,6 +80,19 @@ export function buildProgram(): Command {
     .action(async (file: string, o: { abi?: string; json?: boolean; all?: boolean }) => {
       const model = await translationUnit(await loadTarget(o.abi), file);
       print(!!o.json, model, formatModel(model, !!o.all));
+    });
+
+  program.command('analyze')
+    .description('the must-replace set of a fix: every function whose running code must change, with reasons; and refusals')
+    .argument('<patches...>', 'unified diffs (git or plain), applied in order to copies of the target source')
+    .option('--work-dir <dir>', 'where the stages are written (default: under the cache, named by the patches)')
+    .addOption(abiOption())
+    .option('--json', 'JSON output')
+    .action(async (patches: string[], o: { abi?: string; json?: boolean; workDir?: string }) => {
+      const target = await loadTarget(o.abi);
+      const report = await analyze(target, { patches, workDir: o.workDir ?? defaultWorkDir(target, 'analyze', patches) });
+      print(!!o.json, report, formatAnalysis(report));
+      if (!report.ok) process.exitCode = 2;
     });
 
   program.command('build-module')

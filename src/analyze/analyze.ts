@@ -1,0 +1,434 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { parseElf } from '../elf/elf64.js';
+import { buildModel, FrontendError, type TuEntity, type TuModel } from '../frontend/model.js';
+import { compileArgv, compileCommand, type CompileCommand } from '../target/compile-command.js';
+import type { TargetManifest } from '../target/manifest.js';
+import { KlpgenError } from '../util/errors.js';
+import { run } from '../util/exec.js';
+import { info } from '../util/progress.js';
+import { indexModules, moduleKey } from '../vm/initramfs.js';
+import { inliningClosure, ipaClonesDumpPath, parseIpaClones } from './ipa-clones.js';
+import { alignLineNumbers, parseUnifiedZeroHunks } from './lines.js';
+import { parseCallGraph, type CallGraph } from './callgraph.js';
+import { diffFunctions, hasFentry, readObjectCode, referrers, type ObjectCode } from './objdiff.js';
+import { applyFilePatch, parsePatch } from './patch.js';
+import { loadSymbolIndex, locateSymbol } from './symbols.js';
+
+/**
+ * `klpgen analyze`: from kernel patches to the must-replace set. Each
+ * changed .c is compiled twice in a work dir, with the exact Kbuild flags
+ * plus -ffunction-sections -fdata-sections -fdump-ipa-clones: the original
+ * (line-aligned, see lines.ts) and the patched copy. The set is the union of
+ *  - functions whose source changed,
+ *  - functions into which GCC inlined or cloned those (the original's
+ *    ipa-clones dump, closed transitively),
+ *  - functions whose machine code changed for any reason (object diff: IPA-RA,
+ *    pure/const, modref, alignment, value ranges, .cold splits, ICF),
+ * each mapped to a symbol the running kernel has and livepatch can redirect.
+ */
+export interface Reason {
+  kind: 'source' | 'inlined' | 'clone' | 'code' | 'caller-of-clone' | 'caller-of-untraceable' | 'cold-part';
+  detail: string;
+  /** 'patch', 'ipa-clones' or 'object diff': where the fact comes from. */
+  evidence: string;
+}
+
+export interface ReplaceEntry {
+  /** 'vmlinux' or the module's name. */
+  object: string;
+  /** Symbol in the running kernel (and in the original build). */
+  symbol: string;
+  sympos: number;
+  /** The .c file it comes from. */
+  file: string;
+  /** Line of its definition in the patched file (0 if it has none there). */
+  line: number;
+  reasons: Reason[];
+}
+
+export interface Refusal {
+  reason: string;
+  file: string;
+  line: number;
+}
+
+export interface TuReport {
+  file: string;
+  object: string;
+  sourceChanged: string[];
+  addedFunctions: string[];
+  removedFunctions: string[];
+  codeChanged: { name: string; reason: string; firstDifference: number }[];
+  /** Functions with no out-of-line copy in the original object (inlined everywhere or unused). */
+  noSymbol: string[];
+  lineDirectives: number;
+}
+
+export interface AnalysisReport {
+  abi: string;
+  patches: string[];
+  workDir: string;
+  files: { path: string; kind: 'c' | 'header' | 'asm' | 'other'; change: 'modified' | 'added' | 'deleted' }[];
+  tus: TuReport[];
+  mustReplace: ReplaceEntry[];
+  refusals: Refusal[];
+  notes: string[];
+  ok: boolean;
+}
+
+export interface AnalyzeOptions {
+  patches: string[];
+  workDir: string;
+}
+
+interface ChangedFile {
+  path: string;
+  original: string | null;
+  patched: string | null;
+}
+
+/** Read the patches and apply them (in order) to copies of the target's files. */
+export function applyAll(target: TargetManifest, patchFiles: string[]): ChangedFile[] {
+  const contents = new Map<string, { original: string | null; current: string | null }>();
+  for (const pf of patchFiles) {
+    if (!existsSync(pf)) throw new KlpgenError(`${pf}: no such patch file`);
+    const name = basename(pf);
+    for (const fp of parsePatch(readFileSync(pf, 'utf8'), name)) {
+      const path = fp.newPath ?? fp.oldPath;
+      if (path === null) continue;
+      if (fp.oldPath && fp.newPath && fp.oldPath !== fp.newPath) {
+        throw new KlpgenError(`${name}: renames (${fp.oldPath} -> ${fp.newPath}) are not supported`);
+      }
+      let entry = contents.get(path);
+      if (!entry) {
+        const abs = join(target.paths.source, path);
+        const original = existsSync(abs) ? readFileSync(abs, 'utf8') : null;
+        entry = { original, current: original };
+        contents.set(path, entry);
+      }
+      entry.current = applyFilePatch(entry.current, fp, name).text;
+    }
+  }
+  return [...contents].map(([path, c]) => ({ path, original: c.original, patched: c.current }));
+}
+
+function fileKind(path: string): 'c' | 'header' | 'asm' | 'other' {
+  if (path.endsWith('.c')) return 'c';
+  if (path.endsWith('.h')) return 'header';
+  if (/\.(S|s)$/.test(path)) return 'asm';
+  return 'other';
+}
+
+export async function analyze(target: TargetManifest, o: AnalyzeOptions): Promise<AnalysisReport> {
+  const workDir = resolve(o.workDir);
+  const changed = applyAll(target, o.patches);
+  if (changed.length === 0) throw new KlpgenError('the patches change no file');
+  const report: AnalysisReport = {
+    abi: target.abi, patches: o.patches.map((p) => resolve(p)), workDir, files: [], tus: [], mustReplace: [], refusals: [], notes: [], ok: false,
+  };
+
+  // 1-sources: the original (line-aligned) and patched trees, only the files the patches touch.
+  const origRoot = join(workDir, '1-sources', 'original');
+  const patchedRoot = join(workDir, '1-sources', 'patched');
+  await rm(join(workDir, '1-sources'), { recursive: true, force: true });
+  const tus: { path: string; original: string; patched: string; directives: number }[] = [];
+  for (const f of changed) {
+    const kind = fileKind(f.path);
+    const change = f.original === null ? 'added' : f.patched === null ? 'deleted' : 'modified';
+    report.files.push({ path: f.path, kind, change });
+    if (f.patched !== null) {
+      await mkdir(dirname(join(patchedRoot, f.path)), { recursive: true });
+      await writeFile(join(patchedRoot, f.path), f.patched);
+    }
+    const firstLine = firstChangedLine(f.original ?? '', f.patched ?? '');
+    if (kind === 'asm') {
+      report.refusals.push({ reason: 'assembly source changed: klpgen patches C functions only', file: f.path, line: firstLine });
+    } else if (kind === 'header') {
+      report.refusals.push({
+        reason: 'header changed: the translation units that include it are not analysed yet (klpgen needs every includer compiled)',
+        file: f.path, line: firstLine,
+      });
+    } else if (kind === 'other') {
+      if (/(^|\/)(Makefile|Kbuild|Kconfig)[^/]*$/.test(f.path)) {
+        report.refusals.push({ reason: 'build configuration changed (Makefile/Kconfig): not a code change a livepatch can carry', file: f.path, line: firstLine });
+      } else {
+        report.notes.push(`${f.path}: not source code, ignored`);
+      }
+    } else if (change !== 'modified') {
+      report.refusals.push({ reason: `a .c file was ${change}: new or removed translation units are not livepatchable`, file: f.path, line: 1 });
+    } else {
+      const hunks = parseUnifiedZeroHunks(await lineDiff(workDir, f.original as string, f.patched as string));
+      const aligned = alignLineNumbers(f.original as string, hunks);
+      await mkdir(dirname(join(origRoot, f.path)), { recursive: true });
+      await writeFile(join(origRoot, f.path), aligned.text);
+      tus.push({ path: f.path, original: aligned.text, patched: f.patched as string, directives: aligned.directives });
+    }
+  }
+
+  for (const tu of tus) {
+    info(`analysing ${tu.path}`);
+    await analyzeTu(target, tu, { origRoot, patchedRoot, workDir }, report);
+  }
+  report.mustReplace.sort((a, b) => a.object.localeCompare(b.object) || a.symbol.localeCompare(b.symbol));
+  report.ok = report.refusals.length === 0;
+  await mkdir(join(workDir, '3-analysis'), { recursive: true });
+  await writeFile(join(workDir, '3-analysis', 'analysis.json'), `${JSON.stringify(report, null, 2)}\n`);
+  return report;
+}
+
+async function lineDiff(workDir: string, a: string, b: string): Promise<string> {
+  const dir = join(workDir, '.diff');
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'a'), a);
+  await writeFile(join(dir, 'b'), b);
+  const r = await run('diff', ['-U0', join(dir, 'a'), join(dir, 'b')]);
+  await rm(dir, { recursive: true, force: true });
+  if (r.code > 1) throw new KlpgenError(`diff failed: ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+function firstChangedLine(a: string, b: string): number {
+  const x = a.split('\n');
+  const y = b.split('\n');
+  for (let i = 0; i < Math.max(x.length, y.length); i++) if (x[i] !== y[i]) return i + 1;
+  return 1;
+}
+
+interface Variant {
+  model: TuModel;
+  code: ObjectCode;
+  ipaClones: string;
+  callGraph: CallGraph;
+}
+
+/** Preprocess + model, and compile with function sections and the ipa-clones dump, one variant. */
+async function buildVariant(cmd: CompileCommand, source: string, root: string, outDir: string, file: string): Promise<Variant> {
+  await mkdir(outDir, { recursive: true });
+  const obj = join(outDir, `${basename(file, '.c')}.o`);
+  const pre = join(outDir, `${basename(file, '.c')}.i`);
+  const compile = compileArgv(cmd, {
+    source, sourceRoot: root, output: obj, extraFlags: ['-ffunction-sections', '-fdata-sections', '-fdump-ipa-clones', '-fcallgraph-info'],
+  });
+  const preprocess = compileArgv(cmd, { source, sourceRoot: root, output: pre, preprocess: true });
+  const [c, p] = await Promise.all([
+    run(compile[0] as string, compile.slice(1), { cwd: cmd.cwd }),
+    run(preprocess[0] as string, preprocess.slice(1), { cwd: cmd.cwd }),
+  ]);
+  for (const r of [c, p]) {
+    if (r.code !== 0) {
+      const first = r.stderr.split('\n').filter((l) => /error/.test(l)).slice(0, 3).join('\n') || r.stderr.trim().split('\n').slice(-3).join('\n');
+      throw new KlpgenError(`compiling ${file} (${outDir}) failed:\n${first.replaceAll(root + '/', '')}`);
+    }
+  }
+  let model: TuModel;
+  try {
+    model = buildModel({ preprocessed: await readFile(pre, 'utf8'), file, sourceText: await readFile(source, 'utf8'), sourceRoot: root });
+  } catch (e) {
+    if (e instanceof FrontendError) throw new KlpgenError(`${e.location.file}:${e.location.line}:${e.location.col}: ${e.message}`);
+    throw e;
+  }
+  const dump = ipaClonesDumpPath(obj, source);
+  if (!existsSync(dump)) throw new KlpgenError(`gcc wrote no ipa-clones dump for ${file} (expected ${dump})`);
+  const ipaClones = await readFile(dump, 'utf8');
+  const ci = obj.replace(/\.o$/, '.ci');
+  const callGraph = parseCallGraph(existsSync(ci) ? await readFile(ci, 'utf8') : '');
+  return { model, code: readObjectCode(parseElf(await readFile(obj), obj)), ipaClones, callGraph };
+}
+
+/**
+ * Entity text as compared between the builds: line markers dropped (they name
+ * the copies' paths), whitespace collapsed, and __COUNTER__-numbered names
+ * (__UNIQUE_ID_x123, from min()/max()/WARN_ONCE...) unnumbered, because a
+ * patch that adds one use renumbers every later one.
+ */
+const COUNTER_NAMES = /\b(__UNIQUE_ID_\w*?|__compiletime_assert_|__initcall__kmod_\w*?__)\d+\b/g;
+
+export function comparableText(text: string): string {
+  return text
+    .replace(/^#.*$/gm, ' ')
+    .replace(COUNTER_NAMES, '$1#')
+    .replace(/\s+/g, ' ')
+    .trim();
+}
+
+/** Function definitions of the .c itself, by name, with their comparable text. */
+function ownFunctions(model: TuModel, file: string, text: string): Map<string, { entity: TuEntity; text: string }> {
+  const out = new Map<string, { entity: TuEntity; text: string }>();
+  for (const e of model.entities) {
+    if (e.kind !== 'function' || !e.definition || e.span.file !== file || e.flags.alias !== undefined) continue;
+    out.set(e.name, { entity: e, text: comparableText(text.slice(e.iSpan[0], e.iSpan[1])) });
+  }
+  return out;
+}
+
+/** Data, types and other non-function entities of the .c whose text changed. */
+function ownOthers(model: TuModel, file: string, text: string): Map<string, { entity: TuEntity; text: string }> {
+  const out = new Map<string, { entity: TuEntity; text: string }>();
+  for (const e of model.entities) {
+    if (e.kind === 'function' || e.span.file !== file) continue;
+    out.set(`${e.kind} ${comparableText(e.name)}`, { entity: e, text: comparableText(text.slice(e.iSpan[0], e.iSpan[1])) });
+  }
+  return out;
+}
+
+async function analyzeTu(
+  target: TargetManifest,
+  tu: { path: string; directives: number },
+  dirs: { origRoot: string; patchedRoot: string; workDir: string },
+  report: AnalysisReport,
+): Promise<void> {
+  const cmd = await compileCommand(target, tu.path);
+  const isModule = cmd.argv.includes('-DMODULE');
+  const modName = /^-DKBUILD_MODNAME="?([^"]+)"?$/.exec(cmd.argv.find((a) => a.startsWith('-DKBUILD_MODNAME=')) ?? '')?.[1] ?? '';
+  const object = isModule ? modName : 'vmlinux';
+  const objDir = join(dirs.workDir, '2-objects', tu.path.replace(/\//g, '_').replace(/\.c$/, ''));
+  const [orig, patched] = await Promise.all([
+    buildVariant(cmd, join(dirs.origRoot, tu.path), dirs.origRoot, join(objDir, 'original'), tu.path),
+    buildVariant(cmd, join(dirs.patchedRoot, tu.path), dirs.patchedRoot, join(objDir, 'patched'), tu.path),
+  ]);
+  const origText = await readFile(join(objDir, 'original', `${basename(tu.path, '.c')}.i`), 'utf8');
+  const patchedText = await readFile(join(objDir, 'patched', `${basename(tu.path, '.c')}.i`), 'utf8');
+
+  // Source level: which functions' text changed; data and type changes are refused.
+  const fo = ownFunctions(orig.model, tu.path, origText);
+  const fp = ownFunctions(patched.model, tu.path, patchedText);
+  const sourceChanged = [...fo].filter(([n, v]) => fp.has(n) && fp.get(n)?.text !== v.text).map(([n]) => n).sort();
+  const added = [...fp.keys()].filter((n) => !fo.has(n)).sort();
+  const removed = [...fo.keys()].filter((n) => !fp.has(n)).sort();
+  const oo = ownOthers(orig.model, tu.path, origText);
+  const op = ownOthers(patched.model, tu.path, patchedText);
+  for (const [key, v] of op) {
+    const before = oo.get(key);
+    const e = v.entity;
+    if (before && before.text !== v.text) {
+      if (e.kind === 'variable') report.refusals.push({ reason: `data change: the declaration or initializer of ${e.name} changed; the running kernel's data would not follow`, file: tu.path, line: e.span.line });
+      else if (e.kind === 'struct' || e.kind === 'union') report.refusals.push({ reason: `data layout change: ${e.kind} ${e.name} changed`, file: tu.path, line: e.span.line });
+      else if (e.kind === 'enum' || e.kind === 'enumerator') report.refusals.push({ reason: `${e.kind} ${e.name} changed: constants baked into unchanged code would disagree`, file: tu.path, line: e.span.line });
+      else if (e.kind === 'typedef') report.refusals.push({ reason: `type change: typedef ${e.name} changed`, file: tu.path, line: e.span.line });
+    } else if (!before && e.kind === 'variable' && e.definition) {
+      report.notes.push(`${tu.path}:${e.span.line}: new variable ${e.name}: it will live in the livepatch module, initialised afresh`);
+    }
+  }
+
+  // Object level.
+  const changes = diffFunctions(orig.code, patched.code);
+  const codeChanged = changes.flatMap((c) => (c.status === 'changed' ? [{ name: c.name, reason: c.reason, firstDifference: c.firstDifference }] : []));
+  const closure = inliningClosure(parseIpaClones(orig.ipaClones, 'ipa-clones of the original build'), sourceChanged);
+  const noSymbol = sourceChanged.filter((n) => !orig.code.functions.has(n));
+
+  const tuReport: TuReport = {
+    file: tu.path, object, sourceChanged, addedFunctions: added, removedFunctions: removed, codeChanged, noSymbol, lineDirectives: tu.directives,
+  };
+  report.tus.push(tuReport);
+
+  // Candidates with their reasons, then mapped to symbols livepatch can redirect.
+  const reasons = new Map<string, Reason[]>();
+  const add = (name: string, r: Reason) => {
+    const list = reasons.get(name) ?? [];
+    if (!list.some((x) => x.kind === r.kind && x.detail === r.detail)) list.push(r);
+    reasons.set(name, list);
+  };
+  for (const n of sourceChanged) add(n, { kind: 'source', detail: 'its source changed', evidence: 'patch' });
+  for (const c of codeChanged) add(c.name, { kind: 'code', detail: `machine code changed: ${c.reason}`, evidence: 'object diff' });
+  for (const [name, chain] of closure) {
+    if (chain.length === 0) continue; // a changed function itself
+    const path = chain.map((r) => (r.kind === 'inlined' ? `${r.from} inlined into ${r.into}` : `${r.clone} is a ${r.suffix} clone of ${r.of}`)).join(', ');
+    const last = chain[chain.length - 1];
+    add(name, { kind: last?.kind === 'inlined' ? 'inlined' : 'clone', detail: path, evidence: 'ipa-clones' });
+  }
+
+  // Callers: relocations, plus GCC's call graph for calls the assembler resolved itself.
+  const callersOf = (name: string) =>
+    [...new Set([...referrers(orig.code, name), ...(orig.callGraph.callers.get(name) ?? [])])].filter((c) => c !== name).sort();
+  const final = new Map<string, Reason[]>();
+  const queue = [...reasons.keys()];
+  const seen = new Set<string>();
+  while (queue.length) {
+    const name = queue.shift() as string;
+    if (seen.has(name)) continue;
+    seen.add(name);
+    const why = reasons.get(name) ?? [];
+    const f = orig.code.functions.get(name);
+    if (!f) continue; // inlined everywhere or not emitted: its callers are in the set through ipa-clones
+    const cold = /^(.*)\.cold(\.\d+)?$/.exec(name);
+    if (cold) {
+      add(cold[1] as string, { kind: 'cold-part', detail: `its .cold part ${name} changed`, evidence: 'object diff' });
+      queue.push(cold[1] as string);
+      continue;
+    }
+    if (/\.(isra|constprop|part)\.\d+/.test(name)) {
+      // A clone has its own calling convention: patch the functions that call it.
+      const callers = callersOf(name);
+      if (callers.length === 0) {
+        report.refusals.push({ reason: `${name} changed, is a compiler clone with a private calling convention, and no function of ${tu.path} calls it`, file: tu.path, line: lineOf(patched.model, tu.path, name) });
+      }
+      for (const c of callers) {
+        add(c, { kind: 'caller-of-clone', detail: `calls ${name}, a clone whose code changed`, evidence: 'object diff' });
+        queue.push(c);
+      }
+      continue;
+    }
+    const ent = fo.get(name)?.entity ?? fp.get(name)?.entity;
+    if (ent?.flags.init || ent?.flags.exit || /^\.(init|exit)\./.test(f.section.replace(/^\.text/, ''))) {
+      report.refusals.push({ reason: `${name} is ${ent?.flags.exit ? '__exit' : '__init'} code: it is gone after boot (or never runs) and cannot be livepatched`, file: tu.path, line: lineOf(patched.model, tu.path, name) });
+      continue;
+    }
+    if (!hasFentry(f)) {
+      const callers = callersOf(name);
+      if (callers.length === 0) {
+        report.refusals.push({ reason: `${name} changed but cannot be traced (no __fentry__ call: notrace or noinstr) and no function of ${tu.path} calls it`, file: tu.path, line: lineOf(patched.model, tu.path, name) });
+      }
+      for (const c of callers) {
+        add(c, { kind: 'caller-of-untraceable', detail: `calls ${name}, which changed and cannot be traced`, evidence: 'object diff' });
+        queue.push(c);
+      }
+      continue;
+    }
+    final.set(name, why);
+  }
+
+  // Map to the running kernel.
+  const tuLocals = new Set([...orig.code.functions.values()].filter((f) => f.bind === 'local').map((f) => f.name));
+  let index;
+  if (isModule) {
+    const ko = indexModules(target.paths.modules).get(moduleKey(modName));
+    if (!ko) {
+      report.refusals.push({ reason: `module ${modName} is not among the target's modules`, file: tu.path, line: 1 });
+      return;
+    }
+    index = loadSymbolIndex(ko, modName, false);
+  } else {
+    index = loadSymbolIndex(target.paths.vmlinux, 'vmlinux', true);
+  }
+  for (const [name, why] of final) {
+    const loc = locateSymbol(index, name, tu.path, tuLocals);
+    if (!loc.found) {
+      report.refusals.push({ reason: `${name} must be replaced but: ${loc.why}`, file: tu.path, line: lineOf(patched.model, tu.path, name) });
+      continue;
+    }
+    report.mustReplace.push({ object, symbol: name, sympos: loc.sympos, file: tu.path, line: lineOf(patched.model, tu.path, name), reasons: why });
+  }
+}
+
+function lineOf(model: TuModel, file: string, name: string): number {
+  const base = name.replace(/\.(isra|constprop|part|cold)(\.\d+)?/g, '');
+  return model.entities.find((e) => e.name === base && e.kind === 'function' && e.definition && e.span.file === file)?.span.line ?? 0;
+}
+
+export function formatAnalysis(r: AnalysisReport): string {
+  const lines: string[] = [];
+  for (const tu of r.tus) {
+    lines.push(`${tu.file} (${tu.object}): source changed: ${tu.sourceChanged.join(', ') || '-'}; code changed: ${tu.codeChanged.map((c) => c.name).join(', ') || '-'}${tu.addedFunctions.length ? `; new: ${tu.addedFunctions.join(', ')}` : ''}`);
+  }
+  lines.push(r.mustReplace.length ? 'must replace:' : 'must replace: nothing');
+  for (const e of r.mustReplace) {
+    lines.push(`  ${e.object}:${e.symbol}${e.sympos ? `,${e.sympos}` : ''}  (${e.file}:${e.line})`);
+    for (const why of e.reasons) lines.push(`      ${why.detail} [${why.evidence}]`);
+  }
+  for (const f of r.refusals) lines.push(`refused: ${f.file}:${f.line}: ${f.reason}`);
+  for (const n of r.notes) lines.push(`note: ${n}`);
+  lines.push(`work dir: ${r.workDir}`);
+  return lines.join('\n');
+}

@@ -1,0 +1,233 @@
+import {
+  SHF_EXECINSTR, SHF_MERGE, SHF_STRINGS, SHN_UNDEF, STB_GLOBAL, STB_LOCAL, STB_WEAK, STT_FUNC, STT_OBJECT, STT_SECTION,
+  relocTypeName, type ElfFile, type ElfSection, type ElfSymbol,
+} from '../elf/elf64.js';
+
+/**
+ * Per-function comparison of two objects of one translation unit, compiled
+ * with -ffunction-sections -fdata-sections: the original (with the patched
+ * file's line numbers, see analyze.ts) and the patched one. Code bytes are
+ * compared as they are (relocated fields hold zero in RELA objects) and
+ * relocations are compared as (offset, type, target, addend), where the
+ * target is named so that unrelated layout changes do not show:
+ *  - a string literal is its content, not its offset in .rodata.str;
+ *  - a section symbol of .text.foo / .data.x / .bss.x / .rodata.x is foo / x;
+ *  - numbered local names (static locals `count.3`, clones `f.constprop.2`)
+ *    lose their number, which shifts when other functions change.
+ */
+export interface FunctionCode {
+  name: string;
+  section: string;
+  bind: 'local' | 'global' | 'weak';
+  size: number;
+  bytes: Buffer;
+  relocs: NormalizedReloc[];
+}
+
+export interface NormalizedReloc {
+  offset: number;
+  type: string;
+  target: string;
+  addend: bigint;
+}
+
+export interface DataObject {
+  name: string;
+  section: string;
+  bind: 'local' | 'global' | 'weak';
+  size: number;
+  bytes: Buffer;
+  relocs: NormalizedReloc[];
+}
+
+export interface ObjectCode {
+  functions: Map<string, FunctionCode>;
+  data: Map<string, DataObject>;
+}
+
+/**
+ * `count.3` → `count.*`, `f.constprop.2` → `f.constprop.*`, `f.isra.0.cold` →
+ * `f.isra.*.cold`, `__UNIQUE_ID_ddebug412` → `__UNIQUE_ID_ddebug*` (__COUNTER__).
+ */
+export function foldNumbers(name: string): string {
+  return name.replace(/\.\d+(?=\.|$)/g, '.*').replace(/^(__UNIQUE_ID_\w*?)\d+$/, '$1*');
+}
+
+function bindName(b: number): 'local' | 'global' | 'weak' {
+  return b === STB_GLOBAL ? 'global' : b === STB_WEAK ? 'weak' : 'local';
+}
+
+const PC_RELATIVE = new Set(['R_X86_64_PC32', 'R_X86_64_PLT32', 'R_X86_64_GOTPCREL', 'R_X86_64_GOTPCRELX', 'R_X86_64_REX_GOTPCRELX']);
+
+export function readObjectCode(elf: ElfFile): ObjectCode {
+  const symbols = elf.symbols();
+  const relocsBySection = new Map<number, ReturnType<ElfFile['relocations']>[number]>();
+  for (const rs of elf.relocations()) if (rs.target) relocsBySection.set(rs.target.index, rs);
+
+  const sectionSymbolName = (sec: ElfSection): string => {
+    const n = sec.name;
+    const m = /^\.(text|data|bss|rodata)(?:\.unlikely|\.hot|\.startup|\.exit)?\.(.+)$/.exec(n);
+    if (m && !n.startsWith('.rodata.str') && !n.startsWith('.rodata.cst')) return foldNumbers(m[2] as string);
+    return `section:${n}`;
+  };
+
+  const targetName = (sym: ElfSymbol | undefined, type: string, addend: bigint): { target: string; addend: bigint } => {
+    if (!sym) return { target: '<none>', addend };
+    if (sym.type === STT_SECTION) {
+      const sec = elf.sections[sym.shndx];
+      if (!sec) return { target: '<bad section>', addend };
+      if ((sec.flags & SHF_MERGE) !== 0 && (sec.flags & SHF_STRINGS) !== 0) {
+        const s = stringAt(elf, sec, type, addend);
+        if (s) return s;
+      }
+      return { target: sectionSymbolName(sec), addend };
+    }
+    if (sym.shndx === SHN_UNDEF) return { target: sym.name, addend };
+    return { target: sym.bind === STB_LOCAL ? foldNumbers(sym.name) : sym.name, addend };
+  };
+
+  const collect = (sym: ElfSymbol): { bytes: Buffer; relocs: NormalizedReloc[]; section: string } | undefined => {
+    const sec = elf.sections[sym.shndx];
+    if (!sec) return undefined;
+    const start = Number(sym.value);
+    const end = start + sym.size;
+    const data = elf.sectionData(sec);
+    const bytes = data.length ? data.subarray(start, Math.min(end, data.length)) : Buffer.alloc(sym.size);
+    const relocs: NormalizedReloc[] = [];
+    const rs = relocsBySection.get(sec.index);
+    if (rs) {
+      for (const r of rs.entries) {
+        const off = Number(r.offset);
+        if (off < start || off >= end) continue;
+        const type = relocTypeName(r.type);
+        const t = targetName(r.symbol, type, r.addend);
+        relocs.push({ offset: off - start, type, target: t.target, addend: t.addend });
+      }
+    }
+    relocs.sort((a, b) => a.offset - b.offset);
+    return { bytes, relocs, section: sec.name };
+  };
+
+  const functions = new Map<string, FunctionCode>();
+  const data = new Map<string, DataObject>();
+  for (const sym of symbols) {
+    if (sym.shndx === SHN_UNDEF || sym.shndx >= 0xff00) continue;
+    if (sym.type === STT_FUNC) {
+      const c = collect(sym);
+      if (c) functions.set(sym.name, { name: sym.name, bind: bindName(sym.bind), size: sym.size, ...c });
+    } else if (sym.type === STT_OBJECT) {
+      const sec = elf.sections[sym.shndx];
+      if (!sec || (sec.flags & SHF_EXECINSTR) !== 0) continue;
+      const c = collect(sym);
+      if (c) data.set(sym.name, { name: sym.name, bind: bindName(sym.bind), size: sym.size, ...c });
+    }
+  }
+  return { functions, data };
+}
+
+/** The string a relocation into a mergeable string section points at. */
+function stringAt(elf: ElfFile, sec: ElfSection, type: string, addend: bigint): { target: string; addend: bigint } | undefined {
+  const data = elf.sectionData(sec);
+  // PC-relative references are biased by the distance to the instruction's end (usually 4).
+  const candidates = PC_RELATIVE.has(type) ? [addend + 4n, addend + 5n, addend + 8n] : [addend];
+  for (const off of candidates) {
+    const o = Number(off);
+    if (o < 0 || o >= data.length) continue;
+    if (o > 0 && data[o - 1] !== 0) continue;
+    const end = data.indexOf(0, o);
+    const text = data.subarray(o, end < 0 ? data.length : end).toString('latin1');
+    return { target: `string:${JSON.stringify(text)}`, addend: addend - off };
+  }
+  return undefined;
+}
+
+export type FunctionChange =
+  | { name: string; status: 'changed'; reason: string; firstDifference: number }
+  | { name: string; status: 'added' }
+  | { name: string; status: 'removed' };
+
+/** What differs between the two builds, function by function, with the first difference found. */
+export function diffFunctions(before: ObjectCode, after: ObjectCode): FunctionChange[] {
+  const out: FunctionChange[] = [];
+  const afterByFolded = foldedIndex(after.functions);
+  const beforeByFolded = foldedIndex(before.functions);
+  const matched = new Set<string>();
+  for (const [name, f] of before.functions) {
+    const g = after.functions.get(name) ?? uniqueFolded(afterByFolded, name);
+    if (!g) {
+      out.push({ name, status: 'removed' });
+      continue;
+    }
+    matched.add(g.name);
+    const d = compareCode(f, g);
+    if (d) out.push({ name, status: 'changed', ...d });
+  }
+  for (const name of after.functions.keys()) {
+    if (matched.has(name)) continue;
+    if (!before.functions.has(name) && !uniqueFolded(beforeByFolded, name)) out.push({ name, status: 'added' });
+  }
+  return out.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+function foldedIndex<T extends { name: string }>(m: Map<string, T>): Map<string, T[]> {
+  const idx = new Map<string, T[]>();
+  for (const v of m.values()) {
+    const k = foldNumbers(v.name);
+    idx.set(k, [...(idx.get(k) ?? []), v]);
+  }
+  return idx;
+}
+
+function uniqueFolded<T>(idx: Map<string, T[]>, name: string): T | undefined {
+  const list = idx.get(foldNumbers(name));
+  return list && list.length === 1 ? list[0] : undefined;
+}
+
+/** undefined when equal; otherwise the first differing offset and why. */
+export function compareCode(a: { bytes: Buffer; relocs: NormalizedReloc[] }, b: { bytes: Buffer; relocs: NormalizedReloc[] }): { reason: string; firstDifference: number } | undefined {
+  let firstByte = -1;
+  const n = Math.min(a.bytes.length, b.bytes.length);
+  for (let i = 0; i < n; i++) {
+    if (a.bytes[i] !== b.bytes[i]) { firstByte = i; break; }
+  }
+  if (firstByte < 0 && a.bytes.length !== b.bytes.length) firstByte = n;
+  let firstReloc = -1;
+  let relocWhy = '';
+  const m = Math.max(a.relocs.length, b.relocs.length);
+  for (let i = 0; i < m; i++) {
+    const x = a.relocs[i];
+    const y = b.relocs[i];
+    if (x && y && x.offset === y.offset && x.type === y.type && x.target === y.target && x.addend === y.addend) continue;
+    firstReloc = Math.min(x?.offset ?? Infinity, y?.offset ?? Infinity);
+    relocWhy = `relocation at +0x${firstReloc.toString(16)}: ${x ? `${x.type} ${x.target}${fmtAddend(x.addend)}` : 'none'} -> ${y ? `${y.type} ${y.target}${fmtAddend(y.addend)}` : 'none'}`;
+    break;
+  }
+  if (firstByte < 0 && firstReloc < 0) return undefined;
+  if (firstReloc >= 0 && (firstByte < 0 || firstReloc <= firstByte)) return { reason: relocWhy, firstDifference: firstReloc };
+  const sizes = a.bytes.length !== b.bytes.length ? ` (size ${a.bytes.length} -> ${b.bytes.length})` : '';
+  return { reason: `code differs at +0x${firstByte.toString(16)}${sizes}`, firstDifference: firstByte };
+}
+
+function fmtAddend(a: bigint): string {
+  return a === 0n ? '' : a > 0n ? `+${a}` : `${a}`;
+}
+
+/** Names of the functions whose code refers to `target` (calls, jumps, address taken). */
+export function referrers(code: ObjectCode, target: string): string[] {
+  const t = foldNumbers(target);
+  const out: string[] = [];
+  for (const f of code.functions.values()) {
+    if (f.relocs.some((r) => r.target === target || r.target === t)) out.push(f.name);
+  }
+  return out.sort();
+}
+
+/**
+ * Does the function start with the ftrace hook? With -mfentry the first
+ * instruction (after an endbr64) is `call __fentry__`; without it the
+ * function cannot be redirected by a livepatch.
+ */
+export function hasFentry(f: FunctionCode): boolean {
+  return f.relocs.some((r) => r.target === '__fentry__' && r.offset <= 9);
+}
+

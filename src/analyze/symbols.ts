@@ -1,0 +1,152 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import { STB_GLOBAL, STB_LOCAL, STB_WEAK, STT_FILE, STT_FUNC, STT_OBJECT, SHN_UNDEF, parseElf } from '../elf/elf64.js';
+import { writeFileAtomic } from '../util/fsutil.js';
+
+/**
+ * The running kernel's symbols, as livepatch looks them up: by name within
+ * one object (vmlinux or a module), with `sympos` telling apart local names
+ * that occur more than once. vmlinux's kallsyms table is sorted by address,
+ * so its positions count in address order; a module's count in its symbol
+ * table order. Local symbols of vmlinux follow the STT_FILE symbol of their
+ * translation unit, which tells which duplicate is ours.
+ */
+export interface KernelSymbol {
+  name: string;
+  address: bigint;
+  size: number;
+  kind: 'function' | 'object' | 'other';
+  bind: 'local' | 'global' | 'weak';
+  /** Basename of the TU (STT_FILE) for local symbols, '' for globals. */
+  file: string;
+  /** Index of the STT_FILE group it belongs to (-1 for globals). */
+  group: number;
+}
+
+export interface SymbolIndex {
+  object: string;
+  symbols: KernelSymbol[];
+  /** name -> symbols in lookup order (kallsyms order). */
+  byName: Map<string, KernelSymbol[]>;
+  /** For each STT_FILE group: its file basename and the local names it holds. */
+  groups: { file: string; names: Set<string> }[];
+}
+
+const cache = new Map<string, SymbolIndex>();
+
+/**
+ * vmlinux's index is written once beside it as a small TSV (vmlinux.symbols):
+ * the 600 MB ELF file is read only the first time.
+ */
+export function loadSymbolIndex(elfPath: string, object: string, addressOrder: boolean): SymbolIndex {
+  const key = `${elfPath}\0${object}`;
+  const hit = cache.get(key);
+  if (hit) return hit;
+  const tsv = `${elfPath}.symbols`;
+  let symbols: KernelSymbol[];
+  if (addressOrder && existsSync(tsv)) symbols = parseTsv(readFileSync(tsv, 'utf8'));
+  else {
+    symbols = readSymbols(elfPath);
+    if (addressOrder) void writeFileAtomic(tsv, toTsv(symbols)).catch(() => undefined);
+  }
+  const index = buildIndex(object, symbols, addressOrder);
+  cache.set(key, index);
+  return index;
+}
+
+function readSymbols(elfPath: string): KernelSymbol[] {
+  const elf = parseElf(readFileSync(elfPath), elfPath);
+  const out: KernelSymbol[] = [];
+  let file = '';
+  let group = -1;
+  for (const s of elf.symbols()) {
+    if (s.type === STT_FILE) {
+      file = basename(s.name);
+      group++;
+      continue;
+    }
+    if (s.shndx === SHN_UNDEF || !s.name) continue;
+    const bind = s.bind === STB_GLOBAL ? 'global' : s.bind === STB_WEAK ? 'weak' : s.bind === STB_LOCAL ? 'local' : 'global';
+    out.push({
+      name: s.name, address: s.value, size: s.size,
+      kind: s.type === STT_FUNC ? 'function' : s.type === STT_OBJECT ? 'object' : 'other',
+      bind, file: bind === 'local' ? file : '', group: bind === 'local' ? group : -1,
+    });
+  }
+  return out;
+}
+
+function toTsv(symbols: KernelSymbol[]): string {
+  return symbols.map((s) => `${s.address.toString(16)}\t${s.size}\t${s.kind[0]}\t${s.bind[0]}\t${s.group}\t${s.file}\t${s.name}`).join('\n') + '\n';
+}
+
+function parseTsv(text: string): KernelSymbol[] {
+  const out: KernelSymbol[] = [];
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    const [addr, size, kind, bind, group, file, name] = line.split('\t') as [string, string, string, string, string, string, string];
+    out.push({
+      name, address: BigInt(`0x${addr}`), size: Number(size),
+      kind: kind === 'f' ? 'function' : kind === 'o' ? 'object' : 'other',
+      bind: bind === 'l' ? 'local' : bind === 'w' ? 'weak' : 'global',
+      group: Number(group), file,
+    });
+  }
+  return out;
+}
+
+function buildIndex(object: string, symbols: KernelSymbol[], addressOrder: boolean): SymbolIndex {
+  const ordered = addressOrder ? [...symbols].sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0)) : symbols;
+  const byName = new Map<string, KernelSymbol[]>();
+  for (const s of ordered) {
+    const list = byName.get(s.name);
+    if (list) list.push(s);
+    else byName.set(s.name, [s]);
+  }
+  const groups: { file: string; names: Set<string> }[] = [];
+  for (const s of symbols) {
+    if (s.group < 0) continue;
+    let g = groups[s.group];
+    if (!g) g = groups[s.group] = { file: s.file, names: new Set() };
+    g.names.add(s.name);
+  }
+  return { object, symbols, byName, groups };
+}
+
+export type SymbolLocation =
+  | { found: true; sympos: number; symbol: KernelSymbol; duplicates: number; how: string }
+  | { found: false; why: string };
+
+/**
+ * Find our TU's instance of `name`. `tuFile` is the .c path, `tuLocals` the
+ * local symbol names of our object (to pick among several TUs sharing a
+ * basename, e.g. the many core.c files).
+ */
+export function locateSymbol(index: SymbolIndex, name: string, tuFile: string, tuLocals: Set<string>): SymbolLocation {
+  const all = index.byName.get(name) ?? [];
+  if (all.length === 0) return { found: false, why: `${name} is not in ${index.object}'s symbol table` };
+  if (all.length === 1) return { found: true, sympos: 0, symbol: all[0] as KernelSymbol, duplicates: 1, how: 'unique name' };
+  const file = basename(tuFile);
+  const ours = all.filter((s) => s.file === file);
+  if (ours.length === 0) {
+    const globals = all.filter((s) => s.bind !== 'local');
+    if (globals.length === 1) return { found: true, sympos: all.indexOf(globals[0] as KernelSymbol) + 1, symbol: globals[0] as KernelSymbol, duplicates: all.length, how: 'the only global among the duplicates' };
+    return { found: false, why: `${name} occurs ${all.length} times in ${index.object}, none in a ${file} group` };
+  }
+  let best = ours[0] as KernelSymbol;
+  if (ours.length > 1) {
+    // Several TUs named like ours: the group sharing most local names with our object is ours.
+    const score = (s: KernelSymbol) => {
+      const g = index.groups[s.group];
+      let n = 0;
+      if (g) for (const l of tuLocals) if (g.names.has(l)) n++;
+      return n;
+    };
+    const scored = ours.map((s) => ({ s, n: score(s) })).sort((a, b) => b.n - a.n);
+    if ((scored[0]?.n ?? 0) === (scored[1]?.n ?? -1)) {
+      return { found: false, why: `${name} occurs in ${ours.length} translation units named ${file}; cannot tell which is ours` };
+    }
+    best = (scored[0] as { s: KernelSymbol }).s;
+  }
+  return { found: true, sympos: all.indexOf(best) + 1, symbol: best, duplicates: all.length, how: `${all.length} symbols named ${name}; ours follows STT_FILE ${file}` };
+}
