@@ -14,7 +14,7 @@ import { alignLineNumbers, parseUnifiedZeroHunks } from './lines.js';
 import { parseCallGraph, type CallGraph } from './callgraph.js';
 import { diffFunctions, hasFentry, readObjectCode, referrers, type ObjectCode } from './objdiff.js';
 import { applyFilePatch, parsePatch } from './patch.js';
-import { loadSymbolIndex, locateSymbol } from './symbols.js';
+import { loadSymbolIndex, locateSymbol, type SymbolIndex } from './symbols.js';
 
 /**
  * `klpgen analyze`: from kernel patches to the must-replace set. Each
@@ -121,13 +121,15 @@ function fileKind(path: string): 'c' | 'header' | 'asm' | 'other' {
   return 'other';
 }
 
+export function emptyReport(abi: string, patches: string[], workDir: string): AnalysisReport {
+  return { abi, patches, workDir, files: [], tus: [], mustReplace: [], refusals: [], notes: [], ok: false };
+}
+
 export async function analyze(target: TargetManifest, o: AnalyzeOptions): Promise<AnalysisReport> {
   const workDir = resolve(o.workDir);
   const changed = applyAll(target, o.patches);
   if (changed.length === 0) throw new KlpgenError('the patches change no file');
-  const report: AnalysisReport = {
-    abi: target.abi, patches: o.patches.map((p) => resolve(p)), workDir, files: [], tus: [], mustReplace: [], refusals: [], notes: [], ok: false,
-  };
+  const report = emptyReport(target.abi, o.patches.map((p) => resolve(p)), workDir);
 
   // 1-sources: the original (line-aligned) and patched trees, only the files the patches touch.
   const origRoot = join(workDir, '1-sources', 'original');
@@ -283,6 +285,30 @@ async function analyzeTu(
   const isModule = cmd.argv.includes('-DMODULE');
   const modName = /^-DKBUILD_MODNAME="?([^"]+)"?$/.exec(cmd.argv.find((a) => a.startsWith('-DKBUILD_MODNAME=')) ?? '')?.[1] ?? '';
   const object = isModule ? modName : 'vmlinux';
+  const symbols = (): SymbolIndex | string => {
+    if (!isModule) return loadSymbolIndex(target.paths.vmlinux, 'vmlinux', true);
+    const ko = indexModules(target.paths.modules).get(moduleKey(modName));
+    return ko ? loadSymbolIndex(ko, modName, false) : `module ${modName} is not among the target's modules`;
+  };
+  await analyzeCompiledTu({ cmd, tu, dirs, object, symbols }, report);
+}
+
+/**
+ * The analysis of one TU once its compile command is known; `symbols` gives
+ * the running object's symbol table (or why there is none). Fixture tests
+ * call it with their own command and the original object as the "kernel".
+ */
+export async function analyzeCompiledTu(
+  p: {
+    cmd: CompileCommand;
+    tu: { path: string; directives: number };
+    dirs: { origRoot: string; patchedRoot: string; workDir: string };
+    object: string;
+    symbols: () => SymbolIndex | string;
+  },
+  report: AnalysisReport,
+): Promise<void> {
+  const { cmd, tu, dirs, object } = p;
   const objDir = join(dirs.workDir, '2-objects', tu.path.replace(/\//g, '_').replace(/\.c$/, ''));
   const [orig, patched] = await Promise.all([
     buildVariant(cmd, join(dirs.origRoot, tu.path), dirs.origRoot, join(objDir, 'original'), tu.path),
@@ -391,16 +417,11 @@ async function analyzeTu(
 
   // Map to the running kernel.
   const tuLocals = new Set([...orig.code.functions.values()].filter((f) => f.bind === 'local').map((f) => f.name));
-  let index;
-  if (isModule) {
-    const ko = indexModules(target.paths.modules).get(moduleKey(modName));
-    if (!ko) {
-      report.refusals.push({ reason: `module ${modName} is not among the target's modules`, file: tu.path, line: 1 });
-      return;
-    }
-    index = loadSymbolIndex(ko, modName, false);
-  } else {
-    index = loadSymbolIndex(target.paths.vmlinux, 'vmlinux', true);
+  if (final.size === 0) return;
+  const index = p.symbols();
+  if (typeof index === 'string') {
+    report.refusals.push({ reason: index, file: tu.path, line: 1 });
+    return;
   }
   for (const [name, why] of final) {
     const loc = locateSymbol(index, name, tu.path, tuLocals);

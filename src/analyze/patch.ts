@@ -51,9 +51,31 @@ export interface FilePatch {
 const HUNK_RE = /^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@(.*)$/;
 const BINARY_RE = /^Binary files .* differ$/;
 
-// The extended header lines git may put between `diff --git` and `---`.
-const GIT_EXT_RE =
-  /^(old mode|new mode|deleted file mode|new file mode|copy from|copy to|rename from|rename to|rename old|rename new|similarity index|dissimilarity index|index) ?(.*)$/;
+// The extended header lines git may put between `diff --git` and `---`,
+// with their values spelled out, so prose after a `diff --git` mentioned in
+// a commit message is not taken for a header.
+const GIT_EXT: [string, RegExp][] = [
+  ['old mode', /^[0-7]{6}$/],
+  ['new mode', /^[0-7]{6}$/],
+  ['deleted file mode', /^[0-7]{6}$/],
+  ['new file mode', /^[0-7]{6}$/],
+  ['copy from', /./],
+  ['copy to', /./],
+  ['rename from', /./],
+  ['rename to', /./],
+  ['rename old', /./],
+  ['rename new', /./],
+  ['similarity index', /^\d+%$/],
+  ['dissimilarity index', /^\d+%$/],
+  ['index', /^[0-9a-f]+\.\.[0-9a-f]+( [0-7]{6})?$/],
+];
+
+function gitExtHeader(line: string): [string, string] | null {
+  for (const [key, value] of GIT_EXT) {
+    if (line.startsWith(key + ' ') && value.test(line.slice(key.length + 1))) return [key, line.slice(key.length + 1)];
+  }
+  return null;
+}
 
 /**
  * Parse a patch file into per-file changes. `name` is only used in error
@@ -202,9 +224,9 @@ function gitLineNames(line: string, idx: number, fail: Fail): [string, string] |
 function parseGitSection(lines: string[], start: number, fail: Fail): { fp: FilePatch; next: number } | null {
   const ext = new Map<string, string>();
   let j = start + 1;
-  for (let m; j < lines.length && (m = GIT_EXT_RE.exec(lines[j]!)); j++) {
-    if (ext.has(m[1]!)) fail(j, `duplicate "${m[1]}" line in git diff header`);
-    ext.set(m[1]!, m[2]!);
+  for (let h; j < lines.length && (h = gitExtHeader(lines[j]!)); j++) {
+    if (ext.has(h[0])) fail(j, `duplicate "${h[0]}" line in git diff header`);
+    ext.set(h[0], h[1]);
   }
   const next = lines[j];
   if (next !== undefined && (BINARY_RE.test(next) || next === 'GIT binary patch')) {
@@ -292,6 +314,7 @@ function parseHunks(lines: string[], start: number, fail: Fail): { hunks: Hunk[]
   while (lines[j]?.startsWith('@@')) {
     const at = j;
     const m = HUNK_RE.exec(lines[at]!);
+    if (!m && lines[at]!.endsWith('\r')) fail(at, 'the patch has CRLF line endings (convert it with dos2unix)');
     if (!m) fail(at, `malformed hunk header ${JSON.stringify(lines[at])}`);
     const [, os, ol, ns, nl, rest] = m!;
     const h: Hunk = {
@@ -428,7 +451,9 @@ export function applyFilePatch(
     }
     lastOffset = pos - stated;
     offsets.push(lastOffset);
-    out.push(...file.lines.slice(consumed, pos), ...newSide.map((l) => l.text));
+    // Loops, not push(...spread): kernel files can exceed the argument limit.
+    for (let k = consumed; k < pos; k++) out.push(file.lines[k]!);
+    for (const l of newSide) out.push(l.text);
     consumed = pos + oldSide.length;
     if (consumed === file.lines.length) {
       // The hunk reaches the end of the file, so it decides the final newline.
@@ -436,7 +461,7 @@ export function applyFilePatch(
       eofNewline = lastNew ? !lastNew.noNewline : true;
     }
   });
-  out.push(...file.lines.slice(consumed));
+  for (let k = consumed; k < file.lines.length; k++) out.push(file.lines[k]!);
   const text = joinText({ lines: out, eofNewline });
   if (fp.isDeleted) {
     if (text !== '') {

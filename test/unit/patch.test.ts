@@ -393,6 +393,22 @@ test('newline at end of file: every combination, at the end and before it', { sk
   }
 });
 
+test('a newline-at-end-of-file mismatch is refused, like GNU patch and git apply', () => {
+  const cases: [string, string][] = [
+    ['a\nb', '--- a/f\n+++ b/f\n@@ -1,2 +1,2 @@\n a\n-b\n+B\n'],
+    ['a\nb\n', '--- a/f\n+++ b/f\n@@ -1,2 +1,2 @@\n a\n-b\n\\ No newline at end of file\n+B\n'],
+  ];
+  for (const [orig, patch] of cases) {
+    throwsKlpgen(() => ours({ f: orig }, patch), /^fix\.patch:3: hunk #1 of f does not apply \(the lines match, but not whether the file ends with a newline\)$/);
+    if (HAVE_PATCH) assert.equal(gnu({ f: orig }, patch), null);
+    if (HAVE_GIT) assert.equal(gitApply({ f: orig }, patch), null);
+  }
+  // Appending after an unterminated last line: GNU patch adds a newline,
+  // git apply joins the lines; refusing is the only safe answer.
+  throwsKlpgen(() => ours({ f: 'a\nb' }, '--- a/f\n+++ b/f\n@@ -2,0 +3 @@\n+c\n'), /^fix\.patch:3: hunk #1 of f does not apply/);
+  assert.deepEqual(ours({ f: 'a\nb\n' }, '--- a/f\n+++ b/f\n@@ -2,0 +3 @@\n+c\n'), { f: 'a\nb\nc\n' });
+});
+
 test('new and deleted files without a trailing newline', { skip: !HAVE_DIFF || !HAVE_GIT }, () => {
   const a = { 'old.c': 'one\ntwo' };
   const b = { 'new.c': 'three' };
@@ -413,6 +429,7 @@ test('git format-patch with dashes and diff-like text in the commit message, and
     '    --- a/mm/quoted.c',
     '---- more dashes',
     'diff --git a/mm/not-real.c b/mm/not-real.c',
+    'index of this text is a line starting with "index".',
     'is mentioned in prose.',
     '+++ plus',
     '',
@@ -503,6 +520,19 @@ test('truncated and miscounted hunks are errors with the patch line', () => {
   throwsKlpgen(() => parsePatch(good.replace('-b\n', '-b\n\\ No newline at end of file\n'), 'f.patch'), /^f\.patch:5: misplaced/);
   throwsKlpgen(() => parsePatch('diff --git a/f b/f\nindex 1..2 100644\n', 'f.patch'), /^f\.patch:1: no hunks for f$/);
   throwsKlpgen(() => parsePatch('diff --git a/f b/f\n', 'f.patch'), /^f\.patch:1: diff --git header without any changes$/);
+});
+
+test('large files: 300000 lines, hunk moved by an offset near the end', () => {
+  const big = lines(300_000, (k) => `\tline(${k});`);
+  const patch = '--- a/big.c\n+++ b/big.c\n@@ -299990,7 +299990,7 @@\n \tline(299990);\n \tline(299991);\n \tline(299992);\n-\tline(299993);\n+\tLINE(299993);\n \tline(299994);\n \tline(299995);\n \tline(299996);\n';
+  const target = '/* one more */\n' + big;
+  const r = applyFilePatch(target, parsePatch(patch, 'big.patch')[0]!, 'big.patch');
+  assert.deepEqual(r.offsets, [1]);
+  assert.equal(r.text, target.replace('\tline(299993);\n', '\tLINE(299993);\n'));
+});
+
+test('a patch with CRLF line endings is refused with a hint', () => {
+  throwsKlpgen(() => parsePatch('--- a/f\r\n+++ b/f\r\n@@ -1 +1 @@\r\n-a\r\n+b\r\n', 'dos.patch'), /^dos\.patch:3: the patch has CRLF line endings/);
 });
 
 test('trailing text after the last hunk is ignored', () => {
