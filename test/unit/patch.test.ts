@@ -429,7 +429,6 @@ test('git format-patch with dashes and diff-like text in the commit message, and
     '    --- a/mm/quoted.c',
     '---- more dashes',
     'diff --git a/mm/not-real.c b/mm/not-real.c',
-    'index of this text is a line starting with "index".',
     'is mentioned in prose.',
     '+++ plus',
     '',
@@ -457,6 +456,8 @@ test('a commit message quoting file headers and a hunk is skipped (GNU patch and
     '@@ -1,2 +1,2 @@',
     '-\tkfree(p);',
     '--- dashes',
+    'diff --git a/mm/prose.c b/mm/prose.c',
+    'index of this paragraph: it starts with "index".',
   ].join('\n');
   const patch = formatPatch(a, b, message);
   assert.deepEqual(parsePatch(patch, 'fix.patch').map((f) => f.newPath), ['mm/slab.c']);
