@@ -8,6 +8,7 @@ import { diskError, sha256, sha256File, withLock, writeIfChanged } from '../util
 import { info, skipped, timed, type StepTiming } from '../util/progress.js';
 import { resolveTarget, targetPackages, type ResolvedTarget } from './apt.js';
 import { headersDirName, type TargetManifest } from './manifest.js';
+import { kernelChecks } from './checks.js';
 import { ARCH, CC, kernelRelease, targetLayout, type TargetLayout } from './paths.js';
 
 /** Debian packages the setup, the module build and the VM need on the host. */
@@ -87,6 +88,11 @@ async function setupLocked(t: ResolvedTarget, layout: TargetLayout, timings: Ste
   }
 
   const manifest = await buildManifest(t, layout, headers, rel, pkgs);
+  const problems = kernelChecks(await readFile(manifest.paths.config, 'utf8'), manifest.compiler.version);
+  if (problems.length) {
+    // Refused before the manifest exists: nothing half-set-up is taken for ready.
+    throw new KlpgenError(`target ${t.abi} cannot be livepatched safely: ${problems.map((p) => `${p.option}: ${p.reason}`).join('; ')}`);
+  }
   if (await writeIfChanged(layout.manifest, `${JSON.stringify(manifest, null, 2)}\n`)) changed = true;
   return { manifest, changed, timings };
 }
