@@ -117,7 +117,13 @@ function abisFromMeta(metas: AptRecord[]): string[] {
 }
 
 async function knownAbis(show: AptShowFn): Promise<string[]> {
-  return abisFromMeta(await show(`linux-headers-${FLAVOUR}`));
+  const abis = new Set(abisFromMeta(await show(`linux-headers-${FLAVOUR}`)));
+  if (show === aptShow) {
+    // Older ABIs stay in the archive without the meta-package naming them.
+    const r = await run('apt-cache', ['pkgnames', 'linux-image-6.1.0-']);
+    for (const m of r.stdout.matchAll(new RegExp(`^linux-image-(6\\.1\\.0-\\d+)-${FLAVOUR}$`, 'gm'))) abis.add(m[1] as string);
+  }
+  return [...abis].sort((a, b) => compareDebVersions(b, a));
 }
 
 async function resolveAbi(abi: string, show: AptShowFn): Promise<ResolvedTarget | undefined> {
@@ -126,11 +132,14 @@ async function resolveAbi(abi: string, show: AptShowFn): Promise<ResolvedTarget 
   const all = new Map<string, AptRecord[]>();
   for (const name of names) all.set(name, await show(name));
   // Newest image version for which every other package exists at the same version.
+  // linux-kbuild-6.1 (Kbuild's host tools) is kept in the archive only for a few
+  // versions: an older ABI takes the newest one, which builds modules the same way.
   for (const img of all.get(pkgs.image) ?? []) {
     const records: Record<string, AptRecord> = {};
     let complete = true;
     for (const name of names) {
-      const rec = all.get(name)?.find((r) => r.version === img.version);
+      const list = all.get(name) ?? [];
+      const rec = list.find((r) => r.version === img.version) ?? (name === pkgs.kbuild ? list[0] : undefined);
       if (!rec) { complete = false; break; }
       records[name] = rec;
     }
