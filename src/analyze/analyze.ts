@@ -14,7 +14,7 @@ import { alignLineNumbers, parseUnifiedZeroHunks } from './lines.js';
 import { parseCallGraph, type CallGraph } from './callgraph.js';
 import { diffFunctions, hasFentry, readObjectCode, referrers, type ObjectCode } from './objdiff.js';
 import { applyFilePatch, parsePatch } from './patch.js';
-import { loadSymbolIndex, locateSymbol, type SymbolIndex } from './symbols.js';
+import { aliasesOf, loadSymbolIndex, locateSymbol, type SymbolIndex } from './symbols.js';
 
 /**
  * `klpgen analyze`: from kernel patches to the must-replace set. Each
@@ -427,6 +427,15 @@ export async function analyzeCompiledTu(
     const loc = locateSymbol(index, name, tu.path, tuLocals);
     if (!loc.found) {
       report.refusals.push({ reason: `${name} must be replaced but: ${loc.why}`, file: tu.path, line: lineOf(patched.model, tu.path, name) });
+      continue;
+    }
+    // In a relocatable object (a module) addresses are section offsets: no aliasing to see there.
+    const aliases = index.linked ? aliasesOf(index, loc.symbol).filter((a) => !final.has(a.name)) : [];
+    if (aliases.length) {
+      report.refusals.push({
+        reason: `${name} shares its address with ${aliases.map((a) => a.name).join(', ')} (identical code folding or an alias): redirecting it would redirect them too`,
+        file: tu.path, line: lineOf(patched.model, tu.path, name),
+      });
       continue;
     }
     report.mustReplace.push({ object, symbol: name, sympos: loc.sympos, file: tu.path, line: lineOf(patched.model, tu.path, name), reasons: why });

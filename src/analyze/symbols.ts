@@ -25,6 +25,8 @@ export interface KernelSymbol {
 
 export interface SymbolIndex {
   object: string;
+  /** Addresses are final (a linked vmlinux), not section offsets of a relocatable object. */
+  linked: boolean;
   symbols: KernelSymbol[];
   /** name -> symbols in lookup order (kallsyms order). */
   byName: Map<string, KernelSymbol[]>;
@@ -110,8 +112,31 @@ function buildIndex(object: string, symbols: KernelSymbol[], addressOrder: boole
     if (!g) g = groups[s.group] = { file: s.file, names: new Set() };
     g.names.add(s.name);
   }
-  return { object, symbols, byName, groups };
+  return { object, linked: addressOrder, symbols, byName, groups };
 }
+
+/**
+ * Other function names at the same address: identical code folding (ICF) or
+ * an alias. ftrace redirects an address, not a name, so replacing one of
+ * them would also redirect the others.
+ */
+export function aliasesOf(index: SymbolIndex, sym: KernelSymbol): KernelSymbol[] {
+  let byAddress = addressIndexes.get(index);
+  if (!byAddress) {
+    byAddress = new Map();
+    for (const s of index.symbols) {
+      if (s.kind !== 'function') continue;
+      const k = `${s.address}`;
+      const list = byAddress.get(k);
+      if (list) list.push(s);
+      else byAddress.set(k, [s]);
+    }
+    addressIndexes.set(index, byAddress);
+  }
+  return (byAddress.get(`${sym.address}`) ?? []).filter((s) => s !== sym && s.name !== sym.name);
+}
+
+const addressIndexes = new WeakMap<SymbolIndex, Map<string, KernelSymbol[]>>();
 
 export type SymbolLocation =
   | { found: true; sympos: number; symbol: KernelSymbol; duplicates: number; how: string }
