@@ -12,7 +12,7 @@ import { indexModules, moduleKey } from '../vm/initramfs.js';
 import { inliningClosure, ipaClonesDumpPath, parseIpaClones } from './ipa-clones.js';
 import { alignLineNumbers, parseUnifiedZeroHunks } from './lines.js';
 import { parseCallGraph, type CallGraph } from './callgraph.js';
-import { diffFunctions, hasFentry, readObjectCode, referrers, type ObjectCode } from './objdiff.js';
+import { aliasesIn, diffFunctions, hasFentry, readObjectCode, referrers, type FunctionCode, type ObjectCode } from './objdiff.js';
 import { applyFilePatch, parsePatch } from './patch.js';
 import { aliasesOf, loadSymbolIndex, locateSymbol, type SymbolIndex } from './symbols.js';
 
@@ -394,6 +394,28 @@ export async function analyzeCompiledTu(
         add(c, { kind: 'caller-of-clone', detail: `calls ${name}, a clone whose code changed`, evidence: 'object diff' });
         queue.push(c);
       }
+      continue;
+    }
+    const twins = aliasesIn(orig.code, f);
+    if (twins.length) {
+      // Identical code folding: several names, one body, one address. ftrace redirects the
+      // address, so all the names move together. If every caller of ours is replaced anyway,
+      // leave the address alone; otherwise redirect it, but only when every caller of the
+      // other names is replaced too (they must not reach our new code). Global names may have
+      // callers in other TUs: refuse.
+      const names = [f, ...twins];
+      const line = lineOf(patched.model, tu.path, name);
+      if (names.some((g) => g.bind !== 'local')) {
+        report.refusals.push({ reason: `${name} changed and shares its code with ${twins.map((t) => t.name).join(', ')} (identical code folding); one of them is global, so not all callers can be seen`, file: tu.path, line });
+        continue;
+      }
+      const covered = (g: FunctionCode) => callersOf(g.name).every((c) => reasons.has(c) || names.some((n) => n.name === c));
+      if (covered(f)) continue;
+      if (twins.every(covered)) {
+        final.set(name, [...why, { kind: 'code', detail: `shares its address with ${twins.map((t) => t.name).join(', ')} (ICF), whose callers are all replaced`, evidence: 'object diff' }]);
+        continue;
+      }
+      report.refusals.push({ reason: `${name} changed and shares its code with ${twins.map((t) => t.name).join(', ')} (identical code folding), whose callers do not all change`, file: tu.path, line });
       continue;
     }
     const ent = fo.get(name)?.entity ?? fp.get(name)?.entity;

@@ -18,6 +18,9 @@ import {
 export interface FunctionCode {
   name: string;
   section: string;
+  /** Section index and offset: two names at one place are aliases (ICF). */
+  sectionIndex: number;
+  offset: number;
   bind: 'local' | 'global' | 'weak';
   size: number;
   bytes: Buffer;
@@ -114,7 +117,7 @@ export function readObjectCode(elf: ElfFile): ObjectCode {
     if (sym.shndx === SHN_UNDEF || sym.shndx >= 0xff00) continue;
     if (sym.type === STT_FUNC) {
       const c = collect(sym);
-      if (c) functions.set(sym.name, { name: sym.name, bind: bindName(sym.bind), size: sym.size, ...c });
+      if (c) functions.set(sym.name, { name: sym.name, bind: bindName(sym.bind), size: sym.size, sectionIndex: sym.shndx, offset: Number(sym.value), ...c });
     } else if (sym.type === STT_OBJECT) {
       const sec = elf.sections[sym.shndx];
       if (!sec || (sec.flags & SHF_EXECINSTR) !== 0) continue;
@@ -210,6 +213,15 @@ export function compareCode(a: { bytes: Buffer; relocs: NormalizedReloc[] }, b: 
 
 function fmtAddend(a: bigint): string {
   return a === 0n ? '' : a > 0n ? `+${a}` : `${a}`;
+}
+
+/** Other function names at the same place (identical code folding, aliases). */
+export function aliasesIn(code: ObjectCode, f: FunctionCode): FunctionCode[] {
+  const out: FunctionCode[] = [];
+  for (const g of code.functions.values()) {
+    if (g !== f && g.sectionIndex === f.sectionIndex && g.offset === f.offset) out.push(g);
+  }
+  return out;
 }
 
 /** Names of the functions whose code refers to `target` (calls, jumps, address taken). */

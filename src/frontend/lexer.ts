@@ -1,21 +1,219 @@
 import { KEYWORDS, PUNCT_BASE, PUNCTUATORS, T } from './tokens.js';
 
+/** Chunks of preprocessed text, each ending at a line end (but the last). */
+export interface TextSource {
+  next(): string | null;
+}
+
 /**
  * Tokens of one preprocessed translation unit (gcc -E output with line
  * markers), stored column-wise in typed arrays: a kernel TU has over a
- * million tokens.
+ * million tokens. Lexing is incremental: the parser asks for tokens with
+ * fill(), and the lexer reads more text from its source as needed, so it can
+ * run while gcc -E is still writing (see stream.ts).
  */
-export interface TokenStream {
-  text: string;
-  count: number;
+export class TokenStream {
+  count = 0;
   code: Int16Array;
   start: Int32Array;
   end: Int32Array;
   /** For identifier tokens, the index of their spelling in `identifiers`. */
   ident: Int32Array;
+  readonly lines = new LineMap();
+  private readonly interner = new Interner();
+  private readonly chunks: string[] = [];
+  private readonly chunkBase: number[] = [];
+  private length = 0;
+  private iLine = 1;
+  private joined: string | undefined;
+  done = false;
+
+  constructor(private readonly source: TextSource, expectedLength = 1 << 20) {
+    const cap = Math.max(1024, Math.floor(expectedLength / 4));
+    this.code = new Int16Array(cap);
+    this.start = new Int32Array(cap);
+    this.end = new Int32Array(cap);
+    this.ident = new Int32Array(cap);
+  }
+
   /** Distinct identifier spellings, interned. */
-  identifiers: string[];
-  lines: LineMap;
+  get identifiers(): string[] {
+    return this.interner.strings;
+  }
+
+  /** The whole preprocessed text (read to the end first). */
+  get text(): string {
+    this.fill(Number.MAX_SAFE_INTEGER);
+    if (this.joined === undefined) this.joined = this.chunks.length === 1 ? (this.chunks[0] as string) : this.chunks.join('');
+    return this.joined;
+  }
+
+  /** Lex until token i exists or the text ends (then the last token is EOF). */
+  fill(i: number): void {
+    while (this.count <= i && !this.done) {
+      const chunk = this.source.next();
+      if (chunk === null) {
+        this.push(T.EOF, this.length, this.length);
+        this.done = true;
+        break;
+      }
+      const base = this.length;
+      this.chunks.push(chunk);
+      this.chunkBase.push(base);
+      this.length += chunk.length;
+      this.lexChunk(chunk, base);
+    }
+  }
+
+  /** Text between two offsets, across chunks. */
+  slice(s: number, e: number): string {
+    if (this.joined !== undefined) return this.joined.slice(s, e);
+    let lo = 0;
+    let hi = this.chunkBase.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if ((this.chunkBase[mid] as number) <= s) lo = mid;
+      else hi = mid - 1;
+    }
+    let out = '';
+    for (let k = lo; k < this.chunks.length && (this.chunkBase[k] as number) < e; k++) {
+      const b = this.chunkBase[k] as number;
+      out += (this.chunks[k] as string).slice(Math.max(0, s - b), e - b);
+    }
+    return out;
+  }
+
+  private push(c: number, s: number, e: number): void {
+    if (this.count === this.code.length) {
+      const cap = this.code.length * 2;
+      const c2 = new Int16Array(cap); c2.set(this.code); this.code = c2;
+      const s2 = new Int32Array(cap); s2.set(this.start); this.start = s2;
+      const e2 = new Int32Array(cap); e2.set(this.end); this.end = e2;
+      const i2 = new Int32Array(cap); i2.set(this.ident); this.ident = i2;
+    }
+    this.code[this.count] = c;
+    this.start[this.count] = s;
+    this.end[this.count] = e;
+    this.count++;
+  }
+
+  private lexChunk(text: string, base: number): void {
+    const n = text.length;
+    const lines = this.lines;
+    const interner = this.interner;
+    let atLineStart = true;
+    let i = 0;
+    while (i < n) {
+      const c = text.charCodeAt(i);
+      if (c === 10) {
+        i++;
+        this.iLine++;
+        lines.addLineStart(base + i);
+        atLineStart = true;
+        continue;
+      }
+      if (c === 32 || c === 9 || c === 13 || c === 12 || c === 11) { i++; continue; }
+      if (c === 35 && atLineStart) {
+        // A line marker or a directive gcc -E keeps (#pragma): consume the line.
+        let j = i + 1;
+        while (j < n && (text.charCodeAt(j) === 32 || text.charCodeAt(j) === 9)) j++;
+        let lineEnd = text.indexOf('\n', j);
+        if (lineEnd < 0) lineEnd = n;
+        if (isDigit(text.charCodeAt(j))) {
+          const m = /^(\d+)\s+"((?:[^"\\]|\\.)*)"/.exec(text.slice(j, lineEnd));
+          if (m) {
+            lines.markers.push({
+              offset: base + lineEnd + 1,
+              file: lines.fileId(m[2]!.replace(/\\(.)/g, '$1')),
+              line: Number(m[1]),
+              iLine: this.iLine + 1,
+            });
+          }
+        }
+        i = lineEnd;
+        continue;
+      }
+      atLineStart = false;
+      const s = i;
+      if (isIdentStart(c)) {
+        let h = c;
+        i++;
+        for (; i < n; i++) {
+          const d = text.charCodeAt(i);
+          if (!isIdentChar(d)) break;
+          h = (Math.imul(h, 31) + d) | 0;
+        }
+        // Prefixed literals: L"..", u8"..", u'..', U'..'
+        const q = text.charCodeAt(i);
+        if ((q === 34 || q === 39) && i - s <= 2 && /^(L|u8|u|U)$/.test(text.slice(s, i))) {
+          i = skipQuoted(text, i, q, base);
+          this.push(q === 34 ? T.STRING : T.CHAR, base + s, base + i);
+          continue;
+        }
+        const id = interner.intern(text, s, i, h);
+        const k = interner.keyword[id] as number;
+        if (k !== 0) this.push(k, base + s, base + i);
+        else {
+          this.push(T.IDENT, base + s, base + i);
+          this.ident[this.count - 1] = id; // after push: it may have grown the arrays
+        }
+        continue;
+      }
+      if (isDigit(c) || (c === 46 && isDigit(text.charCodeAt(i + 1)))) {
+        // A pp-number: digits, letters, '.', and signs after e/E/p/P.
+        i++;
+        while (i < n) {
+          const d = text.charCodeAt(i);
+          if (isIdentChar(d) || d === 46) { i++; continue; }
+          if ((d === 43 || d === 45) && /[eEpP]/.test(text[i - 1] as string)) { i++; continue; }
+          break;
+        }
+        this.push(T.NUMBER, base + s, base + i);
+        continue;
+      }
+      if (c === 34 || c === 39) {
+        i = skipQuoted(text, i, c, base);
+        this.push(c === 34 ? T.STRING : T.CHAR, base + s, base + i);
+        continue;
+      }
+      if (c === 47 && text.charCodeAt(i + 1) === 42) {
+        // Comments survive only with -C (which klpgen does not use); skip them anyway.
+        const e = text.indexOf('*/', i + 2);
+        const stop = e < 0 ? n : e + 2;
+        for (let k = i; k < stop; k++) if (text.charCodeAt(k) === 10) { this.iLine++; lines.addLineStart(base + k + 1); }
+        i = stop;
+        continue;
+      }
+      if (c === 47 && text.charCodeAt(i + 1) === 47) {
+        const e = text.indexOf('\n', i);
+        i = e < 0 ? n : e;
+        continue;
+      }
+      if (c === 92 && text.charCodeAt(i + 1) === 10) { i++; continue; }
+      const cands = PUNCT_BY_CHAR.get(c);
+      if (cands) {
+        let matched = false;
+        for (const p of cands) {
+          if (p.text.length === 1 || text.startsWith(p.text, i)) {
+            i += p.text.length;
+            this.push(p.code, base + s, base + i);
+            matched = true;
+            break;
+          }
+        }
+        if (matched) continue;
+      }
+      throw new LexError(`stray '${text[i]}' in program`, base + i);
+    }
+  }
+}
+
+/** Lex a whole text at once. */
+export function lex(text: string): TokenStream {
+  let given = false;
+  const ts = new TokenStream({ next: () => (given ? null : ((given = true), text)) }, text.length);
+  ts.fill(Number.MAX_SAFE_INTEGER);
+  return ts;
 }
 
 /** One `# N "file" flags` marker: from `offset` on, .i text is `file` starting at line N. */
@@ -122,140 +320,6 @@ function isDigit(c: number): boolean {
   return c >= 48 && c <= 57;
 }
 
-export function lex(text: string): TokenStream {
-  const n = text.length;
-  let cap = Math.max(1024, Math.floor(n / 4));
-  let code = new Int16Array(cap);
-  let start = new Int32Array(cap);
-  let end = new Int32Array(cap);
-  let ident = new Int32Array(cap);
-  const lines = new LineMap();
-  let count = 0;
-  let iLine = 1;
-  let atLineStart = true;
-  const interner = new Interner();
-
-  const push = (c: number, s: number, e: number) => {
-    if (count === cap) {
-      cap *= 2;
-      const c2 = new Int16Array(cap); c2.set(code); code = c2;
-      const s2 = new Int32Array(cap); s2.set(start); start = s2;
-      const e2 = new Int32Array(cap); e2.set(end); end = e2;
-      const i2 = new Int32Array(cap); i2.set(ident); ident = i2;
-    }
-    code[count] = c;
-    start[count] = s;
-    end[count] = e;
-    count++;
-  };
-
-  let i = 0;
-  while (i < n) {
-    const c = text.charCodeAt(i);
-    if (c === 10) {
-      i++;
-      iLine++;
-      lines.addLineStart(i);
-      atLineStart = true;
-      continue;
-    }
-    if (c === 32 || c === 9 || c === 13 || c === 12 || c === 11) { i++; continue; }
-    if (c === 35 && atLineStart) {
-      // A line marker or a directive gcc -E keeps (#pragma): consume the line.
-      let j = i + 1;
-      while (j < n && (text.charCodeAt(j) === 32 || text.charCodeAt(j) === 9)) j++;
-      let lineEnd = text.indexOf('\n', j);
-      if (lineEnd < 0) lineEnd = n;
-      if (isDigit(text.charCodeAt(j))) {
-        const m = /^(\d+)\s+"((?:[^"\\]|\\.)*)"/.exec(text.slice(j, lineEnd));
-        if (m) {
-          lines.markers.push({
-            offset: lineEnd + 1,
-            file: lines.fileId(m[2]!.replace(/\\(.)/g, '$1')),
-            line: Number(m[1]),
-            iLine: iLine + 1,
-          });
-        }
-      }
-      i = lineEnd;
-      continue;
-    }
-    atLineStart = false;
-    const s = i;
-    if (isIdentStart(c)) {
-      let h = c;
-      i++;
-      for (; i < n; i++) {
-        const d = text.charCodeAt(i);
-        if (!isIdentChar(d)) break;
-        h = (Math.imul(h, 31) + d) | 0;
-      }
-      // Prefixed literals: L"..", u8"..", u'..', U'..'
-      const q = text.charCodeAt(i);
-      if ((q === 34 || q === 39) && i - s <= 2 && /^(L|u8|u|U)$/.test(text.slice(s, i))) {
-        i = skipQuoted(text, i, q);
-        push(q === 34 ? T.STRING : T.CHAR, s, i);
-        continue;
-      }
-      const id = interner.intern(text, s, i, h);
-      const k = interner.keyword[id] as number;
-      if (k !== 0) push(k, s, i);
-      else {
-        push(T.IDENT, s, i);
-        ident[count - 1] = id; // after push: it may have grown the arrays
-      }
-      continue;
-    }
-    if (isDigit(c) || (c === 46 && isDigit(text.charCodeAt(i + 1)))) {
-      // A pp-number: digits, letters, '.', and signs after e/E/p/P.
-      i++;
-      while (i < n) {
-        const d = text.charCodeAt(i);
-        if (isIdentChar(d) || d === 46) { i++; continue; }
-        if ((d === 43 || d === 45) && /[eEpP]/.test(text[i - 1] as string)) { i++; continue; }
-        break;
-      }
-      push(T.NUMBER, s, i);
-      continue;
-    }
-    if (c === 34 || c === 39) {
-      i = skipQuoted(text, i, c);
-      push(c === 34 ? T.STRING : T.CHAR, s, i);
-      continue;
-    }
-    if (c === 47 && text.charCodeAt(i + 1) === 42) {
-      // Comments survive only with -C; skip them anyway.
-      const e = text.indexOf('*/', i + 2);
-      const stop = e < 0 ? n : e + 2;
-      for (let k = i; k < stop; k++) if (text.charCodeAt(k) === 10) { iLine++; lines.addLineStart(k + 1); }
-      i = stop;
-      continue;
-    }
-    if (c === 47 && text.charCodeAt(i + 1) === 47) {
-      const e = text.indexOf('\n', i);
-      i = e < 0 ? n : e;
-      continue;
-    }
-    if (c === 92 && text.charCodeAt(i + 1) === 10) { i++; continue; }
-    const cands = PUNCT_BY_CHAR.get(c);
-    if (cands) {
-      let matched = false;
-      for (const p of cands) {
-        if (p.text.length === 1 || text.startsWith(p.text, i)) {
-          i += p.text.length;
-          push(p.code, s, i);
-          matched = true;
-          break;
-        }
-      }
-      if (matched) continue;
-    }
-    throw new LexError(`stray '${text[i]}' in program`, i);
-  }
-  push(T.EOF, n, n);
-  return { text, count, code, start, end, ident, identifiers: interner.strings, lines };
-}
-
 /**
  * Identifiers interned by a hash of their characters: each distinct name is
  * sliced once, and every later occurrence shares that string (the parser's
@@ -301,15 +365,15 @@ class Interner {
   }
 }
 
-function skipQuoted(text: string, i: number, quote: number): number {
+function skipQuoted(text: string, i: number, quote: number, base: number): number {
   let j = i + 1;
   const n = text.length;
   while (j < n) {
     const d = text.charCodeAt(j);
     if (d === 92) { j += 2; continue; }
     if (d === quote) return j + 1;
-    if (d === 10) throw new LexError(`missing terminating ${String.fromCharCode(quote)} character`, i);
+    if (d === 10) throw new LexError(`missing terminating ${String.fromCharCode(quote)} character`, base + i);
     j++;
   }
-  throw new LexError(`missing terminating ${String.fromCharCode(quote)} character`, i);
+  throw new LexError(`missing terminating ${String.fromCharCode(quote)} character`, base + i);
 }

@@ -174,9 +174,11 @@ class Parser {
   readonly entities: Entity[] = [];
   readonly unresolved = new Set<string>();
   readonly asmTemplates: [number, number][] = [];
-  private readonly code: Int16Array;
-  private readonly ident: Int32Array;
+  // The stream's arrays, re-read whenever the lexer may have grown them (in fill).
+  private code: Int16Array;
+  private ident: Int32Array;
   private readonly identifiers: string[];
+  private lexed: number;
   private level = 0;
   private readonly ordinary = new Map<string, Binding>();
   /** One map per tag keyword, keyed by the interned name: no key strings built per use. */
@@ -195,15 +197,27 @@ class Parser {
     this.code = ts.code;
     this.ident = ts.ident;
     this.identifiers = ts.identifiers;
+    this.lexed = ts.count;
     // Level -1: visible everywhere, never a reference to an entity of the TU.
     for (const name of BUILTIN_TYPEDEFS) this.bind(name, BindingKind.Typedef, false, 'none').level = -1;
   }
 
   // ---- token helpers -------------------------------------------------------
 
+  /** The code of token i, lexing more text first if needed. */
+  private tok(i: number): number {
+    if (i >= this.lexed) {
+      this.ts.fill(i + 256);
+      this.code = this.ts.code;
+      this.ident = this.ts.ident;
+      this.lexed = this.ts.count;
+      if (i >= this.lexed) return T.EOF;
+    }
+    return this.code[i] as number;
+  }
+
   private peek(ahead = 0): number {
-    const i = this.pos + ahead;
-    return i < this.ts.count ? (this.code[i] as number) : T.EOF;
+    return this.tok(this.pos + ahead);
   }
 
   private name(i = this.pos): string {
@@ -211,7 +225,7 @@ class Parser {
   }
 
   private accept(c: number): boolean {
-    if (this.code[this.pos] === c) {
+    if (this.tok(this.pos) === c) {
       this.pos++;
       return true;
     }
@@ -219,7 +233,7 @@ class Parser {
   }
 
   private expect(c: number, what?: string): void {
-    if (this.code[this.pos] !== c) this.error(`expected ${describeCode(c)}${what ? ` ${what}` : ''}, found ${this.found()}`);
+    if (this.tok(this.pos) !== c) this.error(`expected ${describeCode(c)}${what ? ` ${what}` : ''}, found ${this.found()}`);
     this.pos++;
   }
 
@@ -227,19 +241,20 @@ class Parser {
     const c = this.peek();
     if (c === T.IDENT) return `'${this.name()}'`;
     if (c === T.NUMBER || c === T.STRING || c === T.CHAR) {
-      return `'${this.ts.text.slice(this.ts.start[this.pos], Math.min(this.ts.end[this.pos] as number, (this.ts.start[this.pos] as number) + 20))}'`;
+      return `'${this.ts.slice(this.ts.start[this.pos] as number, Math.min(this.ts.end[this.pos] as number, (this.ts.start[this.pos] as number) + 20))}'`;
     }
     return describeCode(c);
   }
 
   private error(message: string): never {
+    this.tok(this.pos);
     const at = Math.min(this.pos, this.ts.count - 1);
     throw new ParseError(message, at, this.ts.start[at] as number);
   }
 
   private textOf(first: number, last: number): string {
     if (last < first) return '';
-    return this.ts.text.slice(this.ts.start[first], this.ts.end[last]);
+    return this.ts.slice(this.ts.start[first] as number, this.ts.end[last] as number);
   }
 
   // ---- scopes --------------------------------------------------------------
@@ -292,7 +307,7 @@ class Parser {
   }
 
   private isTypedefName(i: number): boolean {
-    if (this.code[i] !== T.IDENT) return false;
+    if (this.tok(i) !== T.IDENT) return false;
     return this.ordinary.get(this.name(i))?.kind === BindingKind.Typedef;
   }
 
@@ -461,14 +476,14 @@ class Parser {
   // ---- declaration specifiers ----------------------------------------------
 
   private isDeclSpecStart(i: number): boolean {
-    const c = this.code[i] as number;
+    const c = this.tok(i);
     return TYPE_KEYWORDS.has(c) || QUALIFIERS.has(c) || STORAGE.has(c) || c === K.attribute || c === K.alignas ||
       c === K.extension || this.isTypedefName(i);
   }
 
   /** Can a type name start here (casts, sizeof, _Generic associations)? */
   private isTypeNameStart(i: number): boolean {
-    const c = this.code[i] as number;
+    const c = this.tok(i);
     return TYPE_KEYWORDS.has(c) || QUALIFIERS.has(c) || c === K.attribute || c === K.alignas || this.isTypedefName(i);
   }
 
@@ -899,9 +914,9 @@ class Parser {
   /** At a block item: a declaration (not an expression, not a label)? */
   private startsDeclaration(): boolean {
     let i = this.pos;
-    while (this.code[i] === K.extension) i++;
-    const c = this.code[i] as number;
-    if (c === T.IDENT) return this.isTypedefName(i) && this.code[i + 1] !== COLON;
+    while (this.tok(i) === K.extension) i++;
+    const c = this.tok(i);
+    if (c === T.IDENT) return this.isTypedefName(i) && this.tok(i + 1) !== COLON;
     return this.isDeclSpecStart(i) && c !== K.extension;
   }
 
