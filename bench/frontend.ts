@@ -28,12 +28,13 @@ for (let i = 0; i < runs; i++) {
   gccTimes.push((performance.now() - t0) / 1000);
 }
 
-interface Run { preprocessSeconds: number; modelSeconds: number; totalSeconds: number; maxRssMiB: number; tokens: number; entities: number }
+interface Run { preprocessSeconds: number; totalSeconds: number; maxRssMiB: number; tokens: number; entities: number }
 const feRuns: Run[] = [];
 const processTimes: number[] = [];
 for (let i = 0; i < runs; i++) {
   const t0 = performance.now();
-  const r = spawnSync(process.execPath, [join(here, 'frontend-run.js'), file, target.abi], { encoding: 'utf8' });
+  // The same V8 flag as bin/klpgen.js: a larger young generation, fewer scavenges.
+  const r = spawnSync(process.execPath, ['--max-semi-space-size=16', join(here, 'frontend-run.js'), file, target.abi], { encoding: 'utf8' });
   processTimes.push((performance.now() - t0) / 1000);
   if (r.status !== 0) throw new Error(`frontend run failed: ${r.stderr}`);
   feRuns.push(JSON.parse(r.stdout) as Run);
@@ -41,7 +42,6 @@ for (let i = 0; i < runs; i++) {
 const gcc = median(gccTimes);
 const fe = median(feRuns.map((r) => r.totalSeconds));
 const feProcess = median(processTimes);
-const model = median(feRuns.map((r) => r.modelSeconds));
 const pp = median(feRuns.map((r) => r.preprocessSeconds));
 const rss = Math.max(...feRuns.map((r) => r.maxRssMiB));
 const last = feRuns[feRuns.length - 1] as Run;
@@ -49,8 +49,7 @@ const last = feRuns[feRuns.length - 1] as Run;
 console.log(`frontend vs gcc-12 -fsyntax-only on ${file} (median of ${runs} runs, same flags)`);
 console.log(`  tokens ${last.tokens}, entities ${last.entities}`);
 console.log(`  gcc-12 -fsyntax-only                 ${gcc.toFixed(3)} s`);
-console.log(`  frontend: gcc -E                     ${pp.toFixed(3)} s`);
-console.log(`  frontend: lex + parse + model        ${model.toFixed(3)} s`);
-console.log(`  frontend: total (-E + model)         ${fe.toFixed(3)} s   ratio ${(fe / gcc).toFixed(2)} (goal <= 1.0, stretch 0.5)`);
+console.log(`  frontend: gcc -E (overlapped)        ${pp.toFixed(3)} s`);
+console.log(`  frontend: total (-E || lex, parse, model)  ${fe.toFixed(3)} s   ratio ${(fe / gcc).toFixed(2)} (goal <= 1.0, stretch 0.5)`);
 console.log(`  frontend: whole process (node start) ${feProcess.toFixed(3)} s   ratio ${(feProcess / gcc).toFixed(2)}`);
 console.log(`  frontend: peak RSS                   ${rss.toFixed(0)} MiB (goal <= 1024)`);

@@ -65,6 +65,11 @@ export class TokenStream {
     }
   }
 
+  /** The text read so far, without lexing more (for error messages). */
+  textSoFar(): string {
+    return this.joined ?? this.chunks.join('');
+  }
+
   /** Text between two offsets, across chunks. */
   slice(s: number, e: number): string {
     if (this.joined !== undefined) return this.joined.slice(s, e);

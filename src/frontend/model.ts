@@ -1,5 +1,5 @@
 import { relative, isAbsolute } from 'node:path';
-import type { TokenStream } from './lexer.js';
+import { TokenStream, type TextSource } from './lexer.js';
 import { identifiersIn, scanMacros, type MacroDefinition } from './macros.js';
 import { parseTranslationUnit, ParseError, type Attribute, type Entity, type EntityKind, type Linkage, type Storage } from './parser.js';
 
@@ -73,8 +73,8 @@ export class FrontendError extends Error {
 }
 
 export interface BuildModelInput {
-  /** Preprocessed text (gcc -E, with line markers). */
-  preprocessed: string;
+  /** Preprocessed text (gcc -E, with line markers), whole or streamed. */
+  preprocessed: string | TextSource;
   /** The .c file relative to the kernel tree. */
   file: string;
   /** The original .c text (for its macros); omitted → no macros. */
@@ -111,11 +111,13 @@ export function entityFlags(attrs: Attribute[]): EntityFlags {
 export function buildModel(input: BuildModelInput): TuModel {
   const t0 = performance.now();
   let parsed;
+  let stream: TokenStream | undefined;
   try {
-    parsed = parseTranslationUnit(input.preprocessed);
+    stream = typeof input.preprocessed === 'string' ? undefined : new TokenStream(input.preprocessed, 4 << 20);
+    parsed = parseTranslationUnit(stream ?? (input.preprocessed as string));
   } catch (e) {
     if (e instanceof ParseError) {
-      const loc = locate(input, e.offset);
+      const loc = locate(stream ? stream.textSoFar() : (input.preprocessed as string), input, e.offset);
       throw new FrontendError(e.message, loc);
     }
     throw e;
@@ -230,9 +232,8 @@ export function blankCommentsAndStrings(text: string): string {
   return text.replace(/\/\*[\s\S]*?\*\/|\/\/[^\n]*|"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'/g, (m) => m.replace(/[^\n]/g, ' '));
 }
 
-function locate(input: BuildModelInput, offset: number): { file: string; line: number; col: number } {
+function locate(text: string, input: BuildModelInput, offset: number): { file: string; line: number; col: number } {
   // Re-derive the position from line markers without a full lex (the lexer may be what failed).
-  const text = input.preprocessed;
   let file = input.file;
   let origLine = 1; // original line of the current .i line
   let lineStart = 0;

@@ -147,10 +147,11 @@ export interface ParseResult {
   unresolved: Set<string>;
 }
 
-export function parseTranslationUnit(text: string): ParseResult {
+/** Parse a whole preprocessed text, or a token stream that lexes as the parser goes. */
+export function parseTranslationUnit(input: string | TokenStream): ParseResult {
   let tokens: TokenStream;
   try {
-    tokens = lex(text);
+    tokens = typeof input === 'string' ? lex(input) : input;
   } catch (e) {
     if (e instanceof LexError) throw new ParseError(e.message, -1, e.offset);
     throw e;
@@ -159,6 +160,7 @@ export function parseTranslationUnit(text: string): ParseResult {
   try {
     parser.translationUnit();
   } catch (e) {
+    if (e instanceof LexError) throw new ParseError(e.message, -1, e.offset);
     if (e instanceof RangeError) {
       // Pathological nesting: report it like any other syntax error.
       const at = Math.min(parser.pos, tokens.count - 1);

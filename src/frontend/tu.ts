@@ -1,22 +1,48 @@
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { KlpgenError } from '../util/errors.js';
+import { compileArgv, compileCommand } from '../target/compile-command.js';
 import type { TargetManifest } from '../target/manifest.js';
 import { buildModel, FrontendError, type TuModel } from './model.js';
-import { preprocess } from './preprocess.js';
+import { PipedPreprocessor } from './stream.js';
 
-/** `klpgen tu`: preprocess one TU of the target with its exact flags and model it. */
+export interface TimedModel {
+  model: TuModel;
+  /** gcc -E's own run time (it overlaps with lexing and parsing). */
+  preprocessSeconds: number;
+  totalSeconds: number;
+}
+
+/**
+ * `klpgen tu`: preprocess one TU of the target with its exact flags and model
+ * it, parsing gcc -E's output while gcc still writes it.
+ */
 export async function translationUnit(target: TargetManifest, file: string): Promise<TuModel> {
-  const pp = await preprocess(target, file, join(target.paths.root, 'tu'));
-  const sourceText = await readFile(pp.command.source, 'utf8');
+  return (await timedTranslationUnit(target, file)).model;
+}
+
+export async function timedTranslationUnit(target: TargetManifest, file: string): Promise<TimedModel> {
+  const cmd = await compileCommand(target, file);
+  const sourceText = await readFile(cmd.source, 'utf8');
+  const pipe = new PipedPreprocessor(compileArgv(cmd, { output: '-', preprocess: true }), cmd.cwd);
+  let model: TuModel | undefined;
+  let failure: unknown;
   try {
-    return buildModel({ preprocessed: pp.text, file: pp.command.file, sourceText, sourceRoot: target.paths.source });
+    model = buildModel({ preprocessed: pipe, file: cmd.file, sourceText, sourceRoot: target.paths.source });
   } catch (e) {
-    if (e instanceof FrontendError) {
-      throw new KlpgenError(`${e.location.file}:${e.location.line}:${e.location.col}: ${e.message}`);
-    }
-    throw e;
+    failure = e;
   }
+  const gcc = await pipe.finish();
+  if (gcc.code !== 0) {
+    // gcc's own error explains a truncated output better than the parser can.
+    const first = gcc.stderr.split('\n').find((l) => /error/.test(l)) ?? gcc.stderr.trim().split('\n')[0] ?? '';
+    throw new KlpgenError(`preprocessing ${cmd.file} failed: ${first.trim()}`);
+  }
+  if (failure instanceof FrontendError) {
+    throw new KlpgenError(`${failure.location.file}:${failure.location.line}:${failure.location.col}: ${failure.message}`);
+  }
+  if (failure !== undefined || model === undefined) throw failure;
+  const end = performance.now();
+  return { model, preprocessSeconds: (pipe.endedAt - pipe.startedAt) / 1000, totalSeconds: (end - pipe.startedAt) / 1000 };
 }
 
 export function formatModel(m: TuModel, all: boolean): string {
