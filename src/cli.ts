@@ -10,6 +10,7 @@ import { runDemo } from './demo.js';
 import { formatModel, translationUnit } from './frontend/tu.js';
 import { analyze, formatAnalysis } from './analyze/analyze.js';
 import { defaultWorkDir } from './util/workdir.js';
+import { create } from './create/create.js';
 
 function print(json: boolean, value: unknown, text: string): void {
   process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${text}\n`);
@@ -93,6 +94,26 @@ export function buildProgram(): Command {
       const report = await analyze(target, { patches, workDir: o.workDir ?? defaultWorkDir(target, 'analyze', patches) });
       print(!!o.json, report, formatAnalysis(report));
       if (!report.ok) process.exitCode = 2;
+    });
+
+  program.command('create')
+    .description('make a livepatch module from fix patches: analyze, emit C, build (stages in a work dir)')
+    .argument('<patches...>', 'unified diffs, applied in order to copies of the target source')
+    .option('-o, --out <file>', 'where to write the .ko (default: ./livepatch-NAME.ko)')
+    .option('--name <name>', 'module name', 'klpgen_fix')
+    .option('--no-replace', 'do not set klp_patch.replace (cumulative patches replace earlier ones by default)')
+    .option('--work-dir <dir>', 'stage dirs (default: under the cache, named by the patches)')
+    .addOption(abiOption())
+    .option('--json', 'JSON output')
+    .action(async (patches: string[], o: { abi?: string; json?: boolean; workDir?: string; out?: string; name: string; replace: boolean }) => {
+      const target = await loadTarget(o.abi);
+      const r = await create(target, {
+        patches, name: o.name, out: o.out, replace: o.replace, workDir: o.workDir ?? defaultWorkDir(target, 'create', patches),
+      });
+      print(!!o.json, r, `${r.module}
+  source: ${r.source}
+  replaces: ${r.analysis.mustReplace.map((e) => e.symbol).join(', ')}
+  verification: ${r.verification.status} (${r.verification.why})`);
     });
 
   program.command('build-module')

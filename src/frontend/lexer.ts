@@ -125,13 +125,14 @@ export class TokenStream {
         let lineEnd = text.indexOf('\n', j);
         if (lineEnd < 0) lineEnd = n;
         if (isDigit(text.charCodeAt(j))) {
-          const m = /^(\d+)\s+"((?:[^"\\]|\\.)*)"/.exec(text.slice(j, lineEnd));
+          const m = /^(\d+)\s+"((?:[^"\\]|\\.)*)"(.*)$/.exec(text.slice(j, lineEnd));
           if (m) {
             lines.markers.push({
               offset: base + lineEnd + 1,
               file: lines.fileId(m[2]!.replace(/\\(.)/g, '$1')),
               line: Number(m[1]),
               iLine: this.iLine + 1,
+              returning: /\b2\b/.test(m[3] ?? ''),
             });
           }
         }
@@ -228,6 +229,8 @@ export interface LineMarker {
   line: number;
   /** Line number in the .i text (1-based) of the line after the marker. */
   iLine: number;
+  /** Flag 2: back in `file` after an #include (which was on line - 1). */
+  returning: boolean;
 }
 
 /** Maps offsets of the .i text back to original files and lines. */

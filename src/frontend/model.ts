@@ -12,6 +12,8 @@ export interface TuModel {
   file: string;
   entities: TuEntity[];
   macros: TuMacro[];
+  /** Lines of the .c whose #include was performed (inactive #if branches left out). */
+  includeLines: number[];
   /** Functions that asm templates define (`.type name, @function`): static call trampolines, asm stubs. */
   asmFunctions: { name: string; global: boolean }[];
   /** Identifiers used with no declaration in scope, besides gcc's builtins: empty for valid kernel code. */
@@ -178,6 +180,7 @@ export function buildModel(input: BuildModelInput): TuModel {
     file: input.file,
     entities,
     macros: tuMacros,
+    includeLines: [...new Set(ts.lines.markers.filter((m) => m.returning && rel(ts.lines.files[m.file] as string) === input.file).map((m) => m.line - 1))].sort((a, b) => a - b),
     asmFunctions: asmFunctions(parsed.asmTemplates.map(([a, b]) => ts.text.slice(ts.start[a], ts.end[b]))),
     unresolved: [...parsed.unresolved].sort(),
     stats: { tokens: ts.count, entities: entities.length, files: ts.lines.files.length, parseSeconds },

@@ -1,0 +1,122 @@
+import { existsSync, readdirSync } from 'node:fs';
+import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { analyze, type AnalysisReport } from '../analyze/analyze.js';
+import { buildModel } from '../frontend/model.js';
+import { parseElf } from '../elf/elf64.js';
+import { readObjectCode } from '../analyze/objdiff.js';
+import { emitModule, type EmittedModule } from '../emit/emit.js';
+import { compileCommand } from '../target/compile-command.js';
+import type { TargetManifest } from '../target/manifest.js';
+import { makeEnv } from '../target/setup.js';
+import { compilerDiagnostics } from '../kmod/build.js';
+import { KlpgenError } from '../util/errors.js';
+import { run } from '../util/exec.js';
+import { info, timed } from '../util/progress.js';
+
+/**
+ * `klpgen create`: analyze → emit → build, in numbered stage dirs beside
+ * the analysis' (1-sources, 2-objects, 3-analysis):
+ *   4-source/  livepatch-NAME.c and its Kbuild file
+ *   5-kmod/    the module build, before and after KLP relocations
+ */
+export interface CreateOptions {
+  patches: string[];
+  workDir: string;
+  name: string;
+  out?: string;
+  replace: boolean;
+}
+
+export interface CreateReport {
+  name: string;
+  module: string;
+  source: string;
+  analysis: AnalysisReport;
+  emitted: Omit<EmittedModule, 'source' | 'scaffolding' | 'lineMap'>;
+  /** Undefined symbols of the built module and how each is resolved. */
+  symbols: { name: string; resolution: 'exported' | 'klp'; sympos?: number }[];
+  verification: { status: 'not-run'; why: string };
+  workDir: string;
+}
+
+export function moduleName(name: string): string {
+  const n = name.replace(/[^A-Za-z0-9_]/g, '_');
+  if (!/^[A-Za-z_]/.test(n) || n.length > 55) throw new KlpgenError(`--name ${name}: not a valid module name`);
+  return n;
+}
+
+export async function create(target: TargetManifest, o: CreateOptions): Promise<CreateReport> {
+  const workDir = resolve(o.workDir);
+  const name = moduleName(o.name);
+  const report = await timed('analyze', () => analyze(target, { patches: o.patches, workDir }));
+  if (!report.ok) {
+    throw new KlpgenError(`refused:\n${report.refusals.map((f) => `  ${f.file}:${f.line}: ${f.reason}`).join('\n')}`, 2);
+  }
+  if (report.mustReplace.length === 0) throw new KlpgenError('the patches change no running code: there is nothing to livepatch');
+  const files = [...new Set(report.mustReplace.map((e) => e.file))];
+  if (files.length > 1) throw new KlpgenError(`the fix changes code in ${files.length} translation units (${files.join(', ')}); one per livepatch is supported today`);
+  const file = files[0] as string;
+  const tu = report.tus.find((t) => t.file === file);
+
+  // The patched build's model (the analysis wrote its .i).
+  const base = basename(file, '.c');
+  const objDir = join(workDir, '2-objects', file.replace(/\//g, '_').replace(/\.c$/, ''), 'patched');
+  const patchedSource = join(workDir, '1-sources', 'patched', file);
+  const patchedText = await readFile(patchedSource, 'utf8');
+  const preprocessed = await readFile(join(objDir, `${base}.i`), 'latin1');
+  const model = buildModel({ preprocessed, file, sourceText: patchedText, sourceRoot: join(workDir, '1-sources', 'patched') });
+  const cmd = await compileCommand(target, file);
+  const modName = /^-DKBUILD_MODNAME="?([^"]+)"?$/.exec(cmd.argv.find((a) => a.startsWith('-DKBUILD_MODNAME=')) ?? '')?.[1] ?? base;
+  const originalObject = join(workDir, '2-objects', file.replace(/\//g, '_').replace(/\.c$/, ''), 'original', `${base}.o`);
+  const originalFunctions = new Set(readObjectCode(parseElf(await readFile(originalObject), originalObject)).functions.keys());
+  const emitted = emitModule({
+    report, file, patchedText, model, preprocessed, noSymbol: new Set(tu?.noSymbol ?? []), name, replace: o.replace, modName, originalFunctions,
+  });
+
+  const srcDir = join(workDir, '4-source');
+  await rm(srcDir, { recursive: true, force: true });
+  await mkdir(srcDir, { recursive: true });
+  const stem = name.replace(/_/g, '-');
+  const cName = `${stem}.c`;
+  await writeFile(join(srcDir, cName), emitted.source);
+  await writeFile(join(srcDir, `${stem}-klp.c`), emitted.scaffolding);
+  // The TU's own directory comes first for its "local.h" includes; the full source tree
+  // for internal headers the headers package does not ship (kernel/sched/sched.h, ...).
+  const dir = dirname(join(target.paths.source, file));
+  await writeFile(join(srcDir, 'Kbuild'), [
+    `obj-m += livepatch-${stem}.o`,
+    `livepatch-${stem}-y := ${stem}.o ${stem}-klp.o`,
+    `CFLAGS_${stem}.o += -I${dir} -I${target.paths.source}/include`,
+    '',
+  ].join('\n'));
+
+  const kmodDir = join(workDir, '5-kmod');
+  await rm(kmodDir, { recursive: true, force: true });
+  await mkdir(kmodDir, { recursive: true });
+  for (const f of readdirSync(srcDir)) await copyFile(join(srcDir, f), join(kmodDir, f));
+  const build = await timed('build module', () => run('make', ['-C', target.paths.headers, `M=${kmodDir}`, 'KBUILD_MODPOST_WARN=1', 'modules'], { env: makeEnv() }));
+  if (build.code !== 0) {
+    throw new KlpgenError(`building the livepatch failed (source: ${join(srcDir, cName)}):\n${mapDiagnostics(compilerDiagnostics(`${build.stdout}${build.stderr}`), emitted, cName)}`);
+  }
+  const ko = join(kmodDir, `livepatch-${stem}.ko`);
+  if (!existsSync(ko)) throw new KlpgenError(`the module build produced no ${basename(ko)}`);
+  info(`built ${ko}`);
+  const out = resolve(o.out ?? `livepatch-${stem}.ko`);
+  await copyFile(ko, out);
+  return {
+    name, module: out, source: join(srcDir, cName), analysis: report,
+    emitted: { externalized: emitted.externalized, copied: emitted.copied },
+    symbols: [],
+    verification: { status: 'not-run', why: 'klpgen verify is not implemented yet' },
+    workDir,
+  };
+}
+
+/** Add the original file:line to compiler messages about generated lines. */
+function mapDiagnostics(text: string, emitted: EmittedModule, cName: string): string {
+  return text.replace(new RegExp(`([^\\s:]*${cName.replace(/[.-]/g, '\\$&')}):(\\d+):(\\d+):`, 'g'), (m, _f: string, line: string) => {
+    const orig = emitted.lineMap[Number(line) - 1];
+    return orig && orig.line ? `${m} [${orig.file}:${orig.line}]` : m;
+  });
+}
