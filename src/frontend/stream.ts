@@ -1,58 +1,72 @@
-import { spawn } from 'node:child_process';
-import { readSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync, readSync } from 'node:fs';
 import { KlpgenError } from '../util/errors.js';
 import type { TextSource } from './lexer.js';
 
 /**
- * gcc -E's output read while gcc is still writing it: the lexer and parser
- * pull text synchronously from the pipe, so preprocessing (in gcc's process)
- * and parsing (in ours) run on two cores at once. The pipe is non-blocking;
- * an empty read waits 50 µs and tries again.
+ * gcc -E's output read while gcc is still writing it, so preprocessing (in
+ * gcc's process) and lexing/parsing (in ours) run on two cores at once.
+ * gcc writes a regular file, never a pipe: a pipe would stall gcc whenever
+ * the parser is busy. We read the file as it grows; when a read finds
+ * nothing new, gcc is either still working (wait 50 µs) or gone (the end).
+ * Our event loop is blocked meanwhile, so an exited gcc stays a zombie in
+ * /proc until we return: that is how its end is seen.
  */
-export class PipedPreprocessor implements TextSource {
-  private readonly fd: number;
+export class StreamedPreprocessor implements TextSource {
+  private fd = -1;
+  private position = 0;
   private readonly buf = Buffer.allocUnsafe(1 << 20);
   private carry = '';
   private eof = false;
   private stderr = '';
   private exitCode: number | null = null;
+  private readonly child: ChildProcess;
   private readonly sleeper = new Int32Array(new SharedArrayBuffer(4));
   readonly startedAt = performance.now();
-  /** When gcc's output ended (for timings). */
+  /** When gcc's output was complete (for timings). */
   endedAt = 0;
 
-  constructor(argv: string[], cwd: string) {
-    const child = spawn(argv[0] as string, argv.slice(1), { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-    const handle = (child.stdout as unknown as { _handle?: { fd?: number } })._handle;
-    if (handle?.fd === undefined || handle.fd < 0) throw new KlpgenError('cannot read gcc -E output through a pipe');
-    this.fd = handle.fd;
-    child.stderr?.on('data', (b: Buffer) => { this.stderr += b.toString('utf8'); });
-    child.on('exit', (code) => { this.exitCode = code ?? -1; });
-    this.child = child;
+  constructor(argv: string[], cwd: string, private readonly output: string) {
+    this.child = spawn(argv[0] as string, argv.slice(1), { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+    this.child.stderr?.on('data', (b: Buffer) => { this.stderr += b.toString('utf8'); });
+    this.child.on('exit', (code) => { this.exitCode = code ?? -1; });
   }
 
-  private readonly child: ReturnType<typeof spawn>;
+  private gccRunning(): boolean {
+    const pid = this.child.pid;
+    if (pid === undefined) return false;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+      return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+    } catch {
+      return false;
+    }
+  }
+
+  private wait(): void {
+    Atomics.wait(this.sleeper, 0, 0, 0.05);
+  }
 
   next(): string | null {
     if (this.eof) return null;
+    while (this.fd < 0) {
+      // gcc creates its output file as it starts; a gcc that died first never does.
+      if (existsSync(this.output)) this.fd = openSync(this.output, 'r');
+      else if (!this.gccRunning()) return this.end();
+      else this.wait();
+    }
     for (;;) {
-      let n: number;
-      try {
-        n = readSync(this.fd, this.buf, 0, this.buf.length, null);
-      } catch (e) {
-        if ((e as { code?: string }).code === 'EAGAIN') {
-          Atomics.wait(this.sleeper, 0, 0, 0.05); // 50 µs: gcc refills the pipe quickly
+      let n = readSync(this.fd, this.buf, 0, this.buf.length, this.position);
+      if (n === 0) {
+        if (this.gccRunning()) {
+          this.wait();
           continue;
         }
-        throw e;
+        // Gone: whatever it wrote before exiting is in the file now.
+        n = readSync(this.fd, this.buf, 0, this.buf.length, this.position);
+        if (n === 0) return this.end();
       }
-      if (n === 0) {
-        this.eof = true;
-        this.endedAt = performance.now();
-        const rest = this.carry;
-        this.carry = '';
-        return rest.length ? rest : null;
-      }
+      this.position += n;
       // latin1: one char per byte, so offsets are byte offsets of the .i text.
       const text = this.carry + this.buf.toString('latin1', 0, n);
       const cut = text.lastIndexOf('\n') + 1;
@@ -61,10 +75,19 @@ export class PipedPreprocessor implements TextSource {
     }
   }
 
+  private end(): string | null {
+    this.eof = true;
+    this.endedAt = performance.now();
+    if (this.fd >= 0) closeSync(this.fd);
+    const rest = this.carry;
+    this.carry = '';
+    return rest.length ? rest : null;
+  }
+
   /** After the text is consumed: gcc's exit status and messages (the event loop must run for them). */
   async finish(): Promise<{ code: number; stderr: string }> {
     if (this.exitCode === null) await new Promise<void>((res) => this.child.on('exit', () => res()));
-    this.child.stdout?.destroy();
+    if (!this.eof) throw new KlpgenError('gcc -E output was not read to its end');
     return { code: this.exitCode ?? -1, stderr: this.stderr };
   }
 }

@@ -3,7 +3,9 @@ import { KlpgenError } from '../util/errors.js';
 import { compileArgv, compileCommand } from '../target/compile-command.js';
 import type { TargetManifest } from '../target/manifest.js';
 import { buildModel, FrontendError, type TuModel } from './model.js';
-import { PipedPreprocessor } from './stream.js';
+import { StreamedPreprocessor } from './stream.js';
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 
 export interface TimedModel {
   model: TuModel;
@@ -23,7 +25,11 @@ export async function translationUnit(target: TargetManifest, file: string): Pro
 export async function timedTranslationUnit(target: TargetManifest, file: string): Promise<TimedModel> {
   const cmd = await compileCommand(target, file);
   const sourceText = await readFile(cmd.source, 'utf8');
-  const pipe = new PipedPreprocessor(compileArgv(cmd, { output: '-', preprocess: true }), cmd.cwd);
+  // The .i is kept in the target's tu/ dir for inspection.
+  const out = join(target.paths.root, 'tu', cmd.file.replace(/\.c$/, '.i'));
+  await mkdir(join(out, '..'), { recursive: true });
+  await rm(out, { force: true });
+  const pipe = new StreamedPreprocessor(compileArgv(cmd, { output: out, preprocess: true }), cmd.cwd, out);
   let model: TuModel | undefined;
   let failure: unknown;
   try {
