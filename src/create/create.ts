@@ -1,10 +1,14 @@
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { analyze, type AnalysisReport } from '../analyze/analyze.js';
 import { buildModel } from '../frontend/model.js';
 import { parseElf } from '../elf/elf64.js';
 import { readObjectCode } from '../analyze/objdiff.js';
+import { loadSymbolIndex, locateSymbol, type SymbolIndex } from '../analyze/symbols.js';
+import { klpConvert } from '../kmod/klp-convert.js';
+import { readSymvers } from '../kmod/symvers.js';
+import { indexModules, moduleKey } from '../vm/initramfs.js';
 import { emitModule, type EmittedModule } from '../emit/emit.js';
 import { compileCommand } from '../target/compile-command.js';
 import type { TargetManifest } from '../target/manifest.js';
@@ -35,7 +39,7 @@ export interface CreateReport {
   analysis: AnalysisReport;
   emitted: Omit<EmittedModule, 'source' | 'scaffolding' | 'lineMap'>;
   /** Undefined symbols of the built module and how each is resolved. */
-  symbols: { name: string; resolution: 'exported' | 'klp'; sympos?: number }[];
+  symbols: { name: string; resolution: 'exported' | 'klp'; object?: string; sympos?: number }[];
   verification: { status: 'not-run'; why: string };
   workDir: string;
 }
@@ -102,15 +106,62 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
   const ko = join(kmodDir, `livepatch-${stem}.ko`);
   if (!existsSync(ko)) throw new KlpgenError(`the module build produced no ${basename(ko)}`);
   info(`built ${ko}`);
+
+  // Symbols the running kernel does not export become KLP relocations (klp-convert).
+  const object = report.mustReplace[0]?.object ?? 'vmlinux';
+  const built = await readFile(ko);
+  const resolution = resolveUndefined(target, built, ko, object, file, originalObject);
+  const converted = klpConvert(built, resolution.filter((r) => r.resolution === 'klp').map((r) => ({ name: r.name, object: r.object as string, sympos: r.sympos as number })), ko);
   const out = resolve(o.out ?? `livepatch-${stem}.ko`);
-  await copyFile(ko, out);
+  await writeFile(join(kmodDir, `livepatch-${stem}.klp.ko`), converted);
+  await writeFile(out, converted);
   return {
     name, module: out, source: join(srcDir, cName), analysis: report,
     emitted: { externalized: emitted.externalized, copied: emitted.copied },
-    symbols: [],
+    symbols: resolution.map((r) => ({ name: r.name, resolution: r.resolution, ...(r.resolution === 'klp' ? { sympos: r.sympos as number, object: r.object } : {}) })),
     verification: { status: 'not-run', why: 'klpgen verify is not implemented yet' },
     workDir,
   };
+}
+
+interface Resolution { name: string; resolution: 'exported' | 'klp'; object?: string; sympos?: number }
+
+/**
+ * Every undefined symbol of the built module: exported ones (Module.symvers)
+ * stay ordinary; the rest must be in the running kernel (the patched module,
+ * then vmlinux), found with their sympos like the replaced functions.
+ */
+function resolveUndefined(target: TargetManifest, ko: Buffer, koPath: string, object: string, file: string, originalObject: string): Resolution[] {
+  const exported = readSymvers(target.paths.moduleSymvers);
+  const elf = parseElf(ko, koPath);
+  const tuLocals = new Set([...readObjectCode(parseElf(readFileSync(originalObject), originalObject)).functions.values()].filter((f) => f.bind === 'local').map((f) => f.name));
+  const indexes: SymbolIndex[] = [];
+  if (object !== 'vmlinux') {
+    const modKo = indexModules(target.paths.modules).get(moduleKey(object));
+    if (modKo) indexes.push(loadSymbolIndex(modKo, object, false));
+  }
+  indexes.push(loadSymbolIndex(target.paths.vmlinux, 'vmlinux', true));
+  const out: Resolution[] = [];
+  const missing: string[] = [];
+  for (const s of elf.symbols()) {
+    if (s.shndx !== 0 || !s.name || s.type === 4) continue;
+    if (exported.has(s.name) || s.name === '__this_module') {
+      out.push({ name: s.name, resolution: 'exported' });
+      continue;
+    }
+    let found = false;
+    for (const index of indexes) {
+      const loc = locateSymbol(index, s.name, file, tuLocals);
+      if (loc.found) {
+        out.push({ name: s.name, resolution: 'klp', object: index.object, sympos: loc.sympos });
+        found = true;
+        break;
+      }
+    }
+    if (!found) missing.push(s.name);
+  }
+  if (missing.length) throw new KlpgenError(`the livepatch needs symbols the running kernel does not have: ${missing.join(', ')}`);
+  return out.sort((a, b) => a.name.localeCompare(b.name));
 }
 
 /** Add the original file:line to compiler messages about generated lines. */
