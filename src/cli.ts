@@ -145,7 +145,7 @@ export function buildProgram(): Command {
     });
 
   program.command('demo')
-    .description('build the kernel\'s samples/livepatch/livepatch-sample.c and prove it in the VM')
+    .description('make a livepatch for the bundled example (examples/proc-version) and prove it in the VM')
     .addOption(abiOption())
     .option('--json', 'JSON output')
     .action(async (o: { abi?: string; json?: boolean }) => {

@@ -366,8 +366,10 @@ export async function analyzeCompiledTu(
   }
 
   // Callers: relocations, plus GCC's call graph for calls the assembler resolved itself.
+  // A function's own .cold/.part pieces jump back into it: they are not callers.
+  const ownPiece = (c: string, name: string) => c === name || c.replace(/\.(cold|part)(\.\d+)?$/, '') === name;
   const callersOf = (name: string) =>
-    [...new Set([...referrers(orig.code, name), ...(orig.callGraph.callers.get(name) ?? [])])].filter((c) => c !== name).sort();
+    [...new Set([...referrers(orig.code, name), ...(orig.callGraph.callers.get(name) ?? [])])].filter((c) => !ownPiece(c, name)).sort();
   const final = new Map<string, Reason[]>();
   const queue = [...reasons.keys()];
   const seen = new Set<string>();
@@ -424,6 +426,10 @@ export async function analyzeCompiledTu(
       continue;
     }
     if (!hasFentry(f)) {
+      if (f.bind !== 'local') {
+        report.refusals.push({ reason: `${name} changed but cannot be traced (no __fentry__ call) and is global: its callers in other files cannot all be replaced`, file: tu.path, line: lineOf(patched.model, tu.path, name) });
+        continue;
+      }
       const callers = callersOf(name);
       if (callers.length === 0) {
         report.refusals.push({ reason: `${name} changed but cannot be traced (no __fentry__ call: notrace or noinstr) and no function of ${tu.path} calls it`, file: tu.path, line: lineOf(patched.model, tu.path, name) });
@@ -439,7 +445,15 @@ export async function analyzeCompiledTu(
 
   // Map to the running kernel.
   const tuLocals = new Set([...orig.code.functions.values()].filter((f) => f.bind === 'local').map((f) => f.name));
-  if (final.size === 0) return;
+  if (final.size === 0) {
+    // Code changed, yet nothing to redirect and nothing refused: never report that as safe.
+    const refusedHere = report.refusals.some((r) => r.file === tu.path);
+    const changedCode = codeChanged.filter((c) => orig.code.functions.has(c.name));
+    if (!refusedHere && changedCode.length) {
+      report.refusals.push({ reason: `code of ${changedCode.map((c) => c.name).join(', ')} changed but no function klpgen can redirect covers it`, file: tu.path, line: 1 });
+    }
+    return;
+  }
   const index = p.symbols();
   if (typeof index === 'string') {
     report.refusals.push({ reason: index, file: tu.path, line: 1 });

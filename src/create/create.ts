@@ -82,6 +82,7 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
   await rm(srcDir, { recursive: true, force: true });
   await mkdir(srcDir, { recursive: true });
   const stem = name.replace(/_/g, '-');
+  const kmodDir = join(workDir, '5-kmod');
   const cName = `${stem}.c`;
   await writeFile(join(srcDir, cName), emitted.source);
   await writeFile(join(srcDir, `${stem}-klp.c`), emitted.scaffolding);
@@ -92,10 +93,11 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
     `obj-m += livepatch-${stem}.o`,
     `livepatch-${stem}-y := ${stem}.o ${stem}-klp.o`,
     `CFLAGS_${stem}.o += -I${dir} -I${target.paths.source}/include`,
+    // Same inputs, same bytes: the work dir's path must not reach the debug info.
+    `ccflags-y += -fdebug-prefix-map=${kmodDir}=livepatch -fmacro-prefix-map=${kmodDir}/=`,
     '',
   ].join('\n'));
 
-  const kmodDir = join(workDir, '5-kmod');
   await rm(kmodDir, { recursive: true, force: true });
   await mkdir(kmodDir, { recursive: true });
   for (const f of readdirSync(srcDir)) await copyFile(join(srcDir, f), join(kmodDir, f));
@@ -114,6 +116,7 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
   const converted = klpConvert(built, resolution.filter((r) => r.resolution === 'klp').map((r) => ({ name: r.name, object: r.object as string, sympos: r.sympos as number })), ko);
   const out = resolve(o.out ?? `livepatch-${stem}.ko`);
   await writeFile(join(kmodDir, `livepatch-${stem}.klp.ko`), converted);
+  await mkdir(dirname(out), { recursive: true });
   await writeFile(out, converted);
   return {
     name, module: out, source: join(srcDir, cName), analysis: report,

@@ -2,7 +2,6 @@ import { strict as assert } from 'node:assert';
 import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { SAMPLE_TEST } from '../../src/demo.js';
 import type { VmReport } from '../../src/vm/vm-test.js';
 import { ROOT, ensureTarget, klpgen, tempDir } from '../helpers.js';
 
@@ -12,6 +11,9 @@ function buildFixture(abi: string, from: string): { dir: string; result: ReturnT
   cpSync(from, dir, { recursive: true });
   return { dir, result: klpgen(['build-module', dir, '--abi', abi, '--json']) };
 }
+
+/** The LOADED test for the kernel's sample: its patched cmdline_proc_show prints this. */
+const SAMPLE_TEST = "#!/bin/sh\ngrep -q 'this has been live patched' /proc/cmdline\n";
 
 let sampleKo: string | undefined;
 function sampleModule(): string {

@@ -1,0 +1,74 @@
+import { strict as assert } from 'node:assert';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import type { CreateReport } from '../../src/create/create.js';
+import type { VmReport } from '../../src/vm/vm-test.js';
+import { ROOT, ensureTarget, klpgen, tempDir } from '../helpers.js';
+
+function create(abi: string, patch: string, name: string): { report: CreateReport; ko: string } {
+  const dir = tempDir('create');
+  const ko = join(dir, `${name}.ko`);
+  const r = klpgen(['create', patch, '--name', name, '-o', ko, '--work-dir', join(dir, 'work'), '--abi', abi, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  return { report: JSON.parse(r.stdout) as CreateReport, ko };
+}
+
+function vmTest(abi: string, ko: string, testScript?: string): VmReport {
+  const r = klpgen(['vm-test', ko, ...(testScript ? ['--test', testScript] : []), '--abi', abi, '--json']);
+  const rep = JSON.parse(r.stdout) as VmReport;
+  assert.equal(r.code, 0, rep.failures.join('\n'));
+  return rep;
+}
+
+test('create: the bundled example becomes a livepatch whose LOADED test passes in the VM', () => {
+  const t = ensureTarget();
+  const { report, ko } = create(t.abi, join(ROOT, 'examples/proc-version/proc-version.patch'), 'proc_version');
+  assert.deepEqual(report.analysis.mustReplace.map((e) => e.symbol), ['version_proc_show']);
+  // linux_proc_banner is not exported: it must have become a KLP relocation.
+  assert.deepEqual(report.symbols.filter((s) => s.resolution === 'klp').map((s) => `${s.object}:${s.name},${s.sympos}`), ['vmlinux:linux_proc_banner,0']);
+  const source = readFileSync(report.source, 'utf8');
+  assert.match(source, /^int livepatch_version_proc_show\(struct seq_file \*m, void \*v\)$/m);
+  assert.match(source, /seq_puts\(m, "livepatched by klpgen\\n"\);/);
+  const rep = vmTest(t.abi, ko, join(ROOT, 'examples/proc-version/proc-version-LOADED.test'));
+  assert.equal(rep.test?.ok, true);
+  assert.ok((rep.patches[0]?.transitionSeconds ?? 99) < 10);
+});
+
+test('create: the same inputs give byte-identical source and .ko', () => {
+  const t = ensureTarget();
+  const patch = join(ROOT, 'examples/proc-version/proc-version.patch');
+  const a = create(t.abi, patch, 'proc_version');
+  const b = create(t.abi, patch, 'proc_version');
+  assert.equal(readFileSync(a.report.source, 'utf8'), readFileSync(b.report.source, 'utf8'));
+  assert.ok(readFileSync(a.ko).equals(readFileSync(b.ko)), '.ko files differ');
+});
+
+test('create: an inlined helper in kernel/sched/core.c: its two callers replaced, statics reached by KLP relocations', () => {
+  const t = ensureTarget();
+  const { report, ko } = create(t.abi, join(ROOT, 'test/fixtures/patches/sched-normal-prio.patch'), 'sched_prio');
+  assert.deepEqual(report.analysis.mustReplace.map((e) => e.symbol), ['__sched_setscheduler', 'set_user_nice']);
+  const klp = report.symbols.filter((s) => s.resolution === 'klp').map((s) => s.name);
+  for (const n of ['task_rq_lock', 'update_rq_clock', 'fair_sched_class']) assert.ok(klp.includes(n), `${n} not KLP-relocated: ${klp.join(' ')}`);
+  // __normal_prio has no symbol in the running kernel: it is copied, not referenced.
+  assert.match(readFileSync(report.source, 'utf8'), /static inline int __normal_prio\(int policy, int rt_prio, int nice\)/);
+  const rep = vmTest(t.abi, ko);
+  assert.deepEqual(rep.problems, []);
+  assert.ok((rep.patches[0]?.transitionSeconds ?? 99) < 10);
+});
+
+test('create: a refused fix exits 2 with the reason and line', () => {
+  const t = ensureTarget();
+  const dir = tempDir('refused');
+  const patch = join(dir, 'data.patch');
+  writeFileSync(patch, [
+    '--- a/kernel/sched/core.c', '+++ b/kernel/sched/core.c', '@@ -146,3 +146,3 @@',
+    '  */',
+    '-const_debug unsigned int sysctl_sched_nr_migrate = SCHED_NR_MIGRATE_BREAK;',
+    '+const_debug unsigned int sysctl_sched_nr_migrate = SCHED_NR_MIGRATE_BREAK / 2;',
+    ' ', '',
+  ].join('\n'));
+  const r = klpgen(['create', patch, '--work-dir', join(dir, 'work'), '--abi', t.abi]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /kernel\/sched\/core\.c:147: data change: .*sysctl_sched_nr_migrate/);
+});
