@@ -93,15 +93,20 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
     `obj-m += livepatch-${stem}.o`,
     `livepatch-${stem}-y := ${stem}.o ${stem}-klp.o`,
     `CFLAGS_${stem}.o += -I${dir} -I${target.paths.source}/include`,
-    // Same inputs, same bytes: the work dir's path must not reach the debug info.
-    `ccflags-y += -fdebug-prefix-map=${kmodDir}=livepatch -fmacro-prefix-map=${kmodDir}/=`,
     '',
   ].join('\n'));
 
   await rm(kmodDir, { recursive: true, force: true });
   await mkdir(kmodDir, { recursive: true });
   for (const f of readdirSync(srcDir)) await copyFile(join(srcDir, f), join(kmodDir, f));
-  const build = await timed('build module', () => run('make', ['-C', target.paths.headers, `M=${kmodDir}`, 'KBUILD_MODPOST_WARN=1', 'modules'], { env: makeEnv() }));
+  const build = await timed('build module', () => run('make', [
+    '-C', target.paths.headers, `M=${kmodDir}`,
+    // Unexported symbols are resolved below by klp-convert, not by modpost.
+    'KBUILD_MODPOST_WARN=1',
+    // Same inputs, same bytes: the work dir's path must not reach the debug info (also of the .mod.c).
+    `KCFLAGS=-fdebug-prefix-map=${kmodDir}=livepatch -fmacro-prefix-map=${kmodDir}/=`,
+    'modules',
+  ], { env: makeEnv() }));
   if (build.code !== 0) {
     throw new KlpgenError(`building the livepatch failed (source: ${join(srcDir, cName)}):\n${mapDiagnostics(compilerDiagnostics(`${build.stdout}${build.stderr}`), emitted, cName)}`);
   }
