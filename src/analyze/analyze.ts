@@ -1,9 +1,9 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { parseElf } from '../elf/elf64.js';
 import { buildModel, FrontendError, type TuEntity, type TuModel } from '../frontend/model.js';
-import { compileArgv, compileCommand, type CompileCommand } from '../target/compile-command.js';
+import { compileArgv, compileCommand, compileCommands, type CompileCommand } from '../target/compile-command.js';
 import type { TargetManifest } from '../target/manifest.js';
 import { KlpgenError } from '../util/errors.js';
 import { run } from '../util/exec.js';
@@ -11,6 +11,10 @@ import { info } from '../util/progress.js';
 import { indexModules, moduleKey } from '../vm/initramfs.js';
 import { inliningClosure, ipaClonesDumpPath, parseIpaClones } from './ipa-clones.js';
 import { alignLineNumbers, parseUnifiedZeroHunks } from './lines.js';
+import { includersOf, overlayIncludes } from './includers.js';
+
+/** A changed header is analysed through at most this many including TUs. */
+export const HEADER_INCLUDER_LIMIT = 16;
 import { parseCallGraph, type CallGraph } from './callgraph.js';
 import { aliasesIn, diffFunctions, hasFentry, readObjectCode, referrers, type FunctionCode, type ObjectCode } from './objdiff.js';
 import { applyFilePatch, parsePatch } from './patch.js';
@@ -68,6 +72,8 @@ export interface TuReport {
 
 export interface AnalysisReport {
   abi: string;
+  /** Headers the patches change; their includers are analysed as TUs. */
+  changedHeaders?: string[];
   patches: string[];
   workDir: string;
   files: { path: string; kind: 'c' | 'header' | 'asm' | 'other'; change: 'modified' | 'added' | 'deleted' }[];
@@ -136,6 +142,7 @@ export async function analyze(target: TargetManifest, o: AnalyzeOptions): Promis
   const patchedRoot = join(workDir, '1-sources', 'patched');
   await rm(join(workDir, '1-sources'), { recursive: true, force: true });
   const tus: { path: string; original: string; patched: string; directives: number }[] = [];
+  const headers: string[] = [];
   for (const f of changed) {
     const kind = fileKind(f.path);
     const change = f.original === null ? 'added' : f.patched === null ? 'deleted' : 'modified';
@@ -148,10 +155,24 @@ export async function analyze(target: TargetManifest, o: AnalyzeOptions): Promis
     if (kind === 'asm') {
       report.refusals.push({ reason: 'assembly source changed: klpgen patches C functions only', file: f.path, line: firstLine });
     } else if (kind === 'header') {
-      report.refusals.push({
-        reason: 'header changed: the translation units that include it are not analysed yet (klpgen needs every includer compiled)',
-        file: f.path, line: firstLine,
-      });
+      if (change !== 'modified') {
+        report.refusals.push({ reason: `a header was ${change}`, file: f.path, line: firstLine });
+        continue;
+      }
+      // Both versions of the header go into the two trees, which shadow the target's.
+      const hunks = parseUnifiedZeroHunks(await lineDiff(workDir, f.original as string, f.patched as string));
+      await mkdir(dirname(join(origRoot, f.path)), { recursive: true });
+      await writeFile(join(origRoot, f.path), alignLineNumbers(f.original as string, hunks).text);
+      // Its neighbours too, so that "sibling.h" includes between them resolve inside each tree.
+      const dir = dirname(f.path);
+      for (const n of readdirSync(join(target.paths.source, dir))) {
+        if (!n.endsWith('.h') || n === basename(f.path) || changed.some((c) => c.path === join(dir, n))) continue;
+        for (const root of [origRoot, patchedRoot]) {
+          await mkdir(join(root, dir), { recursive: true });
+          await copyFile(join(target.paths.source, dir, n), join(root, dir, n));
+        }
+      }
+      headers.push(f.path);
     } else if (kind === 'other') {
       if (/(^|\/)(Makefile|Kbuild|Kconfig)[^/]*$/.test(f.path)) {
         report.refusals.push({ reason: 'build configuration changed (Makefile/Kconfig): not a code change a livepatch can carry', file: f.path, line: firstLine });
@@ -169,9 +190,34 @@ export async function analyze(target: TargetManifest, o: AnalyzeOptions): Promis
     }
   }
 
+  // A changed header: every built TU that includes it is analysed with both versions.
+  for (const h of headers) {
+    const found = await includersOf(target.paths.source, h, HEADER_INCLUDER_LIMIT);
+    if (found.tooMany !== undefined) {
+      report.refusals.push({ reason: `header changed and included by more than ${HEADER_INCLUDER_LIMIT} translation units: too many to analyse one by one`, file: h, line: 1 });
+      continue;
+    }
+    const built = await compileCommands(target, found.units);
+    for (const u of found.units) {
+      if (tus.some((t) => t.path === u)) continue;
+      if (built.get(u) instanceof KlpgenError) {
+        report.notes.push(`${h}: included by ${u}, which this configuration does not build`);
+        continue;
+      }
+      const text = readFileSync(join(target.paths.source, u), 'utf8');
+      for (const root of [origRoot, patchedRoot]) {
+        await mkdir(dirname(join(root, u)), { recursive: true });
+        await writeFile(join(root, u), text);
+      }
+      tus.push({ path: u, original: text, patched: text, directives: 0 });
+    }
+    if (!tus.length) report.notes.push(`${h}: no translation unit of this configuration includes it`);
+  }
+  report.changedHeaders = headers;
+
   for (const tu of tus) {
     info(`analysing ${tu.path}`);
-    await analyzeTu(target, tu, { origRoot, patchedRoot, workDir }, report);
+    await analyzeTu(target, tu, { origRoot, patchedRoot, workDir, headers }, report);
   }
   report.mustReplace.sort((a, b) => a.object.localeCompare(b.object) || a.symbol.localeCompare(b.symbol));
   report.ok = report.refusals.length === 0;
@@ -210,10 +256,13 @@ async function buildVariant(cmd: CompileCommand, source: string, root: string, o
   await mkdir(outDir, { recursive: true });
   const obj = join(outDir, `${basename(file, '.c')}.o`);
   const pre = join(outDir, `${basename(file, '.c')}.i`);
-  const compile = compileArgv(cmd, {
+  // Changed headers in `root` shadow the target's: their directories come first in -I.
+  const tree = cmd.source.slice(0, cmd.source.length - cmd.file.length - 1);
+  const withOverlay = (argv: string[]) => overlayIncludes(argv, tree, root);
+  const compile = withOverlay(compileArgv(cmd, {
     source, sourceRoot: root, output: obj, extraFlags: ['-ffunction-sections', '-fdata-sections', '-fdump-ipa-clones', '-fcallgraph-info'],
-  });
-  const preprocess = compileArgv(cmd, { source, sourceRoot: root, output: pre, preprocess: true });
+  }));
+  const preprocess = withOverlay(compileArgv(cmd, { source, sourceRoot: root, output: pre, preprocess: true }));
   const [c, p] = await Promise.all([
     run(compile[0] as string, compile.slice(1), { cwd: cmd.cwd }),
     run(preprocess[0] as string, preprocess.slice(1), { cwd: cmd.cwd }),
@@ -256,20 +305,20 @@ export function comparableText(text: string): string {
 }
 
 /** Function definitions of the .c itself, by name, with their comparable text. */
-function ownFunctions(model: TuModel, file: string, text: string): Map<string, { entity: TuEntity; text: string }> {
+function ownFunctions(model: TuModel, files: Set<string>, text: string): Map<string, { entity: TuEntity; text: string }> {
   const out = new Map<string, { entity: TuEntity; text: string }>();
   for (const e of model.entities) {
-    if (e.kind !== 'function' || !e.definition || e.span.file !== file || e.flags.alias !== undefined) continue;
+    if (e.kind !== 'function' || !e.definition || !files.has(e.span.file) || e.flags.alias !== undefined) continue;
     out.set(e.name, { entity: e, text: comparableText(text.slice(e.iSpan[0], e.iSpan[1])) });
   }
   return out;
 }
 
 /** Data, types and other non-function entities of the .c whose text changed. */
-function ownOthers(model: TuModel, file: string, text: string): Map<string, { entity: TuEntity; text: string }> {
+function ownOthers(model: TuModel, files: Set<string>, text: string): Map<string, { entity: TuEntity; text: string }> {
   const out = new Map<string, { entity: TuEntity; text: string }>();
   for (const e of model.entities) {
-    if (e.kind === 'function' || e.span.file !== file) continue;
+    if (e.kind === 'function' || !files.has(e.span.file)) continue;
     out.set(`${e.kind} ${comparableText(e.name)}`, { entity: e, text: comparableText(text.slice(e.iSpan[0], e.iSpan[1])) });
   }
   return out;
@@ -278,7 +327,7 @@ function ownOthers(model: TuModel, file: string, text: string): Map<string, { en
 async function analyzeTu(
   target: TargetManifest,
   tu: { path: string; directives: number },
-  dirs: { origRoot: string; patchedRoot: string; workDir: string },
+  dirs: { origRoot: string; patchedRoot: string; workDir: string; headers?: string[] },
   report: AnalysisReport,
 ): Promise<void> {
   const cmd = await compileCommand(target, tu.path);
@@ -302,7 +351,7 @@ export async function analyzeCompiledTu(
   p: {
     cmd: CompileCommand;
     tu: { path: string; directives: number };
-    dirs: { origRoot: string; patchedRoot: string; workDir: string };
+    dirs: { origRoot: string; patchedRoot: string; workDir: string; headers?: string[] };
     object: string;
     symbols: () => SymbolIndex | string;
   },
@@ -318,21 +367,27 @@ export async function analyzeCompiledTu(
   const patchedText = await readFile(join(objDir, 'patched', `${basename(tu.path, '.c')}.i`), 'utf8');
 
   // Source level: which functions' text changed; data and type changes are refused.
-  const fo = ownFunctions(orig.model, tu.path, origText);
-  const fp = ownFunctions(patched.model, tu.path, patchedText);
+  // The .c's own definitions, and those of the changed headers it includes.
+  const mine = new Set([tu.path, ...(dirs.headers ?? [])]);
+  const fo = ownFunctions(orig.model, mine, origText);
+  const fp = ownFunctions(patched.model, mine, patchedText);
   const sourceChanged = [...fo].filter(([n, v]) => fp.has(n) && fp.get(n)?.text !== v.text).map(([n]) => n).sort();
   const added = [...fp.keys()].filter((n) => !fo.has(n)).sort();
   const removed = [...fo.keys()].filter((n) => !fp.has(n)).sort();
-  const oo = ownOthers(orig.model, tu.path, origText);
-  const op = ownOthers(patched.model, tu.path, patchedText);
+  const oo = ownOthers(orig.model, mine, origText);
+  const op = ownOthers(patched.model, mine, patchedText);
   for (const [key, v] of op) {
     const before = oo.get(key);
     const e = v.entity;
     if (before && before.text !== v.text) {
-      if (e.kind === 'variable') report.refusals.push({ reason: `data change: the declaration or initializer of ${e.name} changed; the running kernel's data would not follow`, file: tu.path, line: e.span.line });
-      else if (e.kind === 'struct' || e.kind === 'union') report.refusals.push({ reason: `data layout change: ${e.kind} ${e.name} changed`, file: tu.path, line: e.span.line });
-      else if (e.kind === 'enum' || e.kind === 'enumerator') report.refusals.push({ reason: `${e.kind} ${e.name} changed: constants baked into unchanged code would disagree`, file: tu.path, line: e.span.line });
-      else if (e.kind === 'typedef') report.refusals.push({ reason: `type change: typedef ${e.name} changed`, file: tu.path, line: e.span.line });
+      const at = { file: e.span.file, line: e.span.line };
+      let reason = '';
+      if (e.kind === 'variable') reason = `data change: the declaration or initializer of ${e.name} changed; the running kernel's data would not follow`;
+      else if (e.kind === 'struct' || e.kind === 'union') reason = `data layout change: ${e.kind} ${e.name} changed`;
+      else if (e.kind === 'enum' || e.kind === 'enumerator') reason = `${e.kind} ${e.name} changed: constants baked into unchanged code would disagree`;
+      else if (e.kind === 'typedef') reason = `type change: typedef ${e.name} changed`;
+      // One refusal per definition, however many TUs include its header.
+      if (reason && !report.refusals.some((r) => r.reason === reason && r.file === at.file && r.line === at.line)) report.refusals.push({ reason, ...at });
     } else if (!before && e.kind === 'variable' && e.definition) {
       report.notes.push(`${tu.path}:${e.span.line}: new variable ${e.name}: it will live in the livepatch module, initialised afresh`);
     }

@@ -53,7 +53,8 @@ test('analyze corpus: the expected files are well formed', () => {
     assert.equal(exp.patch, `corpus/${exp.abi}/${name}.patch`, name);
     assert.deepEqual(exp.mustReplace, [...exp.mustReplace].sort(), `${name}: mustReplace is not sorted`);
     for (const e of exp.mustReplace) assert.match(e, /^[\w-]+:[\w.$]+,\d+$/, `${name}: ${e}`);
-    assert.ok(exp.refused || exp.mustReplace.length > 0, `${name}: neither refused nor anything to replace`);
+    // An empty set that is not refused must say so in the hand check (a fix with no code effect).
+    assert.ok(exp.refused || exp.mustReplace.length > 0 || /nothing must be replaced/.test(exp.checkedByHand), `${name}: neither refused nor anything to replace`);
     assert.ok(exp.checkedByHand.length > 40, `${name}: checkedByHand is missing`);
   }
 });
