@@ -3,7 +3,7 @@ import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { parseElf } from '../elf/elf64.js';
 import { buildModel, FrontendError, type TuEntity, type TuModel } from '../frontend/model.js';
-import { compileArgv, compileCommand, compileCommands, type CompileCommand } from '../target/compile-command.js';
+import { compileArgv, compileCommand, compileCommands, objectOf, type CompileCommand } from '../target/compile-command.js';
 import type { TargetManifest } from '../target/manifest.js';
 import { KlpgenError } from '../util/errors.js';
 import { run } from '../util/exec.js';
@@ -331,8 +331,7 @@ async function analyzeTu(
   report: AnalysisReport,
 ): Promise<void> {
   const cmd = await compileCommand(target, tu.path);
-  const isModule = cmd.argv.includes('-DMODULE');
-  const modName = /^-DKBUILD_MODNAME="?([^"]+)"?$/.exec(cmd.argv.find((a) => a.startsWith('-DKBUILD_MODNAME=')) ?? '')?.[1] ?? '';
+  const { modName, isModule } = objectOf(cmd);
   const object = isModule ? modName : 'vmlinux';
   const symbols = (): SymbolIndex | string => {
     if (!isModule) return loadSymbolIndex(target.paths.vmlinux, 'vmlinux', true);

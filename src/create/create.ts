@@ -10,7 +10,7 @@ import { klpConvert } from '../kmod/klp-convert.js';
 import { readSymvers } from '../kmod/symvers.js';
 import { indexModules, moduleKey } from '../vm/initramfs.js';
 import { emitModule, type EmittedModule } from '../emit/emit.js';
-import { compileCommand } from '../target/compile-command.js';
+import { compileCommand, objectOf } from '../target/compile-command.js';
 import type { TargetManifest } from '../target/manifest.js';
 import { makeEnv } from '../target/setup.js';
 import { compilerDiagnostics } from '../kmod/build.js';
@@ -71,7 +71,7 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
   const preprocessed = await readFile(join(objDir, `${base}.i`), 'latin1');
   const model = buildModel({ preprocessed, file, sourceText: patchedText, sourceRoot: join(workDir, '1-sources', 'patched') });
   const cmd = await compileCommand(target, file);
-  const modName = /^-DKBUILD_MODNAME="?([^"]+)"?$/.exec(cmd.argv.find((a) => a.startsWith('-DKBUILD_MODNAME=')) ?? '')?.[1] ?? base;
+  const { modName } = objectOf(cmd);
   const originalObject = join(workDir, '2-objects', file.replace(/\//g, '_').replace(/\.c$/, ''), 'original', `${base}.o`);
   const originalFunctions = new Set(readObjectCode(parseElf(await readFile(originalObject), originalObject)).functions.keys());
   const emitted = emitModule({

@@ -31,6 +31,13 @@ export interface CompileCommand {
   deps: string[];
 }
 
+/** KBUILD_MODNAME of the TU, and whether it is built into a module (-DMODULE). */
+export function objectOf(cmd: CompileCommand): { modName: string; isModule: boolean } {
+  const def = cmd.argv.find((a) => a.startsWith('-DKBUILD_MODNAME='));
+  const modName = /^-DKBUILD_MODNAME="?([^"]+)"?$/.exec(def ?? '')?.[1] ?? cmd.file.replace(/^.*\//, '').replace(/\.c$/, '');
+  return { modName, isModule: cmd.argv.includes('-DMODULE') };
+}
+
 export function normaliseSourcePath(target: TargetManifest, file: string): string {
   const src = target.paths.source;
   let rel = isAbsolute(file) ? relative(src, file) : normalize(file);
