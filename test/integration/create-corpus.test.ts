@@ -1,0 +1,50 @@
+import { strict as assert } from 'node:assert';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import type { CreateReport } from '../../src/create/create.js';
+import type { VmReport } from '../../src/vm/vm-test.js';
+import { ROOT, klpgen, tempDir } from '../helpers.js';
+
+/**
+ * Real fixes from the corpus (the hand-checked ones that are not refused):
+ * each becomes a livepatch that loads in the VM, finishes its transition
+ * within 10 s and unloads cleanly; a fix inside a module is tested with that
+ * module loaded first.
+ */
+interface Expected { patch: string; abi: string; mustReplace: string[]; refused: boolean; todo?: string }
+const DIR = join(ROOT, 'test/corpus/expected');
+const cases = readdirSync(DIR).filter((f) => f.endsWith('.json')).sort()
+  .map((f) => ({ name: f.replace(/\.json$/, ''), exp: JSON.parse(readFileSync(join(DIR, f), 'utf8')) as Expected }))
+  .filter(({ exp }) => !exp.refused && !exp.todo && exp.mustReplace.length > 0);
+
+test('create corpus: at least five real fixes to prove', () => {
+  assert.ok(cases.length >= 5, `${cases.length} cases`);
+  assert.ok(cases.some(({ exp }) => exp.mustReplace.some((e) => !e.startsWith('vmlinux:'))), 'no fix inside a module');
+});
+
+for (const { name, exp } of cases) {
+  test(`create corpus: ${name} loads, transitions and unloads in the VM`, () => {
+    const setup = klpgen(['target', 'setup', '--abi', exp.abi]);
+    assert.equal(setup.code, 0, setup.stderr);
+    const dir = tempDir('create-corpus');
+    try {
+      const ko = join(dir, `${name}.ko`);
+      const modName = name.replace(/[^A-Za-z0-9]/g, '_');
+      const c = klpgen(['create', join(ROOT, exp.patch), '--name', modName, '-o', ko, '--work-dir', join(dir, 'work'), '--abi', exp.abi, '--json']);
+      assert.equal(c.code, 0, c.stderr);
+      const made = JSON.parse(c.stdout) as CreateReport;
+      assert.deepEqual(made.analysis.mustReplace.map((e) => `${e.object}:${e.symbol},${e.sympos}`).sort(), exp.mustReplace);
+      const objects = [...new Set(exp.mustReplace.map((e) => e.split(':')[0] as string))].filter((o) => o !== 'vmlinux');
+      const v = klpgen(['vm-test', ko, ...objects.flatMap((o) => ['--load-modules', o]), '--abi', exp.abi, '--json']);
+      const rep = JSON.parse(v.stdout) as VmReport;
+      assert.equal(v.code, 0, rep.failures.join('\n'));
+      const p = rep.patches[0]!;
+      assert.ok(p.transitionSeconds !== null && p.transitionSeconds <= 10, `transition ${p.transitionSeconds}`);
+      assert.deepEqual([p.loaded, p.enabled, p.disabled, p.unloaded], [true, true, true, true]);
+      assert.deepEqual(rep.problems, []);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}
