@@ -114,6 +114,17 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
   if (!existsSync(ko)) throw new KlpgenError(`the module build produced no ${basename(ko)}`);
   info(`built ${ko}`);
 
+  // A static local of a copied function would be a fresh instance in the module: the running
+  // kernel's state (counters, ratelimits, caches) would not carry over. Until klpgen redirects
+  // them to the original instances, such fixes are refused; "print once" flags are allowed.
+  const fnObject = join(kmodDir, `${stem}.o`);
+  const statics = writableStaticLocals(await readFile(fnObject), fnObject);
+  // Allowed: "once" flags (a warning may print once more) and lockdep class keys (a new class).
+  const stateful = statics.filter((n) => !/^(__already_done|__print_once|__warned|__key)\.\d+$/.test(n));
+  if (stateful.length) {
+    throw new KlpgenError(`refused:\n  ${file}: the new code has static local variables (${stateful.join(', ')}): klpgen cannot yet make them refer to the running kernel's instances`, 2);
+  }
+
   // Symbols the running kernel does not export become KLP relocations (klp-convert).
   const object = report.mustReplace[0]?.object ?? 'vmlinux';
   const built = await readFile(ko);
@@ -170,6 +181,20 @@ function resolveUndefined(target: TargetManifest, ko: Buffer, koPath: string, ob
   }
   if (missing.length) throw new KlpgenError(`the livepatch needs symbols the running kernel does not have: ${missing.join(', ')}`);
   return out.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** Local variables of writable sections named like GCC names static locals (`count.3`). */
+function writableStaticLocals(obj: Buffer, path: string): string[] {
+  const elf = parseElf(obj, path);
+  const out: string[] = [];
+  for (const s of elf.symbols()) {
+    // Zero-size objects hold no state (lock_class_key without lockdep).
+    if (s.bind !== 0 || s.type !== 1 || !/\.\d+$/.test(s.name) || s.size === 0) continue;
+    const sec = elf.sections[s.shndx];
+    // SHF_WRITE, and loaded: .discard.* (e.g. __UNIQUE_ID___addressable_*) never reaches run time.
+    if (sec && (sec.flags & 0x1) !== 0 && !sec.name.startsWith('.discard')) out.push(s.name);
+  }
+  return out.sort();
 }
 
 /** Add the original file:line to compiler messages about generated lines. */

@@ -72,3 +72,25 @@ test('create: a refused fix exits 2 with the reason and line', () => {
   assert.equal(r.code, 2);
   assert.match(r.stderr, /kernel\/sched\/core\.c:147: data change: .*sysctl_sched_nr_migrate/);
 });
+
+test('create: new code with a static local variable is refused (its state would not carry over)', () => {
+  const t = ensureTarget();
+  const dir = tempDir('static-local');
+  const patch = join(dir, 'static-local.patch');
+  writeFileSync(patch, [
+    '--- a/fs/proc/version.c', '+++ b/fs/proc/version.c', '@@ -9,6 +9,9 @@',
+    ' ',
+    ' static int version_proc_show(struct seq_file *m, void *v)',
+    ' {',
+    '+\tstatic unsigned long shown;',
+    '+',
+    '+\tshown++;',
+    ' \tseq_printf(m, linux_proc_banner,',
+    ' \t\tutsname()->sysname,',
+    ' \t\tutsname()->release,',
+    '',
+  ].join('\n'));
+  const r = klpgen(['create', patch, '--work-dir', join(dir, 'work'), '--abi', t.abi]);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /fs\/proc\/version\.c: the new code has static local variables \(shown\.\d+\)/);
+});
