@@ -32,6 +32,8 @@ export interface NormalizedReloc {
   type: string;
   target: string;
   addend: bigint;
+  /** The target's own name, numbers kept (`count.3`): which static local, exactly. */
+  raw: string;
 }
 
 export interface DataObject {
@@ -67,11 +69,23 @@ export function readObjectCode(elf: ElfFile): ObjectCode {
   const relocsBySection = new Map<number, ReturnType<ElfFile['relocations']>[number]>();
   for (const rs of elf.relocations()) if (rs.target) relocsBySection.set(rs.target.index, rs);
 
-  const sectionSymbolName = (sec: ElfSection): string => {
+  const sectionSymbolRaw = (sec: ElfSection): string => {
     const n = sec.name;
     const m = /^\.(text|data|bss|rodata)(?:\.unlikely|\.hot|\.startup|\.exit)?\.(.+)$/.exec(n);
-    if (m && !n.startsWith('.rodata.str') && !n.startsWith('.rodata.cst')) return foldNumbers(m[2] as string);
+    if (m && !n.startsWith('.rodata.str') && !n.startsWith('.rodata.cst')) return m[2] as string;
     return `section:${n}`;
+  };
+  const sectionSymbolName = (sec: ElfSection): string => {
+    const raw = sectionSymbolRaw(sec);
+    return raw.startsWith('section:') ? raw : foldNumbers(raw);
+  };
+  const rawName = (sym: ElfSymbol | undefined): string => {
+    if (!sym) return '<none>';
+    if (sym.type === STT_SECTION) {
+      const sec = elf.sections[sym.shndx];
+      return sec ? sectionSymbolRaw(sec) : '<bad section>';
+    }
+    return sym.name;
   };
 
   const targetName = (sym: ElfSymbol | undefined, type: string, addend: bigint): { target: string; addend: bigint } => {
@@ -104,7 +118,7 @@ export function readObjectCode(elf: ElfFile): ObjectCode {
         if (off < start || off >= end) continue;
         const type = relocTypeName(r.type);
         const t = targetName(r.symbol, type, r.addend);
-        relocs.push({ offset: off - start, type, target: t.target, addend: t.addend });
+        relocs.push({ offset: off - start, type, target: t.target, addend: t.addend, raw: rawName(r.symbol) });
       }
     }
     relocs.sort((a, b) => a.offset - b.offset);

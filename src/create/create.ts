@@ -8,6 +8,7 @@ import { readObjectCode } from '../analyze/objdiff.js';
 import { loadSymbolIndex, locateSymbol, type SymbolIndex } from '../analyze/symbols.js';
 import { klpConvert } from '../kmod/klp-convert.js';
 import { readSymvers } from '../kmod/symvers.js';
+import { redirectStaticLocals, staticLocalsOf } from '../kmod/static-locals.js';
 import { indexModules, moduleKey } from '../vm/initramfs.js';
 import { emitModule, type EmittedModule } from '../emit/emit.js';
 import { compileCommand, objectOf } from '../target/compile-command.js';
@@ -40,6 +41,8 @@ export interface CreateReport {
   emitted: Omit<EmittedModule, 'source' | 'scaffolding' | 'lineMap'>;
   /** Undefined symbols of the built module and how each is resolved. */
   symbols: { name: string; resolution: 'exported' | 'klp'; object?: string; sympos?: number }[];
+  /** How each static local of the new code was tied (or not) to the running kernel. */
+  staticLocals: string[];
   verification: { status: 'not-run'; why: string };
   workDir: string;
 }
@@ -73,7 +76,8 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
   const cmd = await compileCommand(target, file);
   const { modName } = objectOf(cmd);
   const originalObject = join(workDir, '2-objects', file.replace(/\//g, '_').replace(/\.c$/, ''), 'original', `${base}.o`);
-  const originalFunctions = new Set(readObjectCode(parseElf(await readFile(originalObject), originalObject)).functions.keys());
+  const origCode = readObjectCode(parseElf(await readFile(originalObject), originalObject));
+  const originalFunctions = new Set(origCode.functions.keys());
   const emitted = emitModule({
     report, file, patchedText, model, preprocessed, noSymbol: new Set(tu?.noSymbol ?? []), name, replace: o.replace, modName, originalFunctions,
   });
@@ -114,20 +118,32 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
   if (!existsSync(ko)) throw new KlpgenError(`the module build produced no ${basename(ko)}`);
   info(`built ${ko}`);
 
-  // A static local of a copied function would be a fresh instance in the module: the running
-  // kernel's state (counters, ratelimits, caches) would not carry over. Until klpgen redirects
-  // them to the original instances, such fixes are refused; "print once" flags are allowed.
-  const fnObject = join(kmodDir, `${stem}.o`);
-  const statics = writableStaticLocals(await readFile(fnObject), fnObject);
-  // Allowed: "once" flags (a warning may print once more) and lockdep class keys (a new class).
-  const stateful = statics.filter((n) => !/^(__already_done|__print_once|__warned|__key)\.\d+$/.test(n));
-  if (stateful.length) {
-    throw new KlpgenError(`refused:\n  ${file}: the new code has static local variables (${stateful.join(', ')}): klpgen cannot yet make them refer to the running kernel's instances`, 2);
+  // Static locals: where the original function has the same one, the new code must use the
+  // running kernel's instance (its state carries over); a new one starts fresh, as in the fix.
+  const staticNotes: string[] = [];
+  const redirects: { from: string; to: string }[] = [];
+  for (const l of staticLocalsOf(await readFile(ko), ko)) {
+    const base = l.name.replace(/\.\d+$/, '');
+    const owners = l.owners.map((o) => (o.startsWith('livepatch_') ? o.slice('livepatch_'.length) : o));
+    const same = (raw: string) => /\.\d+$/.test(raw) && raw.replace(/\.\d+$/, '') === base;
+    let found = new Set(owners.flatMap((o) => (origCode.functions.get(o)?.relocs ?? []).map((r) => r.raw).filter(same)));
+    // An owner inlined everywhere in the original: its static is then the only one of that name.
+    if (found.size === 0) found = new Set([...origCode.data.keys()].filter(same));
+    if (found.size > 1) {
+      throw new KlpgenError(`refused:\n  ${file}: static local ${base} of ${owners.join(', ')} matches ${[...found].join(', ')} in the original build`, 2);
+    }
+    const to = [...found][0];
+    if (to) {
+      redirects.push({ from: l.name, to });
+      staticNotes.push(`static local ${base} of ${owners.join(', ')}: the running kernel's ${to}`);
+    } else {
+      staticNotes.push(`static local ${base} of ${owners.join(', ')}: new in the fix, a fresh instance`);
+    }
   }
+  const built = redirectStaticLocals(await readFile(ko), redirects, ko);
 
   // Symbols the running kernel does not export become KLP relocations (klp-convert).
   const object = report.mustReplace[0]?.object ?? 'vmlinux';
-  const built = await readFile(ko);
   const resolution = resolveUndefined(target, built, ko, object, file, originalObject);
   const converted = klpConvert(built, resolution.filter((r) => r.resolution === 'klp').map((r) => ({ name: r.name, object: r.object as string, sympos: r.sympos as number })), ko);
   const out = resolve(o.out ?? `livepatch-${stem}.ko`);
@@ -138,6 +154,7 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
     name, module: out, source: join(srcDir, cName), analysis: report,
     emitted: { externalized: emitted.externalized, copied: emitted.copied },
     symbols: resolution.map((r) => ({ name: r.name, resolution: r.resolution, ...(r.resolution === 'klp' ? { sympos: r.sympos as number, object: r.object } : {}) })),
+    staticLocals: staticNotes,
     verification: { status: 'not-run', why: 'klpgen verify is not implemented yet' },
     workDir,
   };
@@ -181,20 +198,6 @@ function resolveUndefined(target: TargetManifest, ko: Buffer, koPath: string, ob
   }
   if (missing.length) throw new KlpgenError(`the livepatch needs symbols the running kernel does not have: ${missing.join(', ')}`);
   return out.sort((a, b) => a.name.localeCompare(b.name));
-}
-
-/** Local variables of writable sections named like GCC names static locals (`count.3`). */
-function writableStaticLocals(obj: Buffer, path: string): string[] {
-  const elf = parseElf(obj, path);
-  const out: string[] = [];
-  for (const s of elf.symbols()) {
-    // Zero-size objects hold no state (lock_class_key without lockdep).
-    if (s.bind !== 0 || s.type !== 1 || !/\.\d+$/.test(s.name) || s.size === 0) continue;
-    const sec = elf.sections[s.shndx];
-    // SHF_WRITE, and loaded: .discard.* (e.g. __UNIQUE_ID___addressable_*) never reaches run time.
-    if (sec && (sec.flags & 0x1) !== 0 && !sec.name.startsWith('.discard')) out.push(s.name);
-  }
-  return out.sort();
 }
 
 /** Add the original file:line to compiler messages about generated lines. */
