@@ -11,6 +11,7 @@ import { formatModel, translationUnit } from './frontend/tu.js';
 import { analyze, formatAnalysis } from './analyze/analyze.js';
 import { defaultWorkDir } from './util/workdir.js';
 import { create } from './create/create.js';
+import { formatVerification } from './verify/verify.js';
 
 function print(json: boolean, value: unknown, text: string): void {
   process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${text}\n`);
@@ -102,18 +103,20 @@ export function buildProgram(): Command {
     .option('-o, --out <file>', 'where to write the .ko (default: ./livepatch-NAME.ko)')
     .option('--name <name>', 'module name', 'klpgen_fix')
     .option('--no-replace', 'do not set klp_patch.replace (cumulative patches replace earlier ones by default)')
+    .option('--allow-unverified', 'write the module even if its functions do not match the patched build (exit 0, reported)')
     .option('--work-dir <dir>', 'stage dirs (default: under the cache, named by the patches)')
     .addOption(abiOption())
     .option('--json', 'JSON output')
-    .action(async (patches: string[], o: { abi?: string; json?: boolean; workDir?: string; out?: string; name: string; replace: boolean }) => {
+    .action(async (patches: string[], o: { abi?: string; json?: boolean; workDir?: string; out?: string; name: string; replace: boolean; allowUnverified?: boolean }) => {
       const target = await loadTarget(o.abi);
       const r = await create(target, {
-        patches, name: o.name, out: o.out, replace: o.replace, workDir: o.workDir ?? defaultWorkDir(target, 'create', patches),
+        patches, name: o.name, out: o.out, replace: o.replace, allowUnverified: !!o.allowUnverified,
+        workDir: o.workDir ?? defaultWorkDir(target, 'create', patches),
       });
-      print(!!o.json, r, `${r.module}
-  source: ${r.source}
-  replaces: ${r.analysis.mustReplace.map((e) => e.symbol).join(', ')}
-  verification: ${r.verification.status} (${r.verification.why})`);
+      print(!!o.json, r, [
+        r.module, `  source: ${r.source}`, `  replaces: ${r.analysis.mustReplace.map((e) => e.symbol).join(', ')}`,
+        ...formatVerification(r.verification).split('\n').map((l) => `  ${l}`),
+      ].join('\n'));
     });
 
   program.command('build-module')

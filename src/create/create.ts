@@ -10,6 +10,7 @@ import { klpConvert } from '../kmod/klp-convert.js';
 import { readSymvers } from '../kmod/symvers.js';
 import { redirectStaticLocals, staticLocalsOf } from '../kmod/static-locals.js';
 import { indexModules, moduleKey } from '../vm/initramfs.js';
+import { formatVerification, verify, type Verification } from '../verify/verify.js';
 import { emitModule, type EmittedModule } from '../emit/emit.js';
 import { compileCommand, objectOf } from '../target/compile-command.js';
 import type { TargetManifest } from '../target/manifest.js';
@@ -31,6 +32,8 @@ export interface CreateOptions {
   name: string;
   out?: string;
   replace: boolean;
+  /** Write the module even when it does not verify (the report and stderr say so). */
+  allowUnverified?: boolean;
 }
 
 export interface CreateReport {
@@ -43,7 +46,7 @@ export interface CreateReport {
   symbols: { name: string; resolution: 'exported' | 'klp'; object?: string; sympos?: number }[];
   /** How each static local of the new code was tied (or not) to the running kernel. */
   staticLocals: string[];
-  verification: { status: 'not-run'; why: string };
+  verification: Verification;
   workDir: string;
 }
 
@@ -78,8 +81,11 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
   const originalObject = join(workDir, '2-objects', file.replace(/\//g, '_').replace(/\.c$/, ''), 'original', `${base}.o`);
   const origCode = readObjectCode(parseElf(await readFile(originalObject), originalObject));
   const originalFunctions = new Set(origCode.functions.keys());
+  const patchedObject = join(objDir, `${base}.o`);
+  const patchedCode = readObjectCode(parseElf(await readFile(patchedObject), patchedObject));
+  const patchedReferences = new Set(report.mustReplace.flatMap((e) => (patchedCode.functions.get(e.symbol)?.relocs ?? []).map((r) => r.raw)));
   const emitted = emitModule({
-    report, file, patchedText, model, preprocessed, noSymbol: new Set(tu?.noSymbol ?? []), name, replace: o.replace, modName, originalFunctions,
+    report, file, patchedText, model, preprocessed, noSymbol: new Set(tu?.noSymbol ?? []), name, replace: o.replace, modName, originalFunctions, patchedReferences,
   });
 
   const srcDir = join(workDir, '4-source');
@@ -96,7 +102,8 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
   await writeFile(join(srcDir, 'Kbuild'), [
     `obj-m += livepatch-${stem}.o`,
     `livepatch-${stem}-y := ${stem}.o ${stem}-klp.o`,
-    `CFLAGS_${stem}.o += -I${dir} -I${target.paths.source}/include`,
+    // Function and data sections as in the analysis' patched build, which verification compares with.
+    `CFLAGS_${stem}.o += -I${dir} -I${target.paths.source}/include -ffunction-sections -fdata-sections`,
     '',
   ].join('\n'));
 
@@ -117,6 +124,23 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
   const ko = join(kmodDir, `livepatch-${stem}.ko`);
   if (!existsSync(ko)) throw new KlpgenError(`the module build produced no ${basename(ko)}`);
   info(`built ${ko}`);
+
+  // Verification: the new functions equal the patched build's, and no changed code is left out.
+  const hasFentry = (n: string) => origCode.functions.get(n)?.relocs.some((r) => r.target === '__fentry__' && r.offset <= 9) ?? false;
+  const verification = verify({
+    moduleObject: join(kmodDir, `${stem}.o`),
+    patchedObject,
+    functions: new Map(emitted.copied.map((c) => [c.as, c.name])),
+    codeChanged: (tu?.codeChanged ?? []).map((c) => c.name),
+    replaced: new Set(report.mustReplace.map((e) => e.symbol)),
+    coveredByCallers: new Set((tu?.codeChanged ?? []).map((c) => c.name).filter((n) => origCode.functions.has(n) && !hasFentry(n))),
+  });
+  if (verification.status !== 'passed') {
+    if (!o.allowUnverified) {
+      throw new KlpgenError(`the livepatch does not verify (the module is in ${kmodDir}, not written to the output; --allow-unverified writes it anyway):\n${formatVerification(verification)}`, 3);
+    }
+    info(`WARNING: the livepatch does not verify; written anyway (--allow-unverified):\n${formatVerification(verification)}`);
+  }
 
   // Static locals: where the original function has the same one, the new code must use the
   // running kernel's instance (its state carries over); a new one starts fresh, as in the fix.
@@ -155,7 +179,7 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
     emitted: { externalized: emitted.externalized, copied: emitted.copied },
     symbols: resolution.map((r) => ({ name: r.name, resolution: r.resolution, ...(r.resolution === 'klp' ? { sympos: r.sympos as number, object: r.object } : {}) })),
     staticLocals: staticNotes,
-    verification: { status: 'not-run', why: 'klpgen verify is not implemented yet' },
+    verification,
     workDir,
   };
 }

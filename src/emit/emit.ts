@@ -16,6 +16,12 @@ export interface EmitInput {
   modName: string;
   /** Functions the original object has (the running kernel has them too). */
   originalFunctions: Set<string>;
+  /**
+   * Names the patched build's replaced functions call or take the address of. A function of
+   * the .c they do not reference was inlined (or cloned) there: it is copied, so the module's
+   * compiler can make the same decision and the new code matches the patched build.
+   */
+  patchedReferences: Set<string>;
   /** The patched .c text and its model (from the analysis' patched build). */
   file: string;
   patchedText: string;
@@ -62,6 +68,12 @@ export function emitModule(input: EmitInput): EmittedModule {
     if (!prev || (e.definition && !prev.definition)) defs.set(key, e);
   }
   const macros = new Map(model.macros.map((m) => [`macro:${m.name}`, m]));
+  // Inline functions of headers: not copied (the headers are #included), but what they call
+  // from the .c is needed just as if the new code called it directly.
+  const headerInlines = new Map<string, TuEntity>();
+  for (const e of model.entities) {
+    if (e.kind === 'function' && e.definition && !own(e) && e.inline) headerInlines.set(`function:${e.name}`, e);
+  }
   const replaced = new Set(entries.map((e) => e.symbol));
 
   // Which functions are copied: the replaced ones, and every function of the .c they
@@ -74,16 +86,23 @@ export function emitModule(input: EmitInput): EmittedModule {
   const visit = (key: string) => {
     if (need.has(key)) return;
     need.add(key);
-    const e = defs.get(key);
+    const e = defs.get(key) ?? headerInlines.get(key);
     if (e) {
       for (const r of e.refs) {
         const d = defs.get(r);
+        if (!d && headerInlines.has(r)) {
+          visit(r);
+          continue;
+        }
         if (!d && !macros.has(r)) continue;
         if (d?.kind === 'function') {
           const absent = !input.originalFunctions.has(d.name);
-          const copyIt = absent || changed.has(d.name);
+          const inlinedThere = !input.patchedReferences.has(d.name);
+          const copyIt = absent || changed.has(d.name) || inlinedThere;
           if (copyIt) {
-            if (!copy.has(d.name)) copy.set(d.name, changed.has(d.name) ? 'its source changed' : 'no out-of-line copy in the running kernel');
+            if (!copy.has(d.name)) {
+              copy.set(d.name, changed.has(d.name) ? 'its source changed' : absent ? 'no out-of-line copy in the running kernel' : 'inlined into the new code in the patched build');
+            }
             visit(r);
           } else if (!replaced.has(d.name)) {
             externs.set(r, d);

@@ -3,13 +3,14 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { CreateReport } from '../../src/create/create.js';
+import { verify } from '../../src/verify/verify.js';
 import type { VmReport } from '../../src/vm/vm-test.js';
 import { ROOT, ensureTarget, klpgen, tempDir } from '../helpers.js';
 
-function create(abi: string, patch: string, name: string): { report: CreateReport; ko: string } {
+function create(abi: string, patch: string, name: string, allowUnverified = false): { report: CreateReport; ko: string } {
   const dir = tempDir('create');
   const ko = join(dir, `${name}.ko`);
-  const r = klpgen(['create', patch, '--name', name, '-o', ko, '--work-dir', join(dir, 'work'), '--abi', abi, '--json']);
+  const r = klpgen(['create', patch, '--name', name, '-o', ko, '--work-dir', join(dir, 'work'), '--abi', abi, '--json', ...(allowUnverified ? ['--allow-unverified'] : [])]);
   assert.equal(r.code, 0, r.stderr);
   return { report: JSON.parse(r.stdout) as CreateReport, ko };
 }
@@ -30,6 +31,9 @@ test('create: the bundled example becomes a livepatch whose LOADED test passes i
   const source = readFileSync(report.source, 'utf8');
   assert.match(source, /^int livepatch_version_proc_show\(struct seq_file \*m, void \*v\)$/m);
   assert.match(source, /seq_puts\(m, "livepatched by klpgen\\n"\);/);
+  // Its code is the patched build's, byte for byte (relocations by name).
+  assert.equal(report.verification.status, 'passed');
+  assert.deepEqual(report.verification.functions.map((f) => `${f.name}=${f.of}:${f.equal}`), ['livepatch_version_proc_show=version_proc_show:true']);
   const rep = vmTest(t.abi, ko, join(ROOT, 'examples/proc-version/proc-version-LOADED.test'));
   assert.equal(rep.test?.ok, true);
   assert.ok((rep.patches[0]?.transitionSeconds ?? 99) < 10);
@@ -46,7 +50,15 @@ test('create: the same inputs give byte-identical source and .ko', () => {
 
 test('create: an inlined helper in kernel/sched/core.c: its two callers replaced, statics reached by KLP relocations', () => {
   const t = ensureTarget();
-  const { report, ko } = create(t.abi, join(ROOT, 'test/fixtures/patches/sched-normal-prio.patch'), 'sched_prio');
+  // Not yet byte-equal to the patched build (GCC knows more about same-file callees there):
+  // verify says so, and --allow-unverified is needed to write the module.
+  const strict = klpgen(['create', join(ROOT, 'test/fixtures/patches/sched-normal-prio.patch'), '--name', 'sched_prio', '-o', join(tempDir('strict'), 'x.ko'), '--abi', t.abi]);
+  if (strict.code !== 0) {
+    assert.equal(strict.code, 3, strict.stderr);
+    assert.match(strict.stderr, /the livepatch does not verify .*not written to the output/);
+  }
+  const { report, ko } = create(t.abi, join(ROOT, 'test/fixtures/patches/sched-normal-prio.patch'), 'sched_prio', true);
+  assert.ok(report.verification.functions.some((f) => f.name === 'livepatch_set_user_nice'), 'set_user_nice not verified');
   assert.deepEqual(report.analysis.mustReplace.map((e) => e.symbol), ['__sched_setscheduler', 'set_user_nice']);
   const klp = report.symbols.filter((s) => s.resolution === 'klp').map((s) => s.name);
   for (const n of ['task_rq_lock', 'update_rq_clock', 'fair_sched_class']) assert.ok(klp.includes(n), `${n} not KLP-relocated: ${klp.join(' ')}`);
@@ -95,7 +107,7 @@ test('create: a static local new in the fix starts fresh; one the original has i
   assert.deepEqual((JSON.parse(fresh.stdout) as CreateReport).staticLocals, ['static local shown of livepatch_version_proc_show: new in the fix, a fresh instance'.replace('livepatch_', '')]);
 
   // audit_serial() keeps its counter in `static atomic_t serial`: the new code must count on.
-  const { report, ko } = create(t.abi, join(ROOT, 'test/fixtures/patches/audit-serial-static-local.patch'), 'audit_serial');
+  const { report, ko } = create(t.abi, join(ROOT, 'test/fixtures/patches/audit-serial-static-local.patch'), 'audit_serial', true);
   assert.ok(report.staticLocals.some((n) => /^static local serial of .*: the running kernel's serial\.\d+$/.test(n)), report.staticLocals.join('\n'));
   const klp = report.symbols.filter((x) => x.resolution === 'klp');
   assert.ok(klp.some((x) => /^serial\.\d+$/.test(x.name)), 'serial.N is not a KLP symbol');
@@ -103,4 +115,29 @@ test('create: a static local new in the fix starts fresh; one the original has i
   assert.ok(klp.some((x) => /^lock\.\d+$/.test(x.name) && (x.sympos ?? 0) >= 1), JSON.stringify(klp));
   const rep = vmTest(t.abi, ko);
   assert.deepEqual(rep.problems, []);
+});
+
+test('verify catches a broken generator: an unpatched body, a function dropped from the set', () => {
+  const t = ensureTarget();
+  const dir = tempDir('verify-faults');
+  const r = klpgen(['create', join(ROOT, 'examples/proc-version/proc-version.patch'), '--name', 'proc_version', '-o', join(dir, 'v.ko'), '--work-dir', join(dir, 'work'), '--abi', t.abi, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const objects = join(dir, 'work', '2-objects', 'fs_proc_version');
+  const base = {
+    moduleObject: join(dir, 'work', '5-kmod', 'proc-version.o'),
+    patchedObject: join(objects, 'patched', 'version.o'),
+    functions: new Map([['livepatch_version_proc_show', 'version_proc_show']]),
+    codeChanged: ['version_proc_show'],
+    replaced: new Set(['version_proc_show']),
+    coveredByCallers: new Set<string>(),
+  };
+  assert.equal(verify(base).status, 'passed');
+  // The generator copied the unpatched body: compare the module with the original build instead.
+  const swapped = verify({ ...base, patchedObject: join(objects, 'original', 'version.o') });
+  assert.equal(swapped.status, 'failed');
+  assert.match(swapped.functions[0]?.reason ?? '', /code differs|relocation/);
+  // The generator dropped the changed function from the replaced set.
+  const dropped = verify({ ...base, replaced: new Set<string>() });
+  assert.equal(dropped.status, 'failed');
+  assert.deepEqual(dropped.uncovered, ['version_proc_show']);
 });

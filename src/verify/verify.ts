@@ -1,0 +1,94 @@
+import { readFileSync } from 'node:fs';
+import { parseElf } from '../elf/elf64.js';
+import { compareCode, readObjectCode, type FunctionCode, type ObjectCode } from '../analyze/objdiff.js';
+
+/**
+ * Verification of a built livepatch against the patched build of its TU:
+ *  1. every function of the module is the patched build's function: same
+ *     bytes, same relocations once names are mapped (livepatch_foo ≙ foo; the
+ *     module's references are compared before klp-convert, by name, so a
+ *     KLP-relocated symbol ≙ its target);
+ *  2. every function whose code changed between the original and patched
+ *     builds is replaced, or is a piece (clone, .cold/.part split) or an
+ *     untraceable function that the analysis covered through its callers.
+ */
+export interface FunctionCheck {
+  /** Name in the module. */
+  name: string;
+  /** The patched build's function it must equal. */
+  of: string;
+  equal: boolean;
+  firstDifference?: number;
+  reason?: string;
+}
+
+export interface Verification {
+  status: 'passed' | 'failed';
+  functions: FunctionCheck[];
+  /** Changed functions neither replaced nor covered: must be empty. */
+  uncovered: string[];
+}
+
+export interface VerifyInput {
+  /** The module's object with the new functions, before linking (-ffunction-sections). */
+  moduleObject: string;
+  /** The patched build of the TU (from the analysis). */
+  patchedObject: string;
+  /** module name -> patched-build name, for every function the module carries. */
+  functions: Map<string, string>;
+  /** Functions whose code differs between the original and patched builds. */
+  codeChanged: string[];
+  /** Functions the livepatch redirects. */
+  replaced: Set<string>;
+  /** Changed functions the analysis covered through their callers (clones, splits, untraceable). */
+  coveredByCallers: Set<string>;
+}
+
+export function verify(v: VerifyInput): Verification {
+  const module = readObjectCode(parseElf(readFileSync(v.moduleObject), v.moduleObject));
+  const patched = readObjectCode(parseElf(readFileSync(v.patchedObject), v.patchedObject));
+  const rename = new Map<string, string>();
+  for (const [m, p] of v.functions) if (m !== p) rename.set(m, p);
+  const functions: FunctionCheck[] = [];
+  for (const [m, p] of [...v.functions].sort((a, b) => a[0].localeCompare(b[0]))) {
+    const mine = module.functions.get(m);
+    const theirs = patched.functions.get(p);
+    if (!mine && !v.replaced.has(p)) continue; // a copied helper inlined into the new functions: they are compared
+    if (!mine || !theirs) {
+      functions.push({ name: m, of: p, equal: false, reason: !mine ? 'not in the module' : 'not in the patched build (inlined there)' });
+      continue;
+    }
+    const d = compareCode(renamed(mine, rename), renamed(theirs, new Map()));
+    functions.push(d ? { name: m, of: p, equal: false, firstDifference: d.firstDifference, reason: d.reason } : { name: m, of: p, equal: true });
+  }
+  const uncovered = v.codeChanged.filter((c) => !v.replaced.has(c) && !v.coveredByCallers.has(c) && !isPiece(c)).sort();
+  const failed = functions.some((f) => !f.equal) || uncovered.length > 0;
+  return { status: failed ? 'failed' : 'passed', functions, uncovered };
+}
+
+function isPiece(name: string): boolean {
+  return /\.(isra|constprop|part|cold)(\.\d+)?/.test(name);
+}
+
+/**
+ * Names mapped to the patched build's, and a call through the PLT (to a symbol
+ * outside the object) counted as the direct PC-relative call it resolves to.
+ */
+function renamed(f: FunctionCode, rename: Map<string, string>): FunctionCode {
+  return { ...f, relocs: f.relocs.map((r) => ({ ...r, target: rename.get(r.target) ?? r.target, type: pcRelative(r.type) })) };
+}
+
+function pcRelative(type: string): string {
+  return type === 'R_X86_64_PLT32' ? 'R_X86_64_PC32' : type;
+}
+
+export function formatVerification(v: Verification): string {
+  const lines = [`verification ${v.status}`];
+  for (const f of v.functions) {
+    lines.push(`  ${f.name} = ${f.of}: ${f.equal ? 'equal' : `DIFFERS${f.firstDifference !== undefined ? ` at +0x${f.firstDifference.toString(16)}` : ''}: ${f.reason ?? ''}`}`);
+  }
+  for (const u of v.uncovered) lines.push(`  ${u}: code changed but not replaced`);
+  return lines.join('\n');
+}
+
+export type { ObjectCode };
