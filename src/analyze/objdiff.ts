@@ -71,7 +71,8 @@ export function readObjectCode(elf: ElfFile): ObjectCode {
 
   const sectionSymbolRaw = (sec: ElfSection): string => {
     const n = sec.name;
-    const m = /^\.(text|data|bss|rodata)(?:\.unlikely|\.hot|\.startup|\.exit)?\.(.+)$/.exec(n);
+    // `.data..read_mostly` & co. are kernel sections holding many variables, not `.data.<name>`.
+    const m = /^\.(text|data|bss|rodata)(?:\.unlikely|\.hot|\.startup|\.exit)?\.([^.].*)$/.exec(n);
     if (m && !n.startsWith('.rodata.str') && !n.startsWith('.rodata.cst')) return m[2] as string;
     return `section:${n}`;
   };
@@ -88,6 +89,24 @@ export function readObjectCode(elf: ElfFile): ObjectCode {
     return sym.name;
   };
 
+  const bySection = new Map<number, ElfSymbol[]>();
+  for (const x of symbols) {
+    if ((x.type !== STT_OBJECT && x.type !== STT_FUNC) || x.shndx === SHN_UNDEF || x.shndx >= 0xff00) continue;
+    const list = bySection.get(x.shndx);
+    if (list) list.push(x);
+    else bySection.set(x.shndx, [x]);
+  }
+  const symbolCovering = (shndx: number, type: string, addend: bigint): ElfSymbol | undefined => {
+    const list = bySection.get(shndx) ?? [];
+    // PC-relative addends are biased by the distance to the instruction's end.
+    for (const bias of PC_RELATIVE.has(type) ? [4n, 5n, 6n, 8n] : [0n]) {
+      const at = addend + bias;
+      const hits = list.filter((x) => x.value <= at && at < x.value + BigInt(Math.max(1, x.size)));
+      if (hits.length === 1) return hits[0];
+    }
+    return undefined;
+  };
+
   const targetName = (sym: ElfSymbol | undefined, type: string, addend: bigint): { target: string; addend: bigint } => {
     if (!sym) return { target: '<none>', addend };
     if (sym.type === STT_SECTION) {
@@ -97,7 +116,13 @@ export function readObjectCode(elf: ElfFile): ObjectCode {
         const s = stringAt(elf, sec, type, addend);
         if (s) return s;
       }
-      return { target: sectionSymbolName(sec), addend };
+      const named = sectionSymbolName(sec);
+      if (!named.startsWith('section:')) return { target: named, addend };
+      // A section holding several variables (.data..read_mostly, .data..percpu): the variable
+      // the addend lands in, so layout changes around it do not show.
+      const hit = symbolCovering(sec.index, type, addend);
+      if (hit) return { target: hit.bind === STB_LOCAL ? foldNumbers(hit.name) : hit.name, addend: addend - hit.value };
+      return { target: named, addend };
     }
     if (sym.shndx === SHN_UNDEF) return { target: sym.name, addend };
     return { target: sym.bind === STB_LOCAL ? foldNumbers(sym.name) : sym.name, addend };

@@ -58,12 +58,36 @@ export function verify(v: VerifyInput): Verification {
       functions.push({ name: m, of: p, equal: false, reason: !mine ? 'not in the module' : 'not in the patched build (inlined there)' });
       continue;
     }
-    const d = compareCode(renamed(mine, rename), renamed(theirs, new Map()));
+    const d = compareCode(renamed(mine, rename), renamed(withJumpLabelNops(theirs, mine), new Map()));
     functions.push(d ? { name: m, of: p, equal: false, firstDifference: d.firstDifference, reason: d.reason } : { name: m, of: p, equal: true });
   }
   const uncovered = v.codeChanged.filter((c) => !v.replaced.has(c) && !v.coveredByCallers.has(c) && !isPiece(c)).sort();
   const failed = functions.some((f) => !f.equal) || uncovered.length > 0;
   return { status: failed ? 'failed' : 'passed', functions, uncovered };
+}
+
+/**
+ * Kbuild runs objtool on the module, which turns the initial `jmp` of each
+ * jump label (static key) site into a nop of the same size; the analysis'
+ * patched build is gcc's output, before objtool. Where the module has such a
+ * nop and the patched build a jmp, take the nop (and drop the jmp's relocation).
+ */
+function withJumpLabelNops(theirs: FunctionCode, mine: FunctionCode): FunctionCode {
+  const bytes = Buffer.from(theirs.bytes);
+  const dropped = new Set<number>();
+  const nop5 = [0x0f, 0x1f, 0x44, 0x00, 0x00];
+  for (let i = 0; i + 1 < Math.min(bytes.length, mine.bytes.length); i++) {
+    if (bytes[i] === 0xe9 && nop5.every((b, k) => mine.bytes[i + k] === b)) {
+      mine.bytes.copy(bytes, i, i, i + 5);
+      dropped.add(i + 1);
+      i += 4;
+    } else if (bytes[i] === 0xeb && mine.bytes[i] === 0x66 && mine.bytes[i + 1] === 0x90) {
+      bytes[i] = 0x66;
+      bytes[i + 1] = 0x90;
+      i += 1;
+    }
+  }
+  return { ...theirs, bytes, relocs: theirs.relocs.filter((r) => !dropped.has(r.offset)) };
 }
 
 function isPiece(name: string): boolean {
