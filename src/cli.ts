@@ -12,6 +12,7 @@ import { analyze, formatAnalysis } from './analyze/analyze.js';
 import { defaultWorkDir } from './util/workdir.js';
 import { create } from './create/create.js';
 import { formatVerification } from './verify/verify.js';
+import { formatScoreboard, scoreboard } from './corpus/scoreboard.js';
 
 function print(json: boolean, value: unknown, text: string): void {
   process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${text}\n`);
@@ -117,6 +118,23 @@ export function buildProgram(): Command {
         r.module, `  source: ${r.source}`, `  replaces: ${r.analysis.mustReplace.map((e) => e.symbol).join(', ')}`,
         ...formatVerification(r.verification).split('\n').map((l) => `  ${l}`),
       ].join('\n'));
+    });
+
+  program.command('scoreboard')
+    .description('run every patch of a corpus through create and the VM, and count the outcomes')
+    .argument('<dir>', 'a corpus directory of .patch files (X.patch: should load; X-FAIL.patch: should be refused)')
+    .option('--limit <n>', 'only the first N patches (sorted by name)')
+    .option('--sample <n>', 'N patches spread evenly over the corpus')
+    .option('--match <text>', 'only patches whose name contains this')
+    .option('--no-vm', 'stop after create (no VM boot)')
+    .addOption(abiOption())
+    .option('--json', 'JSON output')
+    .action(async (dir: string, o: { abi?: string; json?: boolean; limit?: string; sample?: string; match?: string; vm: boolean }) => {
+      const s = await scoreboard(await loadTarget(o.abi), dir, {
+        limit: o.limit === undefined ? undefined : positive('--limit', o.limit),
+        sample: o.sample === undefined ? undefined : positive('--sample', o.sample), match: o.match, vm: o.vm,
+      });
+      print(!!o.json, s, formatScoreboard(s));
     });
 
   program.command('build-module')

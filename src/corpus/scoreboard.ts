@@ -1,0 +1,146 @@
+import { existsSync, readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { create } from '../create/create.js';
+import type { TargetManifest } from '../target/manifest.js';
+import { KlpgenError } from '../util/errors.js';
+import { info } from '../util/progress.js';
+import { defaultWorkDir } from '../util/workdir.js';
+import { vmTest } from '../vm/vm-test.js';
+
+/**
+ * `klpgen scoreboard DIR`: every patch of a corpus through create (analyze,
+ * emit, build, verify) and the VM (load, transition, unload), counted by
+ * outcome. kpatch's naming: X.patch should make a verified module,
+ * X-FAIL.patch should be refused.
+ */
+export type Outcome =
+  | 'loaded'           // generated, verified, loaded, transition <= 10 s, unloaded cleanly
+  | 'loaded-unverified' // loaded, but verification found a difference
+  | 'refused'
+  | 'nothing'          // the fix changes no running code
+  | 'failed-analyze'   // the patched file does not compile alone, or the analysis failed
+  | 'failed-build'
+  | 'failed-vm';
+
+export interface PatchScore {
+  patch: string;
+  outcome: Outcome;
+  /** Expected refusal (X-FAIL.patch) and got one, or expected a module and got one. */
+  asExpected: boolean;
+  detail: string;
+  seconds: number;
+}
+
+export interface Scoreboard {
+  abi: string;
+  total: number;
+  byOutcome: Record<Outcome, number>;
+  refusedBy: Record<string, number>;
+  verified: number;
+  /** Of the patches klpgen did not refuse, the share that became verified, loaded modules. */
+  livepatchableRate: number;
+  patches: PatchScore[];
+}
+
+export function refusalKind(reason: string): string {
+  const r = reason.toLowerCase();
+  if (r.includes('data layout')) return 'struct layout change';
+  if (r.includes('data change')) return 'data change';
+  if (r.includes('__init') || r.includes('__exit')) return '__init/__exit code';
+  if (r.includes('cannot be traced')) return 'untraceable function';
+  if (r.includes('identical code folding')) return 'ICF alias';
+  if (r.includes('header')) return 'header change';
+  if (r.includes('enum') || r.includes('typedef')) return 'type or constant change';
+  if (r.includes('static local')) return 'static local';
+  if (r.includes('assembly') || r.includes('build configuration')) return 'not C';
+  return 'other';
+}
+
+export async function scoreboard(target: TargetManifest, dir: string, o: { limit?: number; sample?: number; match?: string; vm: boolean }): Promise<Scoreboard> {
+  const root = resolve(dir);
+  if (!existsSync(root)) throw new KlpgenError(`${dir}: no such corpus directory`);
+  let patches = readdirSync(root).filter((f) => f.endsWith('.patch')).sort();
+  if (o.match) patches = patches.filter((p) => p.includes(o.match as string));
+  if (o.sample !== undefined && o.sample < patches.length) {
+    // Spread over the whole corpus (sorted by path): every subsystem gets its share.
+    const all = patches;
+    patches = Array.from({ length: o.sample }, (_, i) => all[Math.floor((i * all.length) / (o.sample as number))] as string);
+  }
+  if (o.limit !== undefined) patches = patches.slice(0, o.limit);
+  const scores: PatchScore[] = [];
+  const refusedBy: Record<string, number> = {};
+  for (const [i, p] of patches.entries()) {
+    const start = performance.now();
+    const path = join(root, p);
+    const expectFail = p.endsWith('-FAIL.patch');
+    let outcome: Outcome;
+    let detail = '';
+    try {
+      const name = `sb_${p.replace(/\.patch$/, '').replace(/[^A-Za-z0-9]/g, '_')}`.slice(0, 50);
+      const workDir = defaultWorkDir(target, 'score', [path]);
+      const made = await create(target, { patches: [path], name, out: join(workDir, 'out.ko'), replace: true, workDir, allowUnverified: true });
+      const verified = made.verification.status === 'passed';
+      if (!o.vm) {
+        outcome = verified ? 'loaded' : 'loaded-unverified';
+        detail = 'not run in the VM';
+      } else {
+        const objects = [...new Set(made.analysis.mustReplace.map((e) => e.object))].filter((x) => x !== 'vmlinux');
+        const rep = await vmTest(target, { modules: [made.module], loadModules: objects, timeoutSeconds: 180 });
+        const p0 = rep.patches[0];
+        const ok = rep.ok && p0 !== undefined && p0.transitionSeconds !== null && p0.transitionSeconds <= 10;
+        outcome = !ok ? 'failed-vm' : verified ? 'loaded' : 'loaded-unverified';
+        detail = ok ? `transition ${p0?.transitionSeconds} s` : rep.failures.join('; ');
+      }
+      if (!verified) detail = `${detail}; ${made.verification.functions.filter((f) => !f.equal).map((f) => `${f.name}: ${f.reason}`).join('; ')}`;
+    } catch (e) {
+      if (!(e instanceof KlpgenError)) throw e;
+      const msg = e.message;
+      if (e.exitCode === 2) {
+        outcome = 'refused';
+        const first = msg.split('\n')[1]?.trim() ?? msg;
+        detail = first;
+        const kind = refusalKind(first);
+        refusedBy[kind] = (refusedBy[kind] ?? 0) + 1;
+      } else if (/change no running code/.test(msg)) {
+        outcome = 'nothing';
+        detail = msg;
+      } else if (/building the livepatch failed/.test(msg)) {
+        outcome = 'failed-build';
+        detail = msg.split('\n').find((l) => /error:/.test(l)) ?? msg.split('\n')[0] ?? '';
+      } else {
+        outcome = 'failed-analyze';
+        detail = msg.split('\n').slice(0, 2).join(' ');
+      }
+    }
+    const asExpected = expectFail ? outcome === 'refused' : outcome === 'loaded' || outcome === 'nothing';
+    const seconds = Math.round((performance.now() - start) / 100) / 10;
+    scores.push({ patch: p, outcome, asExpected, detail: detail.slice(0, 300), seconds });
+    info(`[${i + 1}/${patches.length}] ${p}: ${outcome} (${seconds} s)`);
+  }
+  const byOutcome = { loaded: 0, 'loaded-unverified': 0, refused: 0, nothing: 0, 'failed-analyze': 0, 'failed-build': 0, 'failed-vm': 0 } as Record<Outcome, number>;
+  for (const s of scores) byOutcome[s.outcome]++;
+  const livepatchable = scores.length - byOutcome.refused - byOutcome.nothing;
+  return {
+    abi: target.abi,
+    total: scores.length,
+    byOutcome,
+    refusedBy,
+    verified: byOutcome.loaded,
+    livepatchableRate: livepatchable ? byOutcome.loaded / livepatchable : 0,
+    patches: scores,
+  };
+}
+
+export function formatScoreboard(s: Scoreboard): string {
+  const lines = [
+    `scoreboard for ${s.abi}: ${s.total} patches`,
+    `  generated, verified, loaded (transition <= 10 s, clean unload): ${s.byOutcome.loaded}`,
+    `  loaded but not verified:  ${s.byOutcome['loaded-unverified']}`,
+    `  refused:                  ${s.byOutcome.refused}${Object.keys(s.refusedBy).length ? ` (${Object.entries(s.refusedBy).map(([k, v]) => `${k}: ${v}`).join(', ')})` : ''}`,
+    `  no running code changed:  ${s.byOutcome.nothing}`,
+    `  failed: analyze ${s.byOutcome['failed-analyze']}, build ${s.byOutcome['failed-build']}, vm ${s.byOutcome['failed-vm']}`,
+    `  verified and loaded, of the patches not refused: ${(s.livepatchableRate * 100).toFixed(0)}%`,
+  ];
+  for (const p of s.patches) lines.push(`  ${p.asExpected ? ' ' : '!'} ${p.outcome.padEnd(17)} ${p.patch}${p.detail ? `  ${p.detail.slice(0, 140)}` : ''}`);
+  return lines.join('\n');
+}
