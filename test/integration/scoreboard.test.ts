@@ -1,0 +1,29 @@
+import { strict as assert } from 'node:assert';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import type { Scoreboard } from '../../src/corpus/scoreboard.js';
+import { refusalKind } from '../../src/corpus/scoreboard.js';
+import { ROOT, klpgen } from '../helpers.js';
+
+test('scoreboard: counts a loaded fix and a refused one, with the refusal reason', () => {
+  assert.equal(klpgen(['target', 'setup', '--abi', '6.1.0-54']).code, 0);
+  const r = klpgen(['scoreboard', join(ROOT, 'corpus/6.1.0-54'), '--match', 'kernel-trace-fgraph', '--abi', '6.1.0-54', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const refused = JSON.parse(r.stdout) as Scoreboard;
+  assert.equal(refused.total, 1);
+  assert.equal(refused.byOutcome.refused, 1);
+  assert.deepEqual(refused.refusedBy, { 'untraceable function': 1 });
+
+  const ok = JSON.parse(klpgen(['scoreboard', join(ROOT, 'corpus/6.1.0-54'), '--match', 'arch-x86-events-amd-lbr', '--abi', '6.1.0-54', '--json']).stdout) as Scoreboard;
+  assert.equal(ok.total, 1);
+  assert.equal(ok.byOutcome.loaded, 1, JSON.stringify(ok.patches));
+  assert.equal(ok.livepatchableRate, 1);
+  assert.match(ok.patches[0]?.detail ?? '', /^transition [\d.]+ s$/);
+});
+
+test('scoreboard: refusal reasons are grouped by kind', () => {
+  assert.equal(refusalKind('data layout change: struct foo changed'), 'struct layout change');
+  assert.equal(refusalKind('data change: the declaration or initializer of x changed'), 'data change');
+  assert.equal(refusalKind('f changed but cannot be traced (no __fentry__ call)'), 'untraceable function');
+  assert.equal(refusalKind('init_x is __init code: it is gone after boot'), '__init/__exit code');
+});
