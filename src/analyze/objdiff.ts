@@ -55,7 +55,8 @@ export interface ObjectCode {
  * `f.isra.*.cold`, `__UNIQUE_ID_ddebug412` → `__UNIQUE_ID_ddebug*` (__COUNTER__).
  */
 export function foldNumbers(name: string): string {
-  return name.replace(/\.\d+(?=\.|$)/g, '.*').replace(/^(__UNIQUE_ID_\w*?)\d+$/, '$1*');
+  // __COUNTER__ first: `__UNIQUE_ID_ddebug318.12` → `__UNIQUE_ID_ddebug*.*`.
+  return name.replace(/^(__UNIQUE_ID_\w*?)\d+(?=\.|$)/, '$1*').replace(/\.\d+(?=\.|$)/g, '.*');
 }
 
 function bindName(b: number): 'local' | 'global' | 'weak' {

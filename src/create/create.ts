@@ -169,7 +169,16 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
   // Symbols the running kernel does not export become KLP relocations (klp-convert).
   const object = report.mustReplace[0]?.object ?? 'vmlinux';
   const resolution = resolveUndefined(target, built, ko, object, file, originalObject);
-  const converted = klpConvert(built, resolution.filter((r) => r.resolution === 'klp').map((r) => ({ name: r.name, object: r.object as string, sympos: r.sympos as number })), ko);
+  let converted: Buffer;
+  try {
+    converted = klpConvert(built, resolution.filter((r) => r.resolution === 'klp').map((r) => ({ name: r.name, object: r.object as string, sympos: r.sympos as number })), ko);
+  } catch (e) {
+    // A reference the kernel cannot defer (a jump label or tracepoint of a module object) is a refusal.
+    if (e instanceof KlpgenError && /cannot be a livepatch relocation/.test(e.message)) {
+      throw new KlpgenError(`refused:\n  ${file}: ${e.message.replace(/^.*?: relocation/, 'relocation')}`, 2);
+    }
+    throw e;
+  }
   const out = resolve(o.out ?? `livepatch-${stem}.ko`);
   await writeFile(join(kmodDir, `livepatch-${stem}.klp.ko`), converted);
   await mkdir(dirname(out), { recursive: true });
