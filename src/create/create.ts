@@ -85,7 +85,7 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
   const patchedCode = readObjectCode(parseElf(await readFile(patchedObject), patchedObject));
   const patchedReferences = new Set(report.mustReplace.flatMap((e) => (patchedCode.functions.get(e.symbol)?.relocs ?? []).map((r) => r.raw)));
   const emitted = emitModule({
-    report, file, patchedText, model, preprocessed, noSymbol: new Set(tu?.noSymbol ?? []), name, replace: o.replace, modName, originalFunctions, patchedReferences,
+    report, file, patchedText, model, preprocessed, name, replace: o.replace, modName, originalFunctions, patchedReferences,
   });
 
   const srcDir = join(workDir, '4-source');

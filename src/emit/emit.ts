@@ -28,8 +28,6 @@ export interface EmitInput {
   model: TuModel;
   /** The patched build's preprocessed text (declarations made by macros are read from it). */
   preprocessed: string;
-  /** Functions of the original object with no out-of-line copy (inlined everywhere). */
-  noSymbol: Set<string>;
   name: string;
   replace: boolean;
 }
@@ -182,17 +180,17 @@ export function emitModule(input: EmitInput): EmittedModule {
 
   // Local definitions (types, macros, enums, inline helpers), in source order: C already
   // requires declaration before use, so the original order is a dependency order.
-  const pieces: { line: number; endLine: number; text: string; kind: 'copy' | 'extern' | 'fn' }[] = [];
+  const pieces: { line: number; endLine: number; text: string }[] = [];
   const takeLines = (from: number, to: number) => lines.slice(from - 1, to).join('\n');
   for (const key of need) {
     const m = macros.get(key);
-    if (m && m.line >= firstCode) pieces.push({ line: m.line, endLine: m.endLine, text: takeLines(m.line, m.endLine), kind: 'copy' });
+    if (m && m.line >= firstCode) pieces.push({ line: m.line, endLine: m.endLine, text: takeLines(m.line, m.endLine) });
     const e = defs.get(key);
     if (!e || e.kind === 'function' || e.kind === 'variable') continue;
     const target = e.kind === 'enumerator' && e.parent ? defs.get(e.parent) ?? e : e;
     if (target.span.line < firstCode) continue;
     if (pieces.some((p) => p.line === target.span.line)) continue;
-    pieces.push({ line: target.span.line, endLine: target.span.endLine, text: takeLines(target.span.line, target.span.endLine), kind: 'copy' });
+    pieces.push({ line: target.span.line, endLine: target.span.endLine, text: takeLines(target.span.line, target.span.endLine) });
   }
   const renamed = (text: string) => renameIdentifiers(text, replaced);
   for (const [name] of copy) {
@@ -201,7 +199,7 @@ export function emitModule(input: EmitInput): EmittedModule {
     let text = takeLines(e.span.line, e.span.endLine);
     text = renamed(text);
     if (replaced.has(name)) text = makeGlobal(text);
-    pieces.push({ line: e.span.line, endLine: e.span.endLine, text, kind: 'fn' });
+    pieces.push({ line: e.span.line, endLine: e.span.endLine, text });
   }
   pieces.sort((a, b) => a.line - b.line);
 
