@@ -90,7 +90,12 @@ function unquote(s: string): string {
   return m ? (m[1] as string) : s.trim();
 }
 
+const NO_FLAGS: EntityFlags = Object.freeze({
+  init: false, exit: false, notrace: false, weak: false, used: false, alwaysInline: false, noinline: false, cold: false,
+});
+
 export function entityFlags(attrs: Attribute[]): EntityFlags {
+  if (attrs.length === 0) return NO_FLAGS;
   const has = (n: string) => attrs.some((a) => a.name === n);
   const sectionAttr = attrs.find((a) => a.name === 'section');
   const section = sectionAttr ? unquote(sectionAttr.args) : undefined;

@@ -12,11 +12,15 @@ import type { TextSource } from './lexer.js';
  * Our event loop is blocked meanwhile, so an exited gcc stays a zombie in
  * /proc until we return: that is how its end is seen.
  */
+const MIN_CHUNK = 256 * 1024;
+
 export class StreamedPreprocessor implements TextSource {
   private fd = -1;
   private position = 0;
   private readonly buf = Buffer.allocUnsafe(1 << 20);
   private carry = '';
+  private pending: string[] = [];
+  private pendingBytes = 0;
   private eof = false;
   private stderr = '';
   private exitCode: number | null = null;
@@ -67,8 +71,14 @@ export class StreamedPreprocessor implements TextSource {
         if (n === 0) return this.end();
       }
       this.position += n;
+      this.pending.push(this.buf.toString('latin1', 0, n));
+      this.pendingBytes += n;
+      // Hand out large chunks: many small strings would cost more to join and scan than they save.
+      if (this.pendingBytes < MIN_CHUNK && this.gccRunning()) continue;
       // latin1: one char per byte, so offsets are byte offsets of the .i text.
-      const text = this.carry + this.buf.toString('latin1', 0, n);
+      const text = this.carry + this.pending.join('');
+      this.pending = [];
+      this.pendingBytes = 0;
       const cut = text.lastIndexOf('\n') + 1;
       this.carry = text.slice(cut);
       if (cut > 0) return text.slice(0, cut);
@@ -79,8 +89,9 @@ export class StreamedPreprocessor implements TextSource {
     this.eof = true;
     this.endedAt = performance.now();
     if (this.fd >= 0) closeSync(this.fd);
-    const rest = this.carry;
+    const rest = this.carry + this.pending.join('');
     this.carry = '';
+    this.pending = [];
     return rest.length ? rest : null;
   }
 
