@@ -4,7 +4,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { analyze, type AnalysisReport } from '../analyze/analyze.js';
 import { buildModel } from '../frontend/model.js';
 import { parseElf } from '../elf/elf64.js';
-import { readObjectCode } from '../analyze/objdiff.js';
+import { hasFentry, readObjectCode } from '../analyze/objdiff.js';
 import { loadSymbolIndex, locateSymbol, type SymbolIndex } from '../analyze/symbols.js';
 import { klpConvert } from '../kmod/klp-convert.js';
 import { readSymvers } from '../kmod/symvers.js';
@@ -126,14 +126,13 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
   info(`built ${ko}`);
 
   // Verification: the new functions equal the patched build's, and no changed code is left out.
-  const hasFentry = (n: string) => origCode.functions.get(n)?.relocs.some((r) => r.target === '__fentry__' && r.offset <= 9) ?? false;
   const verification = verify({
     moduleObject: join(kmodDir, `${stem}.o`),
     patchedObject,
     functions: new Map(emitted.copied.map((c) => [c.as, c.name])),
     codeChanged: (tu?.codeChanged ?? []).map((c) => c.name),
     replaced: new Set(report.mustReplace.map((e) => e.symbol)),
-    coveredByCallers: new Set((tu?.codeChanged ?? []).map((c) => c.name).filter((n) => origCode.functions.has(n) && !hasFentry(n))),
+    coveredByCallers: new Set((tu?.codeChanged ?? []).map((c) => origCode.functions.get(c.name)).filter((f) => f !== undefined && !hasFentry(f)).map((f) => f!.name)),
   });
   if (verification.status !== 'passed') {
     if (!o.allowUnverified) {

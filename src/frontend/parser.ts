@@ -1109,17 +1109,20 @@ class Parser {
     }
   }
 
+  /** `( type-name )`, and the compound literal `{...}` that may follow it; true if one did. */
+  private parenthesizedTypeName(): boolean {
+    this.pos++;
+    this.typeName();
+    this.expect(RPAREN);
+    if (this.peek() !== LBRACE) return false;
+    this.initializer();
+    this.postfixTail();
+    return true;
+  }
+
   private castExpression(): void {
     if (this.peek() === LPAREN && this.isTypeNameStart(this.pos + 1)) {
-      this.pos++;
-      this.typeName();
-      this.expect(RPAREN);
-      if (this.peek() === LBRACE) {
-        this.initializer(); // compound literal
-        this.postfixTail();
-        return;
-      }
-      this.castExpression();
+      if (!this.parenthesizedTypeName()) this.castExpression();
       return;
     }
     this.unaryExpression();
@@ -1142,13 +1145,7 @@ class Parser {
     if (c === K.sizeof || c === K.alignof) {
       this.pos++;
       if (this.peek() === LPAREN && this.isTypeNameStart(this.pos + 1)) {
-        this.pos++;
-        this.typeName();
-        this.expect(RPAREN);
-        if (this.peek() === LBRACE) {
-          this.initializer();
-          this.postfixTail();
-        }
+        this.parenthesizedTypeName();
         return;
       }
       this.unaryExpression();
