@@ -115,7 +115,7 @@ export function buildProgram(): Command {
         workDir: o.workDir ?? defaultWorkDir(target, 'create', patches),
       });
       print(!!o.json, r, [
-        r.module, `  source: ${r.source}`, `  replaces: ${r.analysis.mustReplace.map((e) => e.symbol).join(', ')}`,
+        r.module, `  source: ${r.sources.join(', ')}`, `  replaces: ${r.analysis.mustReplace.map((e) => e.symbol).join(', ')}`,
         ...formatVerification(r.verification).split('\n').map((l) => `  ${l}`),
       ].join('\n'));
     });

@@ -1,17 +1,17 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { analyze, type AnalysisReport } from '../analyze/analyze.js';
+import { analyze, type AnalysisReport, type TuReport } from '../analyze/analyze.js';
 import { buildModel } from '../frontend/model.js';
 import { parseElf } from '../elf/elf64.js';
-import { hasFentry, readObjectCode } from '../analyze/objdiff.js';
+import { hasFentry, readObjectCode, type ObjectCode } from '../analyze/objdiff.js';
 import { loadSymbolIndex, locateSymbol, type SymbolIndex } from '../analyze/symbols.js';
 import { klpConvert } from '../kmod/klp-convert.js';
 import { readSymvers } from '../kmod/symvers.js';
 import { redirectStaticLocals, staticLocalsOf } from '../kmod/static-locals.js';
 import { indexModules, moduleKey } from '../vm/initramfs.js';
 import { formatVerification, verify, type Verification } from '../verify/verify.js';
-import { emitModule, type EmittedModule } from '../emit/emit.js';
+import { emitFunctions, emitScaffolding, PREFIX, type EmittedFunctions } from '../emit/emit.js';
 import { compileCommand, objectOf } from '../target/compile-command.js';
 import type { TargetManifest } from '../target/manifest.js';
 import { makeEnv } from '../target/setup.js';
@@ -39,9 +39,14 @@ export interface CreateOptions {
 export interface CreateReport {
   name: string;
   module: string;
+  /** The first file of new functions (of `sources`, one per TU). */
   source: string;
+  sources: string[];
   analysis: AnalysisReport;
-  emitted: Omit<EmittedModule, 'source' | 'scaffolding' | 'lineMap'>;
+  emitted: {
+    externalized: { name: string; kind: string; file: string }[];
+    copied: { name: string; as: string; why: string; file: string }[];
+  };
   /** Undefined symbols of the built module and how each is resolved. */
   symbols: { name: string; resolution: 'exported' | 'klp'; object?: string; sympos?: number }[];
   /** How each static local of the new code was tied (or not) to the running kernel. */
@@ -64,54 +69,69 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
     throw new KlpgenError(`refused:\n${report.refusals.map((f) => `  ${f.file}:${f.line}: ${f.reason}`).join('\n')}`, 2);
   }
   if (report.mustReplace.length === 0) throw new KlpgenError('the patches change no running code: there is nothing to livepatch');
-  const files = [...new Set(report.mustReplace.map((e) => e.file))];
-  if (files.length > 1) throw new KlpgenError(`the fix changes code in ${files.length} translation units (${files.join(', ')}); one per livepatch is supported today`);
-  const file = files[0] as string;
-  const tu = report.tus.find((t) => t.file === file);
+  const files = [...new Set(report.mustReplace.map((e) => e.file))].sort();
+  const stem = name.replace(/_/g, '-');
+  const scaffoldingFile = `${stem}-klp.c`;
 
-  // The patched build's model (the analysis wrote its .i).
-  const base = basename(file, '.c');
-  const objDir = join(workDir, '2-objects', file.replace(/\//g, '_').replace(/\.c$/, ''), 'patched');
-  const patchedSource = join(workDir, '1-sources', 'patched', file);
-  const patchedText = await readFile(patchedSource, 'utf8');
-  const preprocessed = await readFile(join(objDir, `${base}.i`), 'latin1');
-  const model = buildModel({ preprocessed, file, sourceText: patchedText, sourceRoot: join(workDir, '1-sources', 'patched') });
-  const cmd = await compileCommand(target, file);
-  const { modName } = objectOf(cmd);
-  const originalObject = join(workDir, '2-objects', file.replace(/\//g, '_').replace(/\.c$/, ''), 'original', `${base}.o`);
-  const origCode = readObjectCode(parseElf(await readFile(originalObject), originalObject));
-  const originalFunctions = new Set(origCode.functions.keys());
-  const patchedObject = join(objDir, `${base}.o`);
-  const patchedCode = readObjectCode(parseElf(await readFile(patchedObject), patchedObject));
-  const patchedReferences = new Set(report.mustReplace.flatMap((e) => (patchedCode.functions.get(e.symbol)?.relocs ?? []).map((r) => r.raw)));
-  const emitted = emitModule({
-    report, file, patchedText, model, preprocessed, name, replace: o.replace, modName, originalFunctions, patchedReferences,
-  });
+  // Two TUs that replace functions of the same name (static ones, or a header's) need new names apart.
+  const seen = new Map<string, number>();
+  for (const e of report.mustReplace) seen.set(e.symbol, (seen.get(e.symbol) ?? 0) + 1);
+  const clash = new Set([...seen].filter(([, n]) => n > 1).map(([s]) => s));
+  const cNames = uniqueFileNames(stem, files);
+
+  const tus: TuBuild[] = [];
+  for (const file of files) {
+    const tu = report.tus.find((t) => t.file === file);
+    const dirs = tuDirs(workDir, file);
+    const patchedText = await readFile(join(workDir, '1-sources', 'patched', file), 'utf8');
+    const preprocessed = await readFile(join(dirs.patched, `${dirs.base}.i`), 'latin1');
+    const model = buildModel({ preprocessed, file, sourceText: patchedText, sourceRoot: join(workDir, '1-sources', 'patched') });
+    const cmd = await compileCommand(target, file);
+    const { modName } = objectOf(cmd);
+    const originalObject = join(dirs.original, `${dirs.base}.o`);
+    const origCode = readObjectCode(parseElf(await readFile(originalObject), originalObject));
+    const patchedObject = join(dirs.patched, `${dirs.base}.o`);
+    const patchedCode = readObjectCode(parseElf(await readFile(patchedObject), patchedObject));
+    const entries = report.mustReplace.filter((e) => e.file === file);
+    const patchedReferences = new Set(entries.flatMap((e) => (patchedCode.functions.get(e.symbol)?.relocs ?? []).map((r) => r.raw)));
+    const cName = cNames.get(file) as string;
+    const prefix = entries.some((e) => clash.has(e.symbol)) ? `livepatch_${cName.slice(stem.length + 1, -2).replace(/[^A-Za-z0-9_]/g, '_')}_` : PREFIX;
+    const emitted = emitFunctions({
+      report, file, patchedText, model, preprocessed, name, modName, originalFunctions: new Set(origCode.functions.keys()),
+      patchedReferences, prefix, scaffoldingFile,
+    });
+    tus.push({
+      file, cName, object: entries[0]?.object ?? 'vmlinux', dir: dirname(join(target.paths.source, file)),
+      originalObject, patchedObject, origCode, emitted, report: tu,
+    });
+  }
+  const scaffolding = emitScaffolding(name, tus.map((t) => t.cName), tus.flatMap((t) => t.emitted.installs), o.replace);
 
   const srcDir = join(workDir, '4-source');
   await rm(srcDir, { recursive: true, force: true });
   await mkdir(srcDir, { recursive: true });
-  const stem = name.replace(/_/g, '-');
   const kmodDir = join(workDir, '5-kmod');
-  const cName = `${stem}.c`;
-  await writeFile(join(srcDir, cName), emitted.source);
-  await writeFile(join(srcDir, `${stem}-klp.c`), emitted.scaffolding);
-  // The TU's own directory comes first for its "local.h" includes; the full source tree
-  // for internal headers the headers package does not ship (kernel/sched/sched.h, ...).
-  const dir = dirname(join(target.paths.source, file));
+  for (const t of tus) await writeFile(join(srcDir, t.cName), t.emitted.source);
+  await writeFile(join(srcDir, scaffoldingFile), scaffolding);
+  const objName = (cName: string) => cName.replace(/\.c$/, '.o');
   await writeFile(join(srcDir, 'Kbuild'), [
     `obj-m += livepatch-${stem}.o`,
-    `livepatch-${stem}-y := ${stem}.o ${stem}-klp.o`,
-    // Function and data sections as in the analysis' patched build, which verification compares with.
-    `CFLAGS_${stem}.o += -I${dir} -I${target.paths.source}/include -ffunction-sections -fdata-sections`,
+    `livepatch-${stem}-y := ${[...tus.map((t) => objName(t.cName)), objName(scaffoldingFile)].join(' ')}`,
+    // Each TU's own directory comes first for its "local.h" includes; the full source tree for
+    // internal headers the headers package does not ship (kernel/sched/sched.h, ...). Function
+    // and data sections as in the analysis' patched build, which verification compares with.
+    ...tus.map((t) => `CFLAGS_${objName(t.cName)} += -I${t.dir} -I${target.paths.source}/include -ffunction-sections -fdata-sections`),
     '',
   ].join('\n'));
 
   await rm(kmodDir, { recursive: true, force: true });
   await mkdir(kmodDir, { recursive: true });
   for (const f of readdirSync(srcDir)) await copyFile(join(srcDir, f), join(kmodDir, f));
+  const overlay = headerOverlay(join(workDir, '1-sources', 'patched'), report.changedHeaders ?? []);
   const build = await timed('build module', () => run('make', [
     '-C', target.paths.headers, `M=${kmodDir}`,
+    // Kbuild puts NOSTDINC_FLAGS before every other -I: the fix's headers shadow the target's.
+    ...(overlay.length ? [`NOSTDINC_FLAGS=-nostdinc ${overlay.map((d) => `-I${d}`).join(' ')}`] : []),
     // Unexported symbols are resolved below by klp-convert, not by modpost.
     'KBUILD_MODPOST_WARN=1',
     // Same inputs, same bytes: the work dir's path must not reach the debug info (also of the .mod.c).
@@ -119,21 +139,22 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
     'modules',
   ], { env: makeEnv() }));
   if (build.code !== 0) {
-    throw new KlpgenError(`building the livepatch failed (source: ${join(srcDir, cName)}):\n${mapDiagnostics(compilerDiagnostics(`${build.stdout}${build.stderr}`), emitted, cName)}`);
+    throw new KlpgenError(`building the livepatch failed (sources in ${srcDir}):\n${mapDiagnostics(compilerDiagnostics(`${build.stdout}${build.stderr}`), tus)}`);
   }
   const ko = join(kmodDir, `livepatch-${stem}.ko`);
   if (!existsSync(ko)) throw new KlpgenError(`the module build produced no ${basename(ko)}`);
   info(`built ${ko}`);
 
   // Verification: the new functions equal the patched build's, and no changed code is left out.
-  const verification = verify({
-    moduleObject: join(kmodDir, `${stem}.o`),
-    patchedObject,
-    functions: new Map(emitted.copied.map((c) => [c.as, c.name])),
-    codeChanged: (tu?.codeChanged ?? []).map((c) => c.name),
-    replaced: new Set(report.mustReplace.map((e) => e.symbol)),
-    coveredByCallers: new Set((tu?.codeChanged ?? []).map((c) => origCode.functions.get(c.name)).filter((f) => f !== undefined && !hasFentry(f)).map((f) => f!.name)),
-  });
+  const verifications = tus.map((t) => verify({
+    moduleObject: join(kmodDir, objName(t.cName)),
+    patchedObject: t.patchedObject,
+    functions: new Map(t.emitted.copied.map((c) => [c.as, c.name])),
+    codeChanged: (t.report?.codeChanged ?? []).map((c) => c.name),
+    replaced: new Set(t.emitted.installs.map((e) => e.symbol)),
+    coveredByCallers: new Set((t.report?.codeChanged ?? []).map((c) => t.origCode.functions.get(c.name)).filter((f) => f !== undefined && !hasFentry(f)).map((f) => f!.name)),
+  }));
+  const verification = mergeVerifications(verifications, tus.map((t) => t.file));
   if (verification.status !== 'passed') {
     if (!o.allowUnverified) {
       throw new KlpgenError(`the livepatch does not verify (the module is in ${kmodDir}, not written to the output; --allow-unverified writes it anyway):\n${formatVerification(verification)}`, 3);
@@ -145,19 +166,29 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
   // running kernel's instance (its state carries over); a new one starts fresh, as in the fix.
   const staticNotes: string[] = [];
   const redirects: { from: string; to: string }[] = [];
-  for (const l of staticLocalsOf(await readFile(ko), ko)) {
+  /** Undefined symbols a redirect adds, with the TU whose names they are. */
+  const redirectedIn = new Map<string, TuBuild>();
+  const locals = staticLocalsOf(await readFile(ko), ko);
+  for (const l of locals) {
+    const owner = tuOfFunctions(tus, l.owners);
+    const where = owner?.file ?? files.join(', ');
+    if (!owner) throw new KlpgenError(`refused:\n  ${where}: static local ${l.name} is used by functions of several files`, 2);
+    if (locals.filter((x) => x.name === l.name).length > 1) {
+      throw new KlpgenError(`refused:\n  ${where}: two static locals named ${l.name} in the module`, 2);
+    }
     const base = l.name.replace(/\.\d+$/, '');
-    const owners = l.owners.map((o) => (o.startsWith('livepatch_') ? o.slice('livepatch_'.length) : o));
+    const owners = l.owners.map((fn) => owner.emitted.copied.find((c) => c.as === fn)?.name ?? fn);
     const same = (raw: string) => /\.\d+$/.test(raw) && raw.replace(/\.\d+$/, '') === base;
-    let found = new Set(owners.flatMap((o) => (origCode.functions.get(o)?.relocs ?? []).map((r) => r.raw).filter(same)));
+    let found = new Set(owners.flatMap((fn) => (owner.origCode.functions.get(fn)?.relocs ?? []).map((r) => r.raw).filter(same)));
     // An owner inlined everywhere in the original: its static is then the only one of that name.
-    if (found.size === 0) found = new Set([...origCode.data.keys()].filter(same));
+    if (found.size === 0) found = new Set([...owner.origCode.data.keys()].filter(same));
     if (found.size > 1) {
-      throw new KlpgenError(`refused:\n  ${file}: static local ${base} of ${owners.join(', ')} matches ${[...found].join(', ')} in the original build`, 2);
+      throw new KlpgenError(`refused:\n  ${owner.file}: static local ${base} of ${owners.join(', ')} matches ${[...found].join(', ')} in the original build`, 2);
     }
     const to = [...found][0];
     if (to) {
       redirects.push({ from: l.name, to });
+      redirectedIn.set(to, owner);
       staticNotes.push(`static local ${base} of ${owners.join(', ')}: the running kernel's ${to}`);
     } else {
       staticNotes.push(`static local ${base} of ${owners.join(', ')}: new in the fix, a fresh instance`);
@@ -166,15 +197,14 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
   const built = redirectStaticLocals(await readFile(ko), redirects, ko);
 
   // Symbols the running kernel does not export become KLP relocations (klp-convert).
-  const object = report.mustReplace[0]?.object ?? 'vmlinux';
-  const resolution = resolveUndefined(target, built, ko, object, file, originalObject);
+  const resolution = resolveUndefined(target, built, ko, tus, (t) => join(kmodDir, objName(t.cName)), redirectedIn);
   let converted: Buffer;
   try {
     converted = klpConvert(built, resolution.filter((r) => r.resolution === 'klp').map((r) => ({ name: r.name, object: r.object as string, sympos: r.sympos as number })), ko);
   } catch (e) {
     // A reference the kernel cannot defer (a jump label or tracepoint of a module object) is a refusal.
     if (e instanceof KlpgenError && /cannot be a livepatch relocation/.test(e.message)) {
-      throw new KlpgenError(`refused:\n  ${file}: ${e.message.replace(/^.*?: relocation/, 'relocation')}`, 2);
+      throw new KlpgenError(`refused:\n  ${files.join(', ')}: ${e.message.replace(/^.*?: relocation/, 'relocation')}`, 2);
     }
     throw e;
   }
@@ -183,8 +213,11 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
   await mkdir(dirname(out), { recursive: true });
   await writeFile(out, converted);
   return {
-    name, module: out, source: join(srcDir, cName), analysis: report,
-    emitted: { externalized: emitted.externalized, copied: emitted.copied },
+    name, module: out, source: join(srcDir, tus[0]?.cName as string), sources: tus.map((t) => join(srcDir, t.cName)), analysis: report,
+    emitted: {
+      externalized: tus.flatMap((t) => t.emitted.externalized.map((x) => ({ ...x, file: t.file }))),
+      copied: tus.flatMap((t) => t.emitted.copied.map((x) => ({ ...x, file: t.file }))),
+    },
     symbols: resolution.map((r) => ({ name: r.name, resolution: r.resolution, ...(r.resolution === 'klp' ? { sympos: r.sympos as number, object: r.object } : {}) })),
     staticLocals: staticNotes,
     verification,
@@ -194,21 +227,96 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
 
 interface Resolution { name: string; resolution: 'exported' | 'klp'; object?: string; sympos?: number }
 
+/** One TU of the fix: its builds, and the file of new functions made from it. */
+interface TuBuild {
+  file: string;
+  /** The module's C file for it. */
+  cName: string;
+  /** The klp_object its functions belong to: 'vmlinux' or a module's name. */
+  object: string;
+  /** The TU's directory in the source tree (its "local.h" includes). */
+  dir: string;
+  originalObject: string;
+  patchedObject: string;
+  origCode: ObjectCode;
+  emitted: EmittedFunctions;
+  report: TuReport | undefined;
+}
+
+function tuDirs(workDir: string, file: string): { base: string; original: string; patched: string } {
+  const dir = join(workDir, '2-objects', file.replace(/\//g, '_').replace(/\.c$/, ''));
+  return { base: basename(file, '.c'), original: join(dir, 'original'), patched: join(dir, 'patched') };
+}
+
+/**
+ * The patched tree's directories that must come before the target's in the
+ * module build's include path: for each changed header, its include root
+ * (<linux/x.h> is found there first) and its own directory ("x.h").
+ */
+function headerOverlay(patchedRoot: string, headers: string[]): string[] {
+  const roots = ['include', 'include/uapi', 'arch/x86/include', 'arch/x86/include/uapi'];
+  const dirs = new Set<string>();
+  for (const h of [...headers].sort()) {
+    for (const r of roots) if (h.startsWith(`${r}/`)) dirs.add(join(patchedRoot, r));
+    dirs.add(join(patchedRoot, dirname(h)));
+  }
+  return [...dirs];
+}
+
+/** STEM.c for a one-TU fix; STEM-BASE.c per TU otherwise (the path when two bases are equal). */
+function uniqueFileNames(stem: string, files: string[]): Map<string, string> {
+  if (files.length === 1) return new Map([[files[0] as string, `${stem}.c`]]);
+  const base = (f: string) => basename(f, '.c');
+  const clashes = (f: string) => files.filter((g) => base(g) === base(f)).length > 1;
+  const part = (f: string) => (clashes(f) ? f.replace(/\.c$/, '') : base(f)).replace(/[^A-Za-z0-9_-]/g, '-');
+  return new Map(files.map((f) => [f, `${stem}-${part(f)}.c`]));
+}
+
+/** The TU whose new code all these module functions are, if one. */
+function tuOfFunctions(tus: TuBuild[], functions: string[]): TuBuild | undefined {
+  const owners = new Set(functions.map((fn) => tus.find((t) => t.emitted.copied.some((c) => c.as === fn))));
+  const [only] = owners;
+  return owners.size === 1 ? only : undefined;
+}
+
+function mergeVerifications(vs: Verification[], files: string[]): Verification {
+  if (vs.length === 1) return vs[0] as Verification;
+  return {
+    status: vs.every((v) => v.status === 'passed') ? 'passed' : 'failed',
+    functions: vs.flatMap((v) => v.functions),
+    uncovered: vs.flatMap((v, i) => v.uncovered.map((u) => `${files[i]}: ${u}`)),
+  };
+}
+
+/** Undefined symbols of an object file. */
+function undefinedIn(path: string): Set<string> {
+  const elf = parseElf(readFileSync(path), path);
+  return new Set(elf.symbols().filter((s) => s.shndx === 0 && s.name && s.type !== 4).map((s) => s.name));
+}
+
 /**
  * Every undefined symbol of the built module: exported ones (Module.symvers)
  * stay ordinary; the rest must be in the running kernel (the patched module,
- * then vmlinux), found with their sympos like the replaced functions.
+ * then vmlinux), found with their sympos like the replaced functions, in the
+ * context of the TU that names them. A name that means different symbols in
+ * two TUs cannot be one relocation target: refused.
  */
-function resolveUndefined(target: TargetManifest, ko: Buffer, koPath: string, object: string, file: string, originalObject: string): Resolution[] {
+function resolveUndefined(
+  target: TargetManifest, ko: Buffer, koPath: string, tus: TuBuild[], objectOfTu: (t: TuBuild) => string, redirectedIn: Map<string, TuBuild>,
+): Resolution[] {
   const exported = readSymvers(target.paths.moduleSymvers);
   const elf = parseElf(ko, koPath);
-  const tuLocals = new Set([...readObjectCode(parseElf(readFileSync(originalObject), originalObject)).functions.values()].filter((f) => f.bind === 'local').map((f) => f.name));
-  const indexes: SymbolIndex[] = [];
-  if (object !== 'vmlinux') {
-    const modKo = indexModules(target.paths.modules).get(moduleKey(object));
-    if (modKo) indexes.push(loadSymbolIndex(modKo, object, false));
-  }
-  indexes.push(loadSymbolIndex(target.paths.vmlinux, 'vmlinux', true));
+  const vmlinux = loadSymbolIndex(target.paths.vmlinux, 'vmlinux', true);
+  const contexts = tus.map((t) => {
+    const indexes: SymbolIndex[] = [];
+    if (t.object !== 'vmlinux') {
+      const modKo = indexModules(target.paths.modules).get(moduleKey(t.object));
+      if (modKo) indexes.push(loadSymbolIndex(modKo, t.object, false));
+    }
+    indexes.push(vmlinux);
+    const tuLocals = new Set([...t.origCode.functions.values()].filter((f) => f.bind === 'local').map((f) => f.name));
+    return { tu: t, indexes, tuLocals, undefinedNames: undefinedIn(objectOfTu(t)) };
+  });
   const out: Resolution[] = [];
   const missing: string[] = [];
   for (const s of elf.symbols()) {
@@ -217,25 +325,36 @@ function resolveUndefined(target: TargetManifest, ko: Buffer, koPath: string, ob
       out.push({ name: s.name, resolution: 'exported' });
       continue;
     }
-    let found = false;
-    for (const index of indexes) {
-      const loc = locateSymbol(index, s.name, file, tuLocals);
-      if (loc.found) {
-        out.push({ name: s.name, resolution: 'klp', object: index.object, sympos: loc.sympos });
-        found = true;
-        break;
+    const users = contexts.filter((c) => c.undefinedNames.has(s.name) || redirectedIn.get(s.name) === c.tu);
+    const found = new Map<string, Resolution>();
+    for (const c of users.length ? users : contexts) {
+      for (const index of c.indexes) {
+        const loc = locateSymbol(index, s.name, c.tu.file, c.tuLocals);
+        if (loc.found) {
+          const r: Resolution = { name: s.name, resolution: 'klp', object: index.object, sympos: loc.sympos };
+          found.set(`${r.object},${r.sympos}`, r);
+          break;
+        }
       }
     }
-    if (!found) missing.push(s.name);
+    if (found.size > 1) {
+      throw new KlpgenError(`refused:\n  ${users.map((c) => c.tu.file).join(', ')}: ${s.name} names a different symbol in each of these files`, 2);
+    }
+    const [r] = found.values();
+    if (r) out.push(r); else missing.push(s.name);
   }
   if (missing.length) throw new KlpgenError(`the livepatch needs symbols the running kernel does not have: ${missing.join(', ')}`);
   return out.sort((a, b) => a.name.localeCompare(b.name));
 }
 
 /** Add the original file:line to compiler messages about generated lines. */
-function mapDiagnostics(text: string, emitted: EmittedModule, cName: string): string {
-  return text.replace(new RegExp(`([^\\s:]*${cName.replace(/[.-]/g, '\\$&')}):(\\d+):(\\d+):`, 'g'), (m, _f: string, line: string) => {
-    const orig = emitted.lineMap[Number(line) - 1];
-    return orig && orig.line ? `${m} [${orig.file}:${orig.line}]` : m;
-  });
+function mapDiagnostics(text: string, tus: TuBuild[]): string {
+  let mapped = text;
+  for (const t of tus) {
+    mapped = mapped.replace(new RegExp(`([^\\s:]*${t.cName.replace(/[.-]/g, '\\$&')}):(\\d+):(\\d+):`, 'g'), (m, _f: string, line: string) => {
+      const orig = t.emitted.lineMap[Number(line) - 1];
+      return orig && orig.line ? `${m} [${orig.file}:${orig.line}]` : m;
+    });
+  }
+  return mapped;
 }

@@ -1,6 +1,7 @@
 import type { AnalysisReport, ReplaceEntry } from '../analyze/analyze.js';
 import type { TuEntity, TuModel } from '../frontend/model.js';
 import { KlpgenError } from '../util/errors.js';
+import { conditionalContexts, wrapInConditionals, type ConditionalContext } from './conditionals.js';
 
 /**
  * The livepatch module's C source, in the style of the kernel's
@@ -29,26 +30,40 @@ export interface EmitInput {
   /** The patched build's preprocessed text (declarations made by macros are read from it). */
   preprocessed: string;
   name: string;
-  replace: boolean;
+  /** Prefix of the new functions' names (`livepatch_`; TU-specific when two TUs replace the same name). */
+  prefix?: string;
+  /** File name of the scaffolding, for the header comment. */
+  scaffoldingFile: string;
 }
 
-export interface EmittedModule {
+export interface EmittedFunctions {
   /** The new functions, compiled like the kernel's own code (MODULE undefined). */
   source: string;
-  /** The klp_* scaffolding, compiled as module code. */
-  scaffolding: string;
   /** Definitions of the .c the new code references that stay in the running kernel. */
   externalized: { name: string; kind: string }[];
   /** Functions copied into the module (replaced ones and helpers). */
   copied: { name: string; as: string; why: string }[];
-  /** For each generated line, the original file and line it comes from (0 for scaffolding). */
+  /** For each generated line, the original file and line it comes from (0 for generated lines). */
   lineMap: { file: string; line: number }[];
+  /** The functions this file installs, with their names in the module. */
+  installs: InstalledFunction[];
 }
 
-const PREFIX = 'livepatch_';
+export interface InstalledFunction {
+  /** 'vmlinux' or the module's name. */
+  object: string;
+  symbol: string;
+  sympos: number;
+  /** Name of the new function in the livepatch module. */
+  as: string;
+}
 
-export function emitModule(input: EmitInput): EmittedModule {
+export const PREFIX = 'livepatch_';
+
+/** The new functions of one TU of the fix, and what they need from it. */
+export function emitFunctions(input: EmitInput): EmittedFunctions {
   const { model, file } = input;
+  const prefix = input.prefix ?? PREFIX;
   const lines = input.patchedText.split('\n');
   const own = (e: TuEntity) => e.span.file === file;
   const entries = input.report.mustReplace.filter((e) => e.file === file);
@@ -143,7 +158,7 @@ export function emitModule(input: EmitInput): EmittedModule {
   emit(' *');
   emit(' * This file is compiled as the kernel compiles the original (MODULE undefined,');
   emit(` * KBUILD_MODNAME of ${file}), so the new functions match the patched build.`);
-  emit(` * The klp_patch that installs them is in ${input.name.replace(/_/g, '-')}-klp.c.`);
+  emit(` * The klp_patch that installs them is in ${input.scaffoldingFile}.`);
   emit(' */');
   emit('#undef MODULE');
   emit('#undef KBUILD_MODNAME');
@@ -156,50 +171,69 @@ export function emitModule(input: EmitInput): EmittedModule {
   // Includes inside a definition (features.h in an initializer) belong to that definition.
   const inside = (l: number) => model.entities.some((e) => own(e) && e.span.line < l && l <= e.span.endLine);
   const includes = new Set(model.includeLines.filter((l) => !inside(l)));
+  const contexts = conditionalContexts(input.patchedText);
+  const contextOf = (line: number) => contexts[line] ?? (contexts[0] as ConditionalContext);
+  const top = contextOf(0);
+  const prologue: { line: number; text: string; context: ConditionalContext }[] = [];
   for (let i = 0; i < lines.length; i++) {
     const l = lines[i] as string;
     const lineNo = i + 1;
     if (includes.has(lineNo)) {
-      emit(l, lineNo);
+      // Performed, so active: it needs no condition.
+      prologue.push({ line: lineNo, text: l, context: top });
       continue;
     }
     if (lineNo >= firstCode || !/^\s*#\s*(define|undef)\b/.test(l)) continue;
     if (/^\s*#\s*define\s+CREATE_TRACE_POINTS\b/.test(l)) {
-      emit('/* CREATE_TRACE_POINTS dropped: the tracepoints live in the running kernel. */');
+      prologue.push({ line: 0, text: '/* CREATE_TRACE_POINTS dropped: the tracepoints live in the running kernel. */', context: top });
       continue;
     }
-    // A #define with continuation lines.
+    // A #define with continuation lines, under the #if groups it was written in.
     let end = i;
     while (/\\\s*$/.test(lines[end] as string) && end + 1 < lines.length) end++;
-    emit(lines.slice(i, end + 1).join('\n'), lineNo);
+    prologue.push({ line: lineNo, text: lines.slice(i, end + 1).join('\n'), context: contextOf(lineNo) });
     i = end;
   }
+  wrapInConditionals(prologue, (p) => emit(p.text, p.line), (d) => emit(d));
   emit('');
   emit('#include <linux/livepatch.h>');
   emit('');
 
   // Local definitions (types, macros, enums, inline helpers), in source order: C already
   // requires declaration before use, so the original order is a dependency order.
-  const pieces: { line: number; endLine: number; text: string }[] = [];
+  // Macros keep their #if groups (every variant is copied: the preprocessor picks as it did);
+  // definitions from the model are active ones and need none.
+  const pieces: { line: number; endLine: number; text: string; context: ConditionalContext }[] = [];
   const takeLines = (from: number, to: number) => lines.slice(from - 1, to).join('\n');
   for (const key of need) {
-    const m = macros.get(key);
-    if (m && m.line >= firstCode) pieces.push({ line: m.line, endLine: m.endLine, text: takeLines(m.line, m.endLine) });
+    if (macros.has(key)) {
+      for (const m of model.macros) {
+        if (`macro:${m.name}` !== key || m.line < firstCode) continue;
+        pieces.push({ line: m.line, endLine: m.endLine, text: takeLines(m.line, m.endLine), context: contextOf(m.line) });
+      }
+    }
     const e = defs.get(key);
     if (!e || e.kind === 'function' || e.kind === 'variable') continue;
     const target = e.kind === 'enumerator' && e.parent ? defs.get(e.parent) ?? e : e;
     if (target.span.line < firstCode) continue;
     if (pieces.some((p) => p.line === target.span.line)) continue;
-    pieces.push({ line: target.span.line, endLine: target.span.endLine, text: takeLines(target.span.line, target.span.endLine) });
+    pieces.push({ line: target.span.line, endLine: target.span.endLine, text: takeLines(target.span.line, target.span.endLine), context: top });
   }
-  const renamed = (text: string) => renameIdentifiers(text, replaced);
+  const renamed = (text: string) => renameIdentifiers(text, replaced, prefix);
   for (const [name] of copy) {
     const e = defs.get(`function:${name}`);
-    if (!e) throw new KlpgenError(`${file}: no definition of ${name} in the patched source`);
+    if (!e) {
+      const inHeader = model.entities.find((h) => h.kind === 'function' && h.definition && h.name === name);
+      if (inHeader) {
+        // Copying it would define it twice (the header is #included); a wrapper would not be its code.
+        throw new KlpgenError(`refused:\n  ${inHeader.span.file}:${inHeader.span.line}: ${name} must be replaced in ${file}, but it is defined in a header: out-of-line copies of header functions are not livepatched yet`, 2);
+      }
+      throw new KlpgenError(`${file}: no definition of ${name} in the patched source`);
+    }
     let text = takeLines(e.span.line, e.span.endLine);
     text = renamed(text);
     if (replaced.has(name)) text = makeGlobal(text);
-    pieces.push({ line: e.span.line, endLine: e.span.endLine, text });
+    pieces.push({ line: e.span.line, endLine: e.span.endLine, text, context: top });
   }
   pieces.sort((a, b) => a.line - b.line);
 
@@ -212,18 +246,36 @@ export function emitModule(input: EmitInput): EmittedModule {
     }
     emit('');
   }
-  for (const p of pieces) {
+  wrapInConditionals(pieces, (p) => {
     emit(p.text, p.line);
     emit('');
-  }
+  }, (d) => emit(d));
 
-  // Scaffolding, as samples/livepatch/livepatch-sample.c, in a module file of its own.
+  return {
+    source: `${out.join('\n')}\n`,
+    externalized,
+    copied: [...copy].map(([name, why]) => ({ name, as: replaced.has(name) ? `${prefix}${name}` : name, why })),
+    lineMap: map,
+    installs: entries.map((e) => ({ object: e.object, symbol: e.symbol, sympos: e.sympos, as: `${prefix}${e.symbol}` })),
+  };
+}
+
+/**
+ * The klp_* scaffolding, as samples/livepatch/livepatch-sample.c, in a module
+ * file of its own: one klp_func array per klp_object (vmlinux first, then
+ * the modules by name), each function with its sympos where it is not unique.
+ */
+export function emitScaffolding(name: string, functionFiles: string[], installs: InstalledFunction[], replace: boolean): string {
+  const objects = [...new Set(installs.map((f) => f.object))]
+    .sort((a, b) => (a === 'vmlinux' ? -1 : b === 'vmlinux' ? 1 : a.localeCompare(b)));
+  const byName = (a: InstalledFunction, b: InstalledFunction) => a.symbol.localeCompare(b.symbol) || a.sympos - b.sympos;
+  const arrayName = (object: string) => (objects.length === 1 ? 'funcs' : `funcs_${object.replace(/[^A-Za-z0-9_]/g, '_')}`);
   const klp: string[] = [];
   const k = (l: string) => klp.push(l);
   k('// SPDX-License-Identifier: GPL-2.0-only');
   k('/*');
-  k(` * ${input.name}: installs the new functions of ${input.name.replace(/_/g, '-')}.c`);
-  k(' * (see that file for what they replace and why).');
+  k(` * ${name}: installs the new functions of ${functionFiles.join(', ')}`);
+  k(` * (see ${functionFiles.length === 1 ? 'that file' : 'those files'} for what they replace and why).`);
   k(' */');
   k('#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt');
   k('');
@@ -231,32 +283,35 @@ export function emitModule(input: EmitInput): EmittedModule {
   k('#include <linux/kernel.h>');
   k('#include <linux/livepatch.h>');
   k('');
-  k('/* Defined in the other file; only their addresses are used here. */');
-  for (const e of [...entries].sort((a, b) => a.symbol.localeCompare(b.symbol))) k(`void ${PREFIX}${e.symbol}(void);`);
-  k('');
-  const object = entries[0]?.object ?? 'vmlinux';
-  k('static struct klp_func funcs[] = {');
-  for (const e of [...entries].sort((a, b) => a.symbol.localeCompare(b.symbol))) {
-    k('\t{');
-    k(`\t\t.old_name = "${e.symbol}",`);
-    k(`\t\t.new_func = ${PREFIX}${e.symbol},`);
-    if (e.sympos) k(`\t\t.old_sympos = ${e.sympos},`);
-    k('\t},');
+  k(`/* Defined in the other file${functionFiles.length === 1 ? '' : 's'}; only their addresses are used here. */`);
+  for (const f of [...installs].sort((a, b) => a.as.localeCompare(b.as))) k(`void ${f.as}(void);`);
+  for (const object of objects) {
+    k('');
+    k(`static struct klp_func ${arrayName(object)}[] = {`);
+    for (const f of installs.filter((i) => i.object === object).sort(byName)) {
+      k('\t{');
+      k(`\t\t.old_name = "${f.symbol}",`);
+      k(`\t\t.new_func = ${f.as},`);
+      if (f.sympos) k(`\t\t.old_sympos = ${f.sympos},`);
+      k('\t},');
+    }
+    k('\t{ }');
+    k('};');
   }
-  k('\t{ }');
-  k('};');
   k('');
   k('static struct klp_object objs[] = {');
-  k('\t{');
-  k(object === 'vmlinux' ? '\t\t/* name being NULL means vmlinux */' : `\t\t.name = "${object}",`);
-  k('\t\t.funcs = funcs,');
+  objects.forEach((object, i) => {
+    k(i === 0 ? '\t{' : '\t}, {');
+    k(object === 'vmlinux' ? '\t\t/* name being NULL means vmlinux */' : `\t\t.name = "${object}",`);
+    k(`\t\t.funcs = ${arrayName(object)},`);
+  });
   k('\t}, { }');
   k('};');
   k('');
   k('static struct klp_patch patch = {');
   k('\t.mod = THIS_MODULE,');
   k('\t.objs = objs,');
-  k(`\t.replace = ${input.replace ? 'true' : 'false'},`);
+  k(`\t.replace = ${replace ? 'true' : 'false'},`);
   k('};');
   k('');
   k('static int livepatch_init(void)');
@@ -273,19 +328,13 @@ export function emitModule(input: EmitInput): EmittedModule {
   k('MODULE_LICENSE("GPL");');
   k('MODULE_INFO(livepatch, "Y");');
 
-  return {
-    source: `${out.join('\n')}\n`,
-    scaffolding: `${klp.join('\n')}\n`,
-    externalized,
-    copied: [...copy].map(([name, why]) => ({ name, as: replaced.has(name) ? `${PREFIX}${name}` : name, why })),
-    lineMap: map,
-  };
+  return `${klp.join('\n')}\n`;
 }
 
 /** Rename references to replaced functions to their new names, outside strings and comments. */
-export function renameIdentifiers(text: string, names: Set<string>): string {
+export function renameIdentifiers(text: string, names: Set<string>, prefix = PREFIX): string {
   return text.replace(/\/\*[\s\S]*?\*\/|\/\/[^\n]*|"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|(?<![\w.])([A-Za-z_]\w*)/g, (m, id: string | undefined) => {
-    if (id !== undefined && names.has(id)) return `${PREFIX}${id}`;
+    if (id !== undefined && names.has(id)) return `${prefix}${id}`;
     return m;
   });
 }

@@ -47,8 +47,11 @@ export class StreamedPreprocessor implements TextSource {
     }
   }
 
+  waitMs = 0; waits = 0; chunks = 0; firstAt = 0;
   private wait(): void {
+    const t = performance.now();
     Atomics.wait(this.sleeper, 0, 0, 0.05);
+    this.waitMs += performance.now() - t; this.waits++;
   }
 
   next(): string | null {
@@ -81,13 +84,14 @@ export class StreamedPreprocessor implements TextSource {
       this.pendingBytes = 0;
       const cut = text.lastIndexOf('\n') + 1;
       this.carry = text.slice(cut);
-      if (cut > 0) return text.slice(0, cut);
+      if (cut > 0) { if (!this.chunks++) this.firstAt = performance.now() - this.startedAt; return text.slice(0, cut); }
     }
   }
 
   private end(): string | null {
     this.eof = true;
     this.endedAt = performance.now();
+    if (process.env.KLPGEN_STREAM_DEBUG) process.stderr.write(`stream: waited ${this.waitMs.toFixed(1)} ms in ${this.waits} waits, ${this.chunks} chunks, first at ${this.firstAt.toFixed(1)} ms, end at ${(this.endedAt - this.startedAt).toFixed(1)} ms\n`);
     if (this.fd >= 0) closeSync(this.fd);
     const rest = this.carry + this.pending.join('');
     this.carry = '';

@@ -28,6 +28,8 @@ test('create: the bundled example becomes a livepatch whose LOADED test passes i
   assert.deepEqual(report.analysis.mustReplace.map((e) => e.symbol), ['version_proc_show']);
   // linux_proc_banner is not exported: it must have become a KLP relocation.
   assert.deepEqual(report.symbols.filter((s) => s.resolution === 'klp').map((s) => `${s.object}:${s.name},${s.sympos}`), ['vmlinux:linux_proc_banner,0']);
+  // seq_printf is exported: an ordinary undefined symbol, left to the module loader.
+  assert.ok(report.symbols.some((s) => s.name === 'seq_printf' && s.resolution === 'exported'), JSON.stringify(report.symbols));
   const source = readFileSync(report.source, 'utf8');
   assert.match(source, /^int livepatch_version_proc_show\(struct seq_file \*m, void \*v\)$/m);
   assert.match(source, /seq_puts\(m, "livepatched by klpgen\\n"\);/);
@@ -37,6 +39,26 @@ test('create: the bundled example becomes a livepatch whose LOADED test passes i
   const rep = vmTest(t.abi, ko, join(ROOT, 'examples/proc-version/proc-version-LOADED.test'));
   assert.equal(rep.test?.ok, true);
   assert.ok((rep.patches[0]?.transitionSeconds ?? 99) < 10);
+});
+
+test('create: a fix in two files is one livepatch; static functions, static and unexported variables via KLP relocations, exported symbols plain', () => {
+  const t = ensureTarget();
+  const { report, ko } = create(t.abi, join(ROOT, 'test/fixtures/patches/two-files-proc.patch'), 'two_files');
+  assert.deepEqual(report.analysis.mustReplace.map((e) => `${e.file}:${e.symbol}`), ['fs/filesystems.c:filesystems_proc_show', 'fs/proc/stat.c:show_stat']);
+  assert.deepEqual(report.sources.map((s) => s.replace(/^.*\//, '')), ['two-files-filesystems.c', 'two-files-stat.c']);
+  const how = new Map(report.symbols.map((s) => [s.name, s.resolution === 'klp' ? `klp:${s.object},${s.sympos}` : s.resolution]));
+  assert.equal(how.get('get_iowait_time'), 'klp:vmlinux,0', 'a static function of stat.c is externalized');
+  assert.equal(how.get('file_systems'), 'klp:vmlinux,0', 'a static variable of filesystems.c');
+  assert.equal(how.get('total_forks'), 'klp:vmlinux,0', 'a global the kernel does not export');
+  assert.equal(how.get('seq_puts'), 'exported', 'an exported function stays an ordinary symbol');
+  // stat.c's #ifndef arch_irq_stat_cpu fallback keeps its condition: x86 defines its own.
+  assert.match(readFileSync(report.sources[1] as string, 'utf8'), /#ifndef arch_irq_stat_cpu\n#define arch_irq_stat_cpu\(cpu\) 0\n#endif/);
+  assert.equal(report.verification.status, 'passed', JSON.stringify(report.verification));
+  const scaffolding = readFileSync(join(report.sources[0] as string, '..', 'two-files-klp.c'), 'utf8');
+  assert.match(scaffolding, /\.new_func = livepatch_filesystems_proc_show,[\s\S]*\.new_func = livepatch_show_stat,/);
+  const rep = vmTest(t.abi, ko, join(ROOT, 'test/fixtures/patches/two-files-proc-LOADED.test'));
+  assert.equal(rep.test?.ok, true);
+  assert.deepEqual(rep.problems, []);
 });
 
 test('create: the same inputs give byte-identical source and .ko', () => {
