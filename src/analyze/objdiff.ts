@@ -97,18 +97,19 @@ export function readObjectCode(elf: ElfFile): ObjectCode {
     if (list) list.push(x);
     else bySection.set(x.shndx, [x]);
   }
-  const symbolCovering = (shndx: number, type: string, addend: bigint): ElfSymbol | undefined => {
+  const symbolCovering = (shndx: number, type: string, addend: bigint, bias: bigint | undefined): ElfSymbol | undefined => {
     const list = bySection.get(shndx) ?? [];
     // PC-relative addends are biased by the distance to the instruction's end.
-    for (const bias of PC_RELATIVE.has(type) ? [4n, 5n, 6n, 8n] : [0n]) {
-      const at = addend + bias;
+    const biases = !PC_RELATIVE.has(type) ? [0n] : bias !== undefined ? [bias] : [4n, 5n, 6n, 8n];
+    for (const b of biases) {
+      const at = addend + b;
       const hits = list.filter((x) => x.value <= at && at < x.value + BigInt(Math.max(1, x.size)));
       if (hits.length === 1) return hits[0];
     }
     return undefined;
   };
 
-  const targetName = (sym: ElfSymbol | undefined, type: string, addend: bigint): { target: string; addend: bigint } => {
+  const targetName = (sym: ElfSymbol | undefined, type: string, addend: bigint, bias: bigint | undefined): { target: string; addend: bigint; exact?: string } => {
     if (!sym) return { target: '<none>', addend };
     if (sym.type === STT_SECTION) {
       const sec = elf.sections[sym.shndx];
@@ -118,11 +119,14 @@ export function readObjectCode(elf: ElfFile): ObjectCode {
         if (s) return s;
       }
       const named = sectionSymbolName(sec);
-      if (!named.startsWith('section:')) return { target: named, addend };
+      // `.data.<name>` of -fdata-sections holds <name>; a section the source named itself
+      // (`.data.once` of WARN_ONCE) holds many variables, found like those of `.data..x`.
+      const holdsItsName = (bySection.get(sec.index) ?? []).some((x) => x.name === sectionSymbolRaw(sec) || foldNumbers(x.name) === named);
+      if (!named.startsWith('section:') && holdsItsName) return { target: named, addend };
       // A section holding several variables (.data..read_mostly, .data..percpu): the variable
       // the addend lands in, so layout changes around it do not show.
-      const hit = symbolCovering(sec.index, type, addend);
-      if (hit) return { target: hit.bind === STB_LOCAL ? foldNumbers(hit.name) : hit.name, addend: addend - hit.value };
+      const hit = symbolCovering(sec.index, type, addend, bias);
+      if (hit) return { target: hit.bind === STB_LOCAL ? foldNumbers(hit.name) : hit.name, addend: addend - hit.value, exact: hit.name };
       return { target: named, addend };
     }
     if (sym.shndx === SHN_UNDEF) return { target: sym.name, addend };
@@ -143,8 +147,8 @@ export function readObjectCode(elf: ElfFile): ObjectCode {
         const off = Number(r.offset);
         if (off < start || off >= end) continue;
         const type = relocTypeName(r.type);
-        const t = targetName(r.symbol, type, r.addend);
-        relocs.push({ offset: off - start, type, target: t.target, addend: t.addend, raw: rawName(r.symbol) });
+        const t = targetName(r.symbol, type, r.addend, (sec.flags & SHF_EXECINSTR) !== 0 ? pcRelativeBias(data, off) : undefined);
+        relocs.push({ offset: off - start, type, target: t.target, addend: t.addend, raw: t.exact ?? rawName(r.symbol) });
       }
     }
     relocs.sort((a, b) => a.offset - b.offset);
@@ -166,6 +170,34 @@ export function readObjectCode(elf: ElfFile): ObjectCode {
     }
   }
   return { functions, data };
+}
+
+/**
+ * Distance from a RIP-relative displacement at `off` to the end of its
+ * instruction: 4, plus the immediate that follows it (`cmpb $0,x(%rip)` has
+ * one byte more). Undefined when the instruction is not recognised: then the
+ * callers try the usual distances.
+ */
+export function pcRelativeBias(code: Buffer, off: number): bigint | undefined {
+  if (off < 2 || off + 4 > code.length) return undefined;
+  const modrm = code[off - 1] as number;
+  if ((modrm & 0xc7) !== 0x05) return undefined; // not a [rip+disp32] operand
+  const reg = (modrm >> 3) & 7;
+  const op = code[off - 2] as number;
+  if (op === 0xba && code[off - 3] === 0x0f) return 5n; // bt/bts/btr/btc $imm8
+  // The opcode may follow a REX prefix (0x40-0x4f) and/or an operand-size prefix (0x66).
+  let prefix = off > 2 ? code[off - 3] as number : 0;
+  if (prefix >= 0x40 && prefix <= 0x4f) prefix = off > 3 ? code[off - 4] as number : 0;
+  const word = prefix === 0x66;
+  switch (op) {
+    case 0x80: case 0x83: case 0xc0: case 0xc1: case 0x6b: return 5n;
+    case 0xc6: return reg === 0 ? 5n : undefined;
+    case 0xf6: return reg <= 1 ? 5n : 4n;
+    case 0x81: case 0x69: return word ? 6n : 8n;
+    case 0xc7: return reg === 0 ? (word ? 6n : 8n) : undefined;
+    case 0xf7: return reg <= 1 ? (word ? 6n : 8n) : 4n;
+    default: return 4n;
+  }
 }
 
 /** The string a relocation into a mergeable string section points at. */

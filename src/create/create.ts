@@ -1,8 +1,8 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { analyze, type AnalysisReport, type TuReport } from '../analyze/analyze.js';
-import { buildModel } from '../frontend/model.js';
+import { analyze, type AnalysisReport, type ReplaceEntry, type TuReport } from '../analyze/analyze.js';
+import { buildModel, type TuModel } from '../frontend/model.js';
 import { parseElf } from '../elf/elf64.js';
 import { hasFentry, readObjectCode, type ObjectCode } from '../analyze/objdiff.js';
 import { loadSymbolIndex, locateSymbol, type SymbolIndex } from '../analyze/symbols.js';
@@ -79,82 +79,123 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
   const clash = new Set([...seen].filter(([, n]) => n > 1).map(([s]) => s));
   const cNames = uniqueFileNames(stem, files);
 
-  const tus: TuBuild[] = [];
+  // What each TU's emission needs, read once.
+  const inputs: TuInput[] = [];
   for (const file of files) {
-    const tu = report.tus.find((t) => t.file === file);
     const dirs = tuDirs(workDir, file);
     const patchedText = await readFile(join(workDir, '1-sources', 'patched', file), 'utf8');
     const preprocessed = await readFile(join(dirs.patched, `${dirs.base}.i`), 'latin1');
     const model = buildModel({ preprocessed, file, sourceText: patchedText, sourceRoot: join(workDir, '1-sources', 'patched') });
-    const cmd = await compileCommand(target, file);
-    const { modName } = objectOf(cmd);
+    const { modName } = objectOf(await compileCommand(target, file));
     const originalObject = join(dirs.original, `${dirs.base}.o`);
-    const origCode = readObjectCode(parseElf(await readFile(originalObject), originalObject));
     const patchedObject = join(dirs.patched, `${dirs.base}.o`);
-    const patchedCode = readObjectCode(parseElf(await readFile(patchedObject), patchedObject));
     const entries = report.mustReplace.filter((e) => e.file === file);
-    const patchedReferences = new Set(entries.flatMap((e) => (patchedCode.functions.get(e.symbol)?.relocs ?? []).map((r) => r.raw)));
     const cName = cNames.get(file) as string;
-    const prefix = entries.some((e) => clash.has(e.symbol)) ? `livepatch_${cName.slice(stem.length + 1, -2).replace(/[^A-Za-z0-9_]/g, '_')}_` : PREFIX;
-    const emitted = emitFunctions({
-      report, file, patchedText, model, preprocessed, name, modName, originalFunctions: new Set(origCode.functions.keys()),
-      patchedReferences, prefix, scaffoldingFile,
-    });
-    tus.push({
-      file, cName, object: entries[0]?.object ?? 'vmlinux', dir: dirname(join(target.paths.source, file)),
-      originalObject, patchedObject, origCode, emitted, report: tu,
+    inputs.push({
+      file, cName, modName, patchedText, preprocessed, model, entries, originalObject, patchedObject,
+      origCode: readObjectCode(parseElf(await readFile(originalObject), originalObject)),
+      patchedCode: readObjectCode(parseElf(await readFile(patchedObject), patchedObject)),
+      prefix: entries.some((e) => clash.has(e.symbol)) ? `livepatch_${cName.slice(stem.length + 1, -2).replace(/[^A-Za-z0-9_]/g, '_')}_` : PREFIX,
     });
   }
-  const scaffolding = emitScaffolding(name, tus.map((t) => t.cName), tus.flatMap((t) => t.emitted.installs), o.replace);
 
   const srcDir = join(workDir, '4-source');
-  await rm(srcDir, { recursive: true, force: true });
-  await mkdir(srcDir, { recursive: true });
   const kmodDir = join(workDir, '5-kmod');
-  for (const t of tus) await writeFile(join(srcDir, t.cName), t.emitted.source);
-  await writeFile(join(srcDir, scaffoldingFile), scaffolding);
   const objName = (cName: string) => cName.replace(/\.c$/, '.o');
-  await writeFile(join(srcDir, 'Kbuild'), [
-    `obj-m += livepatch-${stem}.o`,
-    `livepatch-${stem}-y := ${[...tus.map((t) => objName(t.cName)), objName(scaffoldingFile)].join(' ')}`,
-    // Each TU's own directory comes first for its "local.h" includes; the full source tree for
-    // internal headers the headers package does not ship (kernel/sched/sched.h, ...). Function
-    // and data sections as in the analysis' patched build, which verification compares with.
-    ...tus.map((t) => `CFLAGS_${objName(t.cName)} += -I${t.dir} -I${target.paths.source}/include -ffunction-sections -fdata-sections`),
-    '',
-  ].join('\n'));
-
-  await rm(kmodDir, { recursive: true, force: true });
-  await mkdir(kmodDir, { recursive: true });
-  for (const f of readdirSync(srcDir)) await copyFile(join(srcDir, f), join(kmodDir, f));
   const overlay = headerOverlay(join(workDir, '1-sources', 'patched'), report.changedHeaders ?? []);
-  const build = await timed('build module', () => run('make', [
-    '-C', target.paths.headers, `M=${kmodDir}`,
-    // Kbuild puts NOSTDINC_FLAGS before every other -I: the fix's headers shadow the target's.
-    ...(overlay.length ? [`NOSTDINC_FLAGS=-nostdinc ${overlay.map((d) => `-I${d}`).join(' ')}`] : []),
-    // Unexported symbols are resolved below by klp-convert, not by modpost.
-    'KBUILD_MODPOST_WARN=1',
-    // Same inputs, same bytes: the work dir's path must not reach the debug info (also of the .mod.c).
-    `KCFLAGS=-fdebug-prefix-map=${kmodDir}=livepatch -fmacro-prefix-map=${kmodDir}/=`,
-    'modules',
-  ], { env: makeEnv() }));
-  if (build.code !== 0) {
-    throw new KlpgenError(`building the livepatch failed (sources in ${srcDir}):\n${mapDiagnostics(compilerDiagnostics(`${build.stdout}${build.stderr}`), tus)}`);
-  }
-  const ko = join(kmodDir, `livepatch-${stem}.ko`);
-  if (!existsSync(ko)) throw new KlpgenError(`the module build produced no ${basename(ko)}`);
-  info(`built ${ko}`);
+  /** Emit, build and verify once, with these same-file helpers copied for what the compiler knows of them. */
+  const attempt = async (copyForKnowledge: Map<string, Set<string>>, round: number): Promise<Attempt> => {
+    const tus: TuBuild[] = inputs.map((i) => ({
+      file: i.file, cName: i.cName, object: i.entries[0]?.object ?? 'vmlinux', dir: dirname(join(target.paths.source, i.file)),
+      originalObject: i.originalObject, patchedObject: i.patchedObject, origCode: i.origCode, patchedCode: i.patchedCode,
+      report: report.tus.find((t) => t.file === i.file),
+      emitted: emitFunctions({
+        report, file: i.file, patchedText: i.patchedText, model: i.model, preprocessed: i.preprocessed, name, modName: i.modName,
+        originalFunctions: new Set(i.origCode.functions.keys()),
+        patchedReferences: new Set(i.entries.flatMap((e) => (i.patchedCode.functions.get(e.symbol)?.relocs ?? []).map((r) => r.raw))),
+        prefix: i.prefix, scaffoldingFile, copyForKnowledge: copyForKnowledge.get(i.file),
+      }),
+    }));
+    const scaffolding = emitScaffolding(name, tus.map((t) => t.cName), tus.flatMap((t) => t.emitted.installs), o.replace);
+    await rm(srcDir, { recursive: true, force: true });
+    await mkdir(srcDir, { recursive: true });
+    for (const t of tus) await writeFile(join(srcDir, t.cName), t.emitted.source);
+    await writeFile(join(srcDir, scaffoldingFile), scaffolding);
+    await writeFile(join(srcDir, 'Kbuild'), [
+      `obj-m += livepatch-${stem}.o`,
+      `livepatch-${stem}-y := ${[...tus.map((t) => objName(t.cName)), objName(scaffoldingFile)].join(' ')}`,
+      // Each TU's own directory comes first for its "local.h" includes; the full source tree for
+      // internal headers the headers package does not ship (kernel/sched/sched.h, ...). Function
+      // and data sections as in the analysis' patched build, which verification compares with.
+      ...tus.map((t) => `CFLAGS_${objName(t.cName)} += -I${t.dir} -I${target.paths.source}/include -ffunction-sections -fdata-sections`),
+      '',
+    ].join('\n'));
 
-  // Verification: the new functions equal the patched build's, and no changed code is left out.
-  const verifications = tus.map((t) => verify({
-    moduleObject: join(kmodDir, objName(t.cName)),
-    patchedObject: t.patchedObject,
-    functions: new Map(t.emitted.copied.map((c) => [c.as, c.name])),
-    codeChanged: (t.report?.codeChanged ?? []).map((c) => c.name),
-    replaced: new Set(t.emitted.installs.map((e) => e.symbol)),
-    coveredByCallers: new Set((t.report?.codeChanged ?? []).map((c) => t.origCode.functions.get(c.name)).filter((f) => f !== undefined && !hasFentry(f)).map((f) => f!.name)),
-  }));
-  const verification = mergeVerifications(verifications, tus.map((t) => t.file));
+    await rm(kmodDir, { recursive: true, force: true });
+    await mkdir(kmodDir, { recursive: true });
+    for (const f of readdirSync(srcDir)) await copyFile(join(srcDir, f), join(kmodDir, f));
+    const build = await timed(round ? `build module (round ${round + 1})` : 'build module', () => run('make', [
+      '-C', target.paths.headers, `M=${kmodDir}`,
+      // Kbuild puts NOSTDINC_FLAGS before every other -I: the fix's headers shadow the target's.
+      ...(overlay.length ? [`NOSTDINC_FLAGS=-nostdinc ${overlay.map((d) => `-I${d}`).join(' ')}`] : []),
+      // Unexported symbols are resolved below by klp-convert, not by modpost.
+      'KBUILD_MODPOST_WARN=1',
+      // Same inputs, same bytes: the work dir's path must not reach the debug info (also of the .mod.c).
+      `KCFLAGS=-fdebug-prefix-map=${kmodDir}=livepatch -fmacro-prefix-map=${kmodDir}/=`,
+      'modules',
+    ], { env: makeEnv() }));
+    if (build.code !== 0) {
+      return { tus, error: `building the livepatch failed (sources in ${srcDir}):\n${mapDiagnostics(compilerDiagnostics(`${build.stdout}${build.stderr}`), tus)}` };
+    }
+    const ko = join(kmodDir, `livepatch-${stem}.ko`);
+    if (!existsSync(ko)) return { tus, error: `the module build produced no ${basename(ko)}` };
+
+    // Verification: the new functions equal the patched build's, and no changed code is left out.
+    const verifications = tus.map((t) => verify({
+      moduleObject: join(kmodDir, objName(t.cName)),
+      patchedObject: t.patchedObject,
+      functions: new Map(t.emitted.copied.map((c) => [c.as, c.name])),
+      codeChanged: (t.report?.codeChanged ?? []).map((c) => c.name),
+      replaced: new Set(t.emitted.installs.map((e) => e.symbol)),
+      coveredByCallers: new Set((t.report?.codeChanged ?? []).map((c) => t.origCode.functions.get(c.name)).filter((f) => f !== undefined && !hasFentry(f)).map((f) => f!.name)),
+    }));
+    return { tus, ko, verification: mergeVerifications(verifications, tus.map((t) => t.file)) };
+  };
+
+  // The smallest module first: the running kernel's helpers are called, not copied. When it does
+  // not verify, the patched build knew something of the helpers the differing functions call
+  // (modref, pure/const, what a callee does with its arguments): copy those too and try again.
+  const copyForKnowledge = new Map(files.map((f) => [f, new Set<string>()]));
+  let result = await attempt(copyForKnowledge, 0);
+  const differing = (a: Attempt) => a.verification?.functions.filter((f) => !f.equal).length ?? Infinity;
+  const snapshot = () => new Map([...copyForKnowledge].map(([f, names]) => [f, new Set(names)]));
+  let best = { round: 0, differing: differing(result), copies: snapshot() };
+  let last = 0;
+  for (let round = 1; round <= MAX_KNOWLEDGE_ROUNDS && result.verification?.status === 'failed'; round++) {
+    let added = 0;
+    for (const [file, names] of helpersOfDiffering(result)) {
+      const set = copyForKnowledge.get(file) as Set<string>;
+      for (const n of names) if (!set.has(n)) { set.add(n); added++; }
+    }
+    if (added === 0) break;
+    info(`the module does not verify: copying ${added} helper${added === 1 ? '' : 's'} the patched build knew the bodies of`);
+    const next = await attempt(copyForKnowledge, round);
+    last = round;
+    if (!next.verification) {
+      info(`with those copies the module does not build: ${(next.error ?? '').split('\n').slice(1, 3).join(' ').trim()}`);
+      result = next;
+      break;
+    }
+    result = next;
+    const n = differing(next);
+    info(`round ${round + 1}: ${n} function${n === 1 ? '' : 's'} still differ${n === 1 ? 's' : ''}, ${next.verification.uncovered.length} changed ones uncovered`);
+    if (n < best.differing) best = { round, differing: n, copies: snapshot() };
+  }
+  // When no attempt verifies, keep the one that proved the most functions (the smaller of equals).
+  if (result.verification?.status !== 'passed' && best.round !== last) result = await attempt(best.copies, best.round);
+  if (!result.verification || !result.ko) throw new KlpgenError(result.error ?? 'the module was not built');
+  const { tus, ko, verification } = result;
+  info(`built ${ko}`);
   if (verification.status !== 'passed') {
     if (!o.allowUnverified) {
       throw new KlpgenError(`the livepatch does not verify (the module is in ${kmodDir}, not written to the output; --allow-unverified writes it anyway):\n${formatVerification(verification)}`, 3);
@@ -179,7 +220,12 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
     const base = l.name.replace(/\.\d+$/, '');
     const owners = l.owners.map((fn) => owner.emitted.copied.find((c) => c.as === fn)?.name ?? fn);
     const same = (raw: string) => /\.\d+$/.test(raw) && raw.replace(/\.\d+$/, '') === base;
-    let found = new Set(owners.flatMap((fn) => (owner.origCode.functions.get(fn)?.relocs ?? []).map((r) => r.raw).filter(same)));
+    // A function the module carries unchanged (a helper copy) refers to the original's static at the
+    // same offset; otherwise the original functions' statics of that name are the candidates.
+    const unchanged = new Set(owner.emitted.copied.filter((c) => c.as === c.name && !(owner.report?.codeChanged ?? []).some((x) => x.name === c.name)).map((c) => c.name));
+    const atSameOffset = new Set(l.references.filter((r) => unchanged.has(r.fn))
+      .flatMap((r) => (owner.origCode.functions.get(r.fn)?.relocs ?? []).filter((x) => x.offset === r.offset && same(x.raw)).map((x) => x.raw)));
+    let found = atSameOffset.size ? atSameOffset : new Set(owners.flatMap((fn) => (owner.origCode.functions.get(fn)?.relocs ?? []).map((r) => r.raw).filter(same)));
     // An owner inlined everywhere in the original: its static is then the only one of that name.
     if (found.size === 0) found = new Set([...owner.origCode.data.keys()].filter(same));
     if (found.size > 1) {
@@ -239,6 +285,7 @@ interface TuBuild {
   originalObject: string;
   patchedObject: string;
   origCode: ObjectCode;
+  patchedCode: ObjectCode;
   emitted: EmittedFunctions;
   report: TuReport | undefined;
 }
@@ -261,6 +308,55 @@ function headerOverlay(patchedRoot: string, headers: string[]): string[] {
     dirs.add(join(patchedRoot, dirname(h)));
   }
   return [...dirs];
+}
+
+/** How many times a module that does not verify is rebuilt with more helpers copied. */
+const MAX_KNOWLEDGE_ROUNDS = 3;
+
+/** What emission needs of one TU, read once for every attempt. */
+interface TuInput {
+  file: string;
+  cName: string;
+  modName: string;
+  patchedText: string;
+  preprocessed: string;
+  model: TuModel;
+  entries: ReplaceEntry[];
+  originalObject: string;
+  patchedObject: string;
+  origCode: ObjectCode;
+  patchedCode: ObjectCode;
+  prefix: string;
+}
+
+interface Attempt {
+  tus: TuBuild[];
+  ko?: string;
+  verification?: Verification;
+  error?: string;
+}
+
+/**
+ * Same-file functions that the patched build's versions of the differing
+ * functions call and that the module calls in the running kernel: copying
+ * them gives the module's compiler what the patched build's knew.
+ */
+function helpersOfDiffering(a: Attempt): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>();
+  for (const t of a.tus) {
+    const copied = new Set(t.emitted.copied.map((c) => c.name));
+    const names = new Set<string>();
+    const differing = new Set(a.verification?.functions.filter((f) => !f.equal).map((f) => f.of));
+    for (const name of differing) {
+      if (!copied.has(name)) continue;
+      for (const r of t.patchedCode.functions.get(name)?.relocs ?? []) {
+        const callee = t.patchedCode.functions.get(r.raw);
+        if (callee && !copied.has(callee.name) && t.origCode.functions.has(callee.name)) names.add(callee.name);
+      }
+    }
+    out.set(t.file, names);
+  }
+  return out;
 }
 
 /** STEM.c for a one-TU fix; STEM-BASE.c per TU otherwise (the path when two bases are equal). */

@@ -32,6 +32,11 @@ export interface EmitInput {
   name: string;
   /** Prefix of the new functions' names (`livepatch_`; TU-specific when two TUs replace the same name). */
   prefix?: string;
+  /**
+   * Functions of the .c the new code calls that are copied although the running kernel has them
+   * (a second attempt, when verification showed the patched build relied on what it knew of them).
+   */
+  copyForKnowledge?: Set<string>;
   /** File name of the scaffolding, for the header comment. */
   scaffoldingFile: string;
 }
@@ -96,6 +101,8 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
   const changed = new Set(input.report.tus.filter((t) => t.file === file).flatMap((t) => t.sourceChanged));
   const need = new Set<string>();
   const externs = new Map<string, TuEntity>();
+  /** Copies that are there for what the compiler learns from their bodies, not to run new code. */
+  const knowledge = new Set<string>();
   const visit = (key: string) => {
     if (need.has(key)) return;
     need.add(key);
@@ -111,10 +118,14 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
         if (d?.kind === 'function') {
           const absent = !input.originalFunctions.has(d.name);
           const inlinedThere = !input.patchedReferences.has(d.name);
-          const copyIt = absent || changed.has(d.name) || inlinedThere;
+          const forKnowledge = !!input.copyForKnowledge?.has(d.name) && !replaced.has(d.name);
+          const copyIt = absent || changed.has(d.name) || inlinedThere || forKnowledge;
           if (copyIt) {
             if (!copy.has(d.name)) {
-              copy.set(d.name, changed.has(d.name) ? 'its source changed' : absent ? 'no out-of-line copy in the running kernel' : 'inlined into the new code in the patched build');
+              copy.set(d.name, changed.has(d.name) ? 'its source changed' : absent ? 'no out-of-line copy in the running kernel'
+                : inlinedThere ? 'inlined into the new code in the patched build'
+                  : 'the patched build\'s compiler knew its body (modref, pure/const): copied, never inlined');
+              if (!absent && !changed.has(d.name) && !inlinedThere) knowledge.add(d.name);
             }
             visit(r);
           } else if (!replaced.has(d.name)) {
@@ -233,6 +244,7 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
     let text = takeLines(e.span.line, e.span.endLine);
     text = renamed(text);
     if (replaced.has(name)) text = makeGlobal(text);
+    else if (knowledge.has(name)) text = makeKnowledgeCopy(text);
     pieces.push({ line: e.span.line, endLine: e.span.endLine, text, context: top });
   }
   pieces.sort((a, b) => a.line - b.line);
@@ -337,6 +349,18 @@ export function renameIdentifiers(text: string, names: Set<string>, prefix = PRE
     if (id !== undefined && names.has(id)) return `${prefix}${id}`;
     return m;
   });
+}
+
+/**
+ * A helper copied only so that the compiler sees its body, as it did in the
+ * patched build: out of line and never cloned (the new code calls it as the
+ * patched build calls the original), and global, so that the compiler cannot
+ * specialise it for the module's few callers.
+ */
+function makeKnowledgeCopy(text: string): string {
+  const open = text.indexOf('{');
+  const head = open >= 0 ? text.slice(0, open) : text;
+  return `__attribute__((__noinline__, __noclone__))\n${head.replace(/\bstatic\s+/, '')}${open >= 0 ? text.slice(open) : ''}`;
 }
 
 /** A new function is referenced from the scaffolding file: it must not be static. */
