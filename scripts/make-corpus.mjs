@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Builds the real-fix corpus from Debian's archive: the kernel source of a
 // target ABI against the linux-source-6.1 of a later Debian version, split
-// into one patch per changed kernel source file (kpatch's naming: X.patch).
+// into one patch per changed kernel source file (kpatch's naming: X.patch),
+// a .c's patch with the header changes (and their .c definitions) it needs.
 //
 //   node scripts/make-corpus.mjs OLD_ABI NEW_SOURCE_DIR OUT_DIR
 //   e.g. node scripts/make-corpus.mjs 6.1.0-54 ~/.cache/klpgen/targets/6.1.0-56/source corpus/6.1.0-54
@@ -77,17 +78,81 @@ for (const rel of files) {
 files.splice(0, files.length, ...files.filter((f) => keep.has(f)));
 rmSync(outDir, { recursive: true, force: true });
 mkdirSync(outDir, { recursive: true });
-const manifest = [];
+const diffs = new Map();
 for (const rel of files) {
   const a = join(oldDir, rel);
   const b = join(resolve(newDir), rel);
   const d = spawnSync('diff', ['-uN', '--label', `a/${rel}`, '--label', `b/${rel}`, existsSync(a) ? a : '/dev/null', existsSync(b) ? b : '/dev/null'], { encoding: 'utf8', maxBuffer: 1 << 26 });
-  if (d.status !== 1) continue;
+  if (d.status === 1) diffs.set(rel, { text: d.stdout, old: existsSync(a) ? readFileSync(a, 'latin1') : '' });
+}
+
+// A fix often spans a .c and a header (a new helper, macro or field used by the
+// .c): a .c patch alone would not compile. Without the upstream commits, the
+// link is read from the diffs: names the .c's added lines use that its old
+// text never had, and that a changed header's added lines introduce (absent
+// from the old header). Such headers go into the .c's patch, and so does a .c
+// that defines what those headers newly declare.
+const stripped = (text) => text.replace(/\/\*[\s\S]*?\*\/|\/\/[^\n]*|"(?:[^"\\\n]|\\.)*"/g, ' ');
+const identifiers = (text) => new Set(stripped(text).match(/[A-Za-z_][A-Za-z0-9_]*/g) ?? []);
+const addedLines = (diff) => diff.split('\n').filter((l) => l.startsWith('+') && !l.startsWith('+++')).map((l) => l.slice(1));
+/**
+ * Names a file's added lines declare: macros, top-level functions and
+ * variables (non-static ones only in a .c), struct members and enum constants.
+ */
+const declaredBy = (lines, isC) => {
+  const out = new Set();
+  for (const raw of lines) {
+    const l = stripped(raw);
+    let m = /^\s*#\s*define\s+([A-Za-z_]\w*)/.exec(l);
+    if (m) { out.add(m[1]); continue; }
+    if (/^[A-Za-z_]/.test(l) && !(isC && /^static\b/.test(l))) {
+      m = /([A-Za-z_]\w*)\s*(?:\(|\[|=|;)/.exec(l);
+      if (m && !/^(if|for|while|return|sizeof|switch)$/.test(m[1])) out.add(m[1]);
+      continue;
+    }
+    if (isC) continue;
+    m = /^\t+(?:[\w\s*]+?[\s*])?([A-Za-z_]\w*)\s*(?:\[[^\]]*\]\s*)?(?::\s*\d+\s*)?;\s*$/.exec(l);
+    if (m) { out.add(m[1]); continue; }
+    m = /^\t+([A-Z_][A-Z0-9_]*)\s*(?:=[^;]*)?,?\s*$/.exec(l);
+    if (m) out.add(m[1]);
+  }
+  return out;
+};
+const newNames = new Map(); // a .c's added lines: names its old text never had
+const declares = new Map(); // a file's added lines: names it newly declares
+for (const [rel, d] of diffs) {
+  const before = identifiers(d.old);
+  const added = addedLines(d.text);
+  newNames.set(rel, new Set([...identifiers(added.join('\n'))].filter((id) => !before.has(id))));
+  declares.set(rel, new Set([...declaredBy(added, rel.endsWith('.c'))].filter((id) => !before.has(id))));
+}
+const groupOf = (rel) => {
+  const needs = newNames.get(rel);
+  const group = [rel];
+  const declared = new Set();
+  for (const [h, ids] of declares) {
+    if (!h.endsWith('.h') || ![...ids].some((id) => needs.has(id))) continue;
+    group.push(h);
+    for (const id of ids) declared.add(id);
+  }
+  // A .c that defines what those headers newly declare (a new helper the fix calls).
+  for (const [c, ids] of declares) {
+    if (c !== rel && c.endsWith('.c') && built.includes(c) && [...ids].some((id) => declared.has(id) && needs.has(id))) group.push(c);
+  }
+  return group.sort();
+};
+
+const manifest = [];
+for (const rel of files) {
+  const d = diffs.get(rel);
+  if (!d) continue;
+  const group = rel.endsWith('.c') ? groupOf(rel) : [rel];
+  const text = group.map((f) => diffs.get(f).text).join('');
   const name = rel.replace(/\//g, '-').replace(/\.(c|h|S)$/, '_$1');
-  writeFileSync(join(outDir, `${name}.patch`), d.stdout);
-  const added = (d.stdout.match(/^\+(?!\+\+)/gm) ?? []).length;
-  const removed = (d.stdout.match(/^-(?!--)/gm) ?? []).length;
-  manifest.push(`${name}\t${rel}\t+${added}\t-${removed}`);
+  writeFileSync(join(outDir, `${name}.patch`), text);
+  const added = (text.match(/^\+(?!\+\+)/gm) ?? []).length;
+  const removed = (text.match(/^-(?!--)/gm) ?? []).length;
+  manifest.push(`${name}\t${group.join(',')}\t+${added}\t-${removed}`);
 }
 const version = (p) => { try { return readFileSync(join(p, 'Makefile'), 'utf8').match(/^SUBLEVEL = (\d+)/m)?.[1]; } catch { return '?'; } };
 writeFileSync(join(outDir, 'MANIFEST.tsv'), `# ${abi} (6.1.${version(oldDir)}) -> 6.1.${version(resolve(newDir))}\n${manifest.join('\n')}\n`);
