@@ -6,6 +6,7 @@ import { compileCommand } from './target/compile-command.js';
 import { shellQuote } from './util/shell.js';
 import { buildModule } from './kmod/build.js';
 import { vmTest, formatVmReport } from './vm/vm-test.js';
+import { parseWorkloads, WORKLOAD_KINDS } from './vm/workloads.js';
 import { runDemo } from './demo.js';
 import { formatModel, translationUnit } from './frontend/tu.js';
 import { analyze, formatAnalysis } from './analyze/analyze.js';
@@ -153,12 +154,13 @@ export function buildProgram(): Command {
     .option('--test <script>', 'LOADED test: exits 0 when the patch is in effect, non-zero otherwise')
     .option('--load-modules <name>', 'load this module of the target (and its dependencies) first; repeatable', collect, [])
     .option('--timeout <seconds>', 'bound on the whole VM run', '300')
-    .option('--test-timeout <seconds>', 'bound on each run of the test script', '60')
+    .option('--test-timeout <seconds>', 'bound on each run of the test script (and of each workload)', '60')
+    .option('--workload <kinds>', `run while the patch is enabled: ${WORKLOAD_KINDS.join(', ')}, all or none (comma-separated)`, 'none')
     .addOption(abiOption())
     .option('--json', 'JSON output')
-    .action(async (modules: string[], o: { test?: string; loadModules: string[]; timeout: string; testTimeout: string; abi?: string; json?: boolean }) => {
+    .action(async (modules: string[], o: { test?: string; loadModules: string[]; timeout: string; testTimeout: string; workload: string; abi?: string; json?: boolean }) => {
       const report = await vmTest(await loadTarget(o.abi), {
-        modules, testScript: o.test, loadModules: o.loadModules,
+        modules, testScript: o.test, loadModules: o.loadModules, workloads: parseWorkloads(o.workload),
         timeoutSeconds: positive('--timeout', o.timeout), testTimeoutSeconds: positive('--test-timeout', o.testTimeout),
       });
       print(!!o.json, report, formatVmReport(report));

@@ -6,6 +6,7 @@ import { KlpgenError } from '../util/errors.js';
 import { info } from '../util/progress.js';
 import { defaultWorkDir } from '../util/workdir.js';
 import { vmTest } from '../vm/vm-test.js';
+import { workloadsFor } from '../vm/workloads.js';
 
 /**
  * `klpgen scoreboard DIR`: every patch of a corpus through create (analyze,
@@ -85,11 +86,13 @@ export async function scoreboard(target: TargetManifest, dir: string, o: { limit
         detail = 'not run in the VM';
       } else {
         const objects = [...new Set(made.analysis.mustReplace.map((e) => e.object))].filter((x) => x !== 'vmlinux');
-        const rep = await vmTest(target, { modules: [made.module], loadModules: objects, timeoutSeconds: 180 });
+        // The VM also runs a workload of the patched subsystems (file I/O for fs, sockets for net, ...).
+        const workloads = workloadsFor(made.analysis.files.map((f) => f.path));
+        const rep = await vmTest(target, { modules: [made.module], loadModules: objects, timeoutSeconds: 180, workloads });
         const p0 = rep.patches[0];
         const ok = rep.ok && p0 !== undefined && p0.transitionSeconds !== null && p0.transitionSeconds <= 10;
         outcome = !ok ? 'failed-vm' : verified ? 'loaded' : 'loaded-unverified';
-        detail = ok ? `transition ${p0?.transitionSeconds} s` : rep.failures.join('; ');
+        detail = ok ? `transition ${p0?.transitionSeconds} s; workloads ${workloads.join(',')} ok` : rep.failures.join('; ');
       }
       if (!verified) detail = `${detail}; ${made.verification.functions.filter((f) => !f.equal).map((f) => `${f.name}: ${f.reason}`).join('; ')}`;
     } catch (e) {

@@ -3,6 +3,7 @@ import { basename, join } from 'node:path';
 import { KlpgenError } from '../util/errors.js';
 import { parseElf, readModinfo } from '../elf/elf64.js';
 import { cpioArchive, S_IFDIR, S_IFLNK, S_IFREG, type CpioEntry } from './cpio.js';
+import { workloadScript, type WorkloadKind } from './workloads.js';
 
 export const BUSYBOX = '/bin/busybox';
 
@@ -87,6 +88,8 @@ export interface InitramfsSpec {
   testScript?: string;
   testTimeoutSeconds: number;
   transitionTimeoutSeconds: number;
+  /** Workloads run while the livepatches are enabled (src/vm/workloads.ts). */
+  workloads?: WorkloadKind[];
 }
 
 /** Shell for busybox: results go to the second serial port, one `@@ key value` line each. */
@@ -105,6 +108,7 @@ export function initScript(spec: InitramfsSpec): string {
     `wait_transition() { i=0; while [ -e "$1/transition" ] && [ "$(cat $1/transition)" != 0 ]; do i=$((i+1)); [ $i -gt ${spec.transitionTimeoutSeconds * 10} ] && return 1; sleep 0.1; done; return 0; }`,
     `wait_gone() { i=0; while [ -e "$1" ]; do i=$((i+1)); [ $i -gt ${spec.transitionTimeoutSeconds * 10} ] && return 1; sleep 0.1; done; return 0; }`,
     `run_test() { if [ -x /klpgen/test ]; then timeout ${spec.testTimeoutSeconds} sh /klpgen/test > /tmp/out 2>&1; rc=$?; sed "s/^/@@ out $1 /" /tmp/out | head -n 50 > $R; say test $1 $rc; fi; }`,
+    `run_workload() { t0=$(now); timeout ${spec.testTimeoutSeconds} sh /klpgen/workload/$1 > /tmp/wl 2>&1; rc=$?; tail -n 5 /tmp/wl | sed "s/^/@@ wlout $1 /" > $R; say workload $1 $rc $t0 $(now); }`,
     'say booted $(uname -r)',
   ];
   for (const m of spec.bootstrap) lines.push(`insmod /klpgen/boot/${m.name}.ko`);
@@ -121,6 +125,7 @@ export function initScript(spec: InitramfsSpec): string {
     );
   }
   lines.push('run_test after');
+  for (const w of spec.workloads ?? []) lines.push(`run_workload ${w}`);
   for (const p of [...spec.livepatches].reverse()) {
     const dir = `/sys/kernel/livepatch/${p.name}`;
     lines.push(
@@ -134,7 +139,7 @@ export function initScript(spec: InitramfsSpec): string {
 
 export function buildInitramfs(spec: InitramfsSpec): Buffer {
   const entries: CpioEntry[] = [];
-  for (const d of ['bin', 'sbin', 'dev', 'proc', 'sys', 'tmp', 'lib', 'lib/modules', 'klpgen', 'klpgen/boot', 'klpgen/patch']) {
+  for (const d of ['bin', 'sbin', 'dev', 'proc', 'sys', 'tmp', 'mnt', 'lib', 'lib/modules', 'klpgen', 'klpgen/boot', 'klpgen/patch']) {
     entries.push({ path: d, mode: S_IFDIR | 0o755 });
   }
   entries.push({ path: 'bin/busybox', mode: S_IFREG | 0o755, data: readFileSync(BUSYBOX) });
@@ -145,6 +150,10 @@ export function buildInitramfs(spec: InitramfsSpec): Buffer {
   }
   for (const p of spec.livepatches) {
     entries.push({ path: `klpgen/patch/${p.name}.ko`, mode: S_IFREG | 0o644, data: readFileSync(p.path) });
+  }
+  if (spec.workloads?.length) entries.push({ path: 'klpgen/workload', mode: S_IFDIR | 0o755 });
+  for (const w of spec.workloads ?? []) {
+    entries.push({ path: `klpgen/workload/${w}`, mode: S_IFREG | 0o755, data: Buffer.from(workloadScript(w)) });
   }
   if (spec.testScript !== undefined) {
     if (statSync(spec.testScript).size > 1 << 20) throw new KlpgenError(`${spec.testScript}: test script larger than 1 MiB`);

@@ -7,6 +7,7 @@ import { cacheRoot } from '../target/paths.js';
 import type { TargetManifest } from '../target/manifest.js';
 import { MODULES_TAG, SHARE_MODULES, buildInitramfs, indexModules, moduleInfo, moduleKey, moduleLoadOrder } from './initramfs.js';
 import { bootQemu } from './qemu.js';
+import type { WorkloadKind } from './workloads.js';
 
 export interface VmTestOptions {
   modules: string[];
@@ -16,6 +17,8 @@ export interface VmTestOptions {
   testTimeoutSeconds?: number;
   transitionTimeoutSeconds?: number;
   workDir?: string;
+  /** Run while the livepatches are enabled; any oops or WARN meanwhile fails the run. */
+  workloads?: WorkloadKind[];
 }
 
 export interface TestRun {
@@ -49,6 +52,8 @@ export interface VmReport {
   patches: PatchResult[];
   /** kpatch's LOADED-test convention: fails before loading, passes while loaded, fails after unloading. */
   test: { script: string; before: TestRun; after: TestRun; unloaded: TestRun; ok: boolean } | null;
+  /** Workloads run while the livepatches were enabled: exit code (0 = healthy), seconds, last lines. */
+  workloads: { kind: string; exitCode: number | null; seconds: number | null; output: string[] }[];
   /** Oops, BUG, WARN or panic lines from the kernel console. */
   problems: string[];
   timedOut: boolean;
@@ -96,6 +101,7 @@ export async function vmTest(target: TargetManifest, o: VmTestOptions): Promise<
   const transitionTimeout = o.transitionTimeoutSeconds ?? 30;
   await writeFile(initrd, buildInitramfs({
     kernelRelease: target.kernelRelease, bootstrap, preload, livepatches: patches, testScript, testTimeoutSeconds: testTimeout, transitionTimeoutSeconds: transitionTimeout,
+    workloads: o.workloads,
   }));
   const serialLog = join(workDir, 'console.log');
   info(`VM work dir ${workDir}`);
@@ -105,7 +111,7 @@ export async function vmTest(target: TargetManifest, o: VmTestOptions): Promise<
   }));
 
   const report = interpret(q.results, q.console, {
-    patches, preload, testScript, abi: target.abi, kernelRelease: target.kernelRelease,
+    patches, preload, testScript, abi: target.abi, kernelRelease: target.kernelRelease, workloads: o.workloads ?? [],
   });
   report.timedOut = q.timedOut;
   report.seconds = Math.round(q.seconds * 10) / 10;
@@ -128,7 +134,7 @@ function runId(): string {
 export function interpret(
   results: string,
   consoleLog: string,
-  ctx: { patches: { file: string; name: string }[]; preload: string[]; testScript?: string; abi: string; kernelRelease: string },
+  ctx: { patches: { file: string; name: string }[]; preload: string[]; testScript?: string; abi: string; kernelRelease: string; workloads?: string[] },
 ): VmReport {
   const failures: string[] = [];
   const patches: PatchResult[] = ctx.patches.map((p) => ({
@@ -140,6 +146,8 @@ export function interpret(
   let loadedModules: string[] = [];
   const tests: Record<string, TestRun> = {};
   const testRun = (phase: string): TestRun => (tests[phase] ??= { exitCode: null, output: [] });
+  const workloads: VmReport['workloads'] = (ctx.workloads ?? []).map((kind) => ({ kind, exitCode: null, seconds: null, output: [] }));
+  const workload = (kind: string) => workloads.find((w) => w.kind === kind);
   let booted = false;
   let done = false;
   for (const line of results.split('\n')) {
@@ -161,6 +169,15 @@ export function interpret(
       }
       case 'out': testRun(args[0] ?? '').output.push(rest.slice((args[0] ?? '').length + 1)); break;
       case 'test': testRun(args[0] ?? '').exitCode = Number(args[1]); break;
+      case 'wlout': workload(args[0] ?? '')?.output.push(rest.slice((args[0] ?? '').length + 1)); break;
+      case 'workload': {
+        const w = workload(args[0] ?? '');
+        if (w) {
+          w.exitCode = Number(args[1]);
+          w.seconds = Math.round((Number(args[3]) - Number(args[2])) * 100) / 100;
+        }
+        break;
+      }
       case 'load': if (p) p.loaded = args[1] === '0'; break;
       case 'transition':
         if (p && args[1] === '0') p.transitionSeconds = Math.round((Number(args[3]) - Number(args[2])) * 100) / 100;
@@ -197,11 +214,16 @@ export function interpret(
       failures.push(`LOADED test: before ${rc(before)} (want non-zero), loaded ${rc(after)} (want 0), unloaded ${rc(unloaded)} (want non-zero)`);
     }
   }
+  for (const w of workloads) {
+    if (!booted || !patches.every((p) => p.loaded)) break;
+    if (w.exitCode === null) failures.push(`workload ${w.kind} did not finish`);
+    else if (w.exitCode !== 0) failures.push(`workload ${w.kind}: ${w.exitCode === 124 || w.exitCode === 143 ? 'timed out' : `exit ${w.exitCode}`}${w.output.length ? ` (${w.output[w.output.length - 1]})` : ''}`);
+  }
   if (problems.length) failures.push(`kernel reported problems: ${problems[0]?.trim()}`);
   if (booted && !done) failures.push('the VM stopped before the test sequence finished');
   return {
     ok: failures.length === 0, failures, abi: ctx.abi, kernelRelease: ctx.kernelRelease, booted, modulesAvailable, preloaded,
-    loadedModules, patches, test,
+    loadedModules, patches, test, workloads,
     problems, timedOut: false, seconds: 0, serialLog: '', workDir: '',
   };
 }
@@ -216,6 +238,7 @@ export function formatVmReport(r: VmReport): string {
     const rc = (t: TestRun) => (t.exitCode === null ? '-' : String(t.exitCode));
     lines.push(`  test ${r.test.script}: before=${rc(r.test.before)} loaded=${rc(r.test.after)} unloaded=${rc(r.test.unloaded)} ${r.test.ok ? 'ok' : 'FAILED'}`);
   }
+  for (const w of r.workloads) lines.push(`  workload ${w.kind}: ${w.exitCode === null ? 'did not finish' : w.exitCode === 0 ? `ok in ${w.seconds} s` : `FAILED (exit ${w.exitCode})`}`);
   for (const p of r.problems.slice(0, 10)) lines.push(`  kernel: ${p.trim()}`);
   for (const f of r.failures) lines.push(`  failure: ${f}`);
   lines.push(`  serial log: ${r.serialLog}`);

@@ -15,8 +15,8 @@ function create(abi: string, patch: string, name: string, allowUnverified = fals
   return { report: JSON.parse(r.stdout) as CreateReport, ko };
 }
 
-function vmTest(abi: string, ko: string, testScript?: string): VmReport {
-  const r = klpgen(['vm-test', ko, ...(testScript ? ['--test', testScript] : []), '--abi', abi, '--json']);
+function vmTest(abi: string, ko: string, testScript?: string, extra: string[] = []): VmReport {
+  const r = klpgen(['vm-test', ko, ...(testScript ? ['--test', testScript] : []), ...extra, '--abi', abi, '--json']);
   const rep = JSON.parse(r.stdout) as VmReport;
   assert.equal(r.code, 0, rep.failures.join('\n'));
   return rep;
@@ -56,8 +56,10 @@ test('create: a fix in two files is one livepatch; static functions, static and 
   assert.equal(report.verification.status, 'passed', JSON.stringify(report.verification));
   const scaffolding = readFileSync(join(report.sources[0] as string, '..', 'two-files-klp.c'), 'utf8');
   assert.match(scaffolding, /\.new_func = livepatch_filesystems_proc_show,[\s\S]*\.new_func = livepatch_show_stat,/);
-  const rep = vmTest(t.abi, ko, join(ROOT, 'test/fixtures/patches/two-files-proc-LOADED.test'));
+  // With file I/O and /proc reads running on the new code while it is enabled.
+  const rep = vmTest(t.abi, ko, join(ROOT, 'test/fixtures/patches/two-files-proc-LOADED.test'), ['--workload', 'proc,fs']);
   assert.equal(rep.test?.ok, true);
+  assert.deepEqual(rep.workloads.map((w) => `${w.kind}:${w.exitCode}`), ['proc:0', 'fs:0']);
   assert.deepEqual(rep.problems, []);
 });
 
