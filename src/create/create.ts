@@ -11,11 +11,12 @@ import { readSymvers } from '../kmod/symvers.js';
 import { redirectStaticLocals, staticLocalsOf } from '../kmod/static-locals.js';
 import { indexModules, moduleKey } from '../vm/initramfs.js';
 import { formatVerification, verify, type Verification } from '../verify/verify.js';
-import { emitFunctions, emitScaffolding, PREFIX, type EmittedFunctions } from '../emit/emit.js';
+import { emitFunctions, emitScaffolding, importedNamespaces, PREFIX, type EmittedFunctions } from '../emit/emit.js';
 import { compileCommand, objectOf } from '../target/compile-command.js';
 import type { TargetManifest } from '../target/manifest.js';
 import { makeEnv } from '../target/setup.js';
 import { compilerDiagnostics } from '../kmod/build.js';
+import { makeWords, REFERENCE_TU, tuFlags, type TuFlags } from '../kmod/flags.js';
 import { KlpgenError } from '../util/errors.js';
 import { run } from '../util/exec.js';
 import { info, timed } from '../util/progress.js';
@@ -80,19 +81,21 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
   const cNames = uniqueFileNames(stem, files);
 
   // What each TU's emission needs, read once.
+  const reference = await compileCommand(target, REFERENCE_TU);
   const inputs: TuInput[] = [];
   for (const file of files) {
     const dirs = tuDirs(workDir, file);
     const patchedText = await readFile(join(workDir, '1-sources', 'patched', file), 'utf8');
     const preprocessed = await readFile(join(dirs.patched, `${dirs.base}.i`), 'latin1');
     const model = buildModel({ preprocessed, file, sourceText: patchedText, sourceRoot: join(workDir, '1-sources', 'patched') });
-    const { modName } = objectOf(await compileCommand(target, file));
+    const cmd = await compileCommand(target, file);
+    const { modName } = objectOf(cmd);
     const originalObject = join(dirs.original, `${dirs.base}.o`);
     const patchedObject = join(dirs.patched, `${dirs.base}.o`);
     const entries = report.mustReplace.filter((e) => e.file === file);
     const cName = cNames.get(file) as string;
     inputs.push({
-      file, cName, modName, patchedText, preprocessed, model, entries, originalObject, patchedObject,
+      file, cName, modName, flags: tuFlags(cmd, reference), patchedText, preprocessed, model, entries, originalObject, patchedObject,
       origCode: readObjectCode(parseElf(await readFile(originalObject), originalObject)),
       patchedCode: readObjectCode(parseElf(await readFile(patchedObject), patchedObject)),
       prefix: entries.some((e) => clash.has(e.symbol)) ? `livepatch_${cName.slice(stem.length + 1, -2).replace(/[^A-Za-z0-9_]/g, '_')}_` : PREFIX,
@@ -103,6 +106,8 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
   const kmodDir = join(workDir, '5-kmod');
   const objName = (cName: string) => cName.replace(/\.c$/, '.o');
   const overlay = headerOverlay(join(workDir, '1-sources', 'patched'), report.changedHeaders ?? []);
+  /** Export namespaces modpost asked for beyond those the original files import. */
+  const namespaces: string[] = [];
   /** Emit, build and verify once, with these same-file helpers copied for what the compiler knows of them. */
   const attempt = async (copyForKnowledge: Map<string, Set<string>>, round: number): Promise<Attempt> => {
     const tus: TuBuild[] = inputs.map((i) => ({
@@ -112,11 +117,13 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
       emitted: emitFunctions({
         report, file: i.file, patchedText: i.patchedText, model: i.model, preprocessed: i.preprocessed, name, modName: i.modName,
         originalFunctions: new Set(i.origCode.functions.keys()),
+        dataSizes: new Map([...i.origCode.data.values()].map((v) => [v.name, v.size])),
         patchedReferences: new Set(i.entries.flatMap((e) => (i.patchedCode.functions.get(e.symbol)?.relocs ?? []).map((r) => r.raw))),
         prefix: i.prefix, scaffoldingFile, copyForKnowledge: copyForKnowledge.get(i.file),
       }),
     }));
-    const scaffolding = emitScaffolding(name, tus.map((t) => t.cName), tus.flatMap((t) => t.emitted.installs), o.replace);
+    const scaffolding = emitScaffolding(name, tus.map((t) => t.cName), tus.flatMap((t) => t.emitted.installs), o.replace,
+      [...inputs.flatMap((i) => importedNamespaces(i.patchedText)), ...namespaces]);
     await rm(srcDir, { recursive: true, force: true });
     await mkdir(srcDir, { recursive: true });
     for (const t of tus) await writeFile(join(srcDir, t.cName), t.emitted.source);
@@ -124,10 +131,13 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
     await writeFile(join(srcDir, 'Kbuild'), [
       `obj-m += livepatch-${stem}.o`,
       `livepatch-${stem}-y := ${[...tus.map((t) => objName(t.cName)), objName(scaffoldingFile)].join(' ')}`,
-      // Each TU's own directory comes first for its "local.h" includes; the full source tree for
-      // internal headers the headers package does not ship (kernel/sched/sched.h, ...). Function
-      // and data sections as in the analysis' patched build, which verification compares with.
-      ...tus.map((t) => `CFLAGS_${objName(t.cName)} += -I${t.dir} -I${target.paths.source}/include -ffunction-sections -fdata-sections`),
+      // Each TU's own flags from its Makefile (its directory for "local.h" includes, ccflags-y,
+      // CFLAGS_REMOVE), then function and data sections as in the analysis' patched build,
+      // which verification compares with.
+      ...inputs.flatMap((i) => [
+        `CFLAGS_${objName(i.cName)} += ${[...i.flags.extra, '-ffunction-sections', '-fdata-sections'].flatMap(makeWords).join(' ')}`,
+        ...(i.flags.removed.length ? [`CFLAGS_REMOVE_${objName(i.cName)} += ${i.flags.removed.flatMap(makeWords).join(' ')}`] : []),
+      ]),
       '',
     ].join('\n'));
 
@@ -136,14 +146,22 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
     for (const f of readdirSync(srcDir)) await copyFile(join(srcDir, f), join(kmodDir, f));
     const build = await timed(round ? `build module (round ${round + 1})` : 'build module', () => run('make', [
       '-C', target.paths.headers, `M=${kmodDir}`,
-      // Kbuild puts NOSTDINC_FLAGS before every other -I: the fix's headers shadow the target's.
-      ...(overlay.length ? [`NOSTDINC_FLAGS=-nostdinc ${overlay.map((d) => `-I${d}`).join(' ')}`] : []),
+      // Kbuild puts NOSTDINC_FLAGS before every other -I: the fix's headers shadow the target's,
+      // and the full source's come before the headers package's, whose copies of some headers
+      // include files it does not ship (trace/events/dlm.h: "../../../fs/dlm/...").
+      `NOSTDINC_FLAGS=-nostdinc ${[...overlay, join(target.paths.source, 'arch/x86/include'), join(target.paths.source, 'include')].map((d) => `-I${d}`).join(' ')}`,
       // Unexported symbols are resolved below by klp-convert, not by modpost.
       'KBUILD_MODPOST_WARN=1',
       // Same inputs, same bytes: the work dir's path must not reach the debug info (also of the .mod.c).
       `KCFLAGS=-fdebug-prefix-map=${kmodDir}=livepatch -fmacro-prefix-map=${kmodDir}/=`,
       'modules',
     ], { env: makeEnv() }));
+    // modpost names an export namespace the new code needs and no original file imported: import it, build again.
+    const missingNs = [...`${build.stdout}${build.stderr}`.matchAll(/uses symbol \S+ from namespace (\w+), but does not import it/g)].map((m) => m[1] as string);
+    if (build.code !== 0 && missingNs.some((ns) => !namespaces.includes(ns))) {
+      namespaces.push(...missingNs.filter((ns) => !namespaces.includes(ns)));
+      return attempt(copyForKnowledge, round);
+    }
     if (build.code !== 0) {
       return { tus, error: `building the livepatch failed (sources in ${srcDir}):\n${mapDiagnostics(compilerDiagnostics(`${build.stdout}${build.stderr}`), tus)}` };
     }
@@ -316,6 +334,8 @@ const MAX_KNOWLEDGE_ROUNDS = 3;
 /** What emission needs of one TU, read once for every attempt. */
 interface TuInput {
   file: string;
+  /** Flags its Makefile adds or removes, for the module's compile of it. */
+  flags: TuFlags;
   cName: string;
   modName: string;
   patchedText: string;

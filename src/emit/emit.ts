@@ -15,6 +15,8 @@ export interface EmitInput {
   report: AnalysisReport;
   /** KBUILD_MODNAME of the original TU. */
   modName: string;
+  /** Sizes of the original object's variables (arrays sized by their initializer need them). */
+  dataSizes?: ReadonlyMap<string, number>;
   /** Functions the original object has (the running kernel has them too). */
   originalFunctions: Set<string>;
   /**
@@ -101,6 +103,8 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
   const changed = new Set(input.report.tus.filter((t) => t.file === file).flatMap((t) => t.sourceChanged));
   const need = new Set<string>();
   const externs = new Map<string, TuEntity>();
+  /** Static variables the original object does not have: copied. */
+  const foldedData = new Set<string>();
   /** Copies that are there for what the compiler learns from their bodies, not to run new code. */
   const knowledge = new Set<string>();
   const visit = (key: string) => {
@@ -134,7 +138,14 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
           continue;
         }
         if (d?.kind === 'variable') {
-          if (d.linkage === 'internal' || d.linkage === 'external') externs.set(r, d);
+          if (d.linkage === 'internal' && d.definition && input.dataSizes && !input.dataSizes.has(d.name)) {
+            // The compiler folded it away (never written, so in effect constant): the running
+            // kernel has no instance to share, and a copy holds no state.
+            foldedData.add(d.name);
+            visit(r);
+          } else if (d.linkage === 'internal' || d.linkage === 'external') {
+            externs.set(r, d);
+          }
           continue;
         }
         visit(r);
@@ -214,7 +225,10 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
   // requires declaration before use, so the original order is a dependency order.
   // Macros keep their #if groups (every variant is copied: the preprocessor picks as it did);
   // definitions from the model are active ones and need none.
-  const pieces: { line: number; endLine: number; text: string; context: ConditionalContext }[] = [];
+  const pieces: {
+    line: number; endLine: number; text: string; context: ConditionalContext;
+    functionName?: string; refs?: string[]; external?: boolean; declaration?: boolean;
+  }[] = [];
   const takeLines = (from: number, to: number) => lines.slice(from - 1, to).join('\n');
   for (const key of need) {
     if (macros.has(key)) {
@@ -224,7 +238,7 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
       }
     }
     const e = defs.get(key);
-    if (!e || e.kind === 'function' || e.kind === 'variable') continue;
+    if (!e || e.kind === 'function' || (e.kind === 'variable' && !foldedData.has(e.name))) continue;
     const target = e.kind === 'enumerator' && e.parent ? defs.get(e.parent) ?? e : e;
     if (target.span.line < firstCode) continue;
     if (pieces.some((p) => p.line === target.span.line)) continue;
@@ -245,23 +259,53 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
     text = renamed(text);
     if (replaced.has(name)) text = makeGlobal(text);
     else if (knowledge.has(name)) text = makeKnowledgeCopy(text);
-    pieces.push({ line: e.span.line, endLine: e.span.endLine, text, context: top });
+    pieces.push({ line: e.span.line, endLine: e.span.endLine, text, context: top, functionName: name, refs: e.refs });
   }
   pieces.sort((a, b) => a.line - b.line);
 
+  // What stays in the running kernel is declared where the .c has it, or just above its first
+  // user when the .c declares it ahead: after the local types its declaration names.
   const externalized: { name: string; kind: string }[] = [];
-  if (externs.size) {
-    emit('/* Defined in the running kernel: reached through KLP relocations. */');
-    for (const [, d] of [...externs].sort((a, b) => a[1].span.line - b[1].span.line)) {
-      emit(externDeclaration(d, input.preprocessed), d.span.line);
-      externalized.push({ name: d.name, kind: d.kind });
-    }
-    emit('');
+  for (const [key, d] of [...externs].sort((a, b) => a[1].span.line - b[1].span.line)) {
+    const users = pieces.filter((p) => p.functionName !== undefined && (p.refs ?? []).includes(key)).map((p) => p.line - 0.5);
+    pieces.push({ line: Math.min(d.span.line, ...users), endLine: d.span.line, text: externDeclaration(d, input.preprocessed, model, input.dataSizes), context: top, external: true });
+    externalized.push({ name: d.name, kind: d.kind });
   }
+  pieces.sort((a, b) => a.line - b.line);
+  // Copied functions used above their definition: the .c declares them ahead (or relies on a
+  // declaration in code that is not copied), so the module does too.
+  const copiedAt = new Map<string, { line: number; head: string }>();
+  for (const p of pieces) {
+    const name = p.functionName;
+    if (name === undefined) continue;
+    const as = replaced.has(name) ? `${prefix}${name}` : name;
+    const open = p.text.indexOf('{');
+    const head = (open >= 0 ? p.text.slice(0, open) : '').trim();
+    if (new RegExp(`\\b${as}\\s*\\(`).test(head)) copiedAt.set(name, { line: p.line, head });
+  }
+  for (const [name, at] of copiedAt) {
+    const users = pieces.filter((p) => p.functionName !== undefined && p.line < at.line && (p.refs ?? []).includes(`function:${name}`));
+    if (users.length === 0) continue;
+    // Used above its definition: declared just above its first user, as the .c does somewhere.
+    pieces.push({ line: Math.min(...users.map((p) => p.line)) - 0.25, endLine: at.line, text: `${at.head};`, context: top, declaration: true });
+  }
+  pieces.sort((a, b) => a.line - b.line);
+  let previous: (typeof pieces)[number] | undefined;
   wrapInConditionals(pieces, (p) => {
-    emit(p.text, p.line);
-    emit('');
+    if (p.external) {
+      if (!previous?.external) emit('/* In the running kernel: reached through KLP relocations. */');
+      emit(p.text, Math.ceil(p.endLine));
+    } else if (p.declaration) {
+      if (previous?.external || previous?.declaration) emit('');
+      emit(p.text, p.endLine);
+    } else {
+      if (previous?.external || previous?.declaration) emit('');
+      emit(p.text, p.line);
+      emit('');
+    }
+    previous = p;
   }, (d) => emit(d));
+  if (previous?.external || previous?.declaration) emit('');
 
   return {
     source: `${out.join('\n')}\n`,
@@ -272,12 +316,19 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
   };
 }
 
+/** Symbol namespaces a .c imports (`MODULE_IMPORT_NS(IIO_ST_SENSORS);`). */
+export function importedNamespaces(text: string): string[] {
+  return [...text.matchAll(/^\s*MODULE_IMPORT_NS\(\s*([A-Za-z_]\w*)\s*\)/gm)].map((m) => m[1] as string);
+}
+
 /**
  * The klp_* scaffolding, as samples/livepatch/livepatch-sample.c, in a module
  * file of its own: one klp_func array per klp_object (vmlinux first, then
  * the modules by name), each function with its sympos where it is not unique.
  */
-export function emitScaffolding(name: string, functionFiles: string[], installs: InstalledFunction[], replace: boolean): string {
+export function emitScaffolding(
+  name: string, functionFiles: string[], installs: InstalledFunction[], replace: boolean, namespaces: string[] = [],
+): string {
   const objects = [...new Set(installs.map((f) => f.object))]
     .sort((a, b) => (a === 'vmlinux' ? -1 : b === 'vmlinux' ? 1 : a.localeCompare(b)));
   const byName = (a: InstalledFunction, b: InstalledFunction) => a.symbol.localeCompare(b.symbol) || a.sympos - b.sympos;
@@ -339,13 +390,18 @@ export function emitScaffolding(name: string, functionFiles: string[], installs:
   k('module_exit(livepatch_exit);');
   k('MODULE_LICENSE("GPL");');
   k('MODULE_INFO(livepatch, "Y");');
+  // The new code uses exports of these symbol namespaces, as the original files do.
+  for (const ns of [...new Set(namespaces)].sort()) k(`MODULE_IMPORT_NS(${ns});`);
 
   return `${klp.join('\n')}\n`;
 }
 
-/** Rename references to replaced functions to their new names, outside strings and comments. */
+/**
+ * Rename references to replaced functions to their new names, outside strings
+ * and comments; a struct tag or a member of the same name is not one.
+ */
 export function renameIdentifiers(text: string, names: Set<string>, prefix = PREFIX): string {
-  return text.replace(/\/\*[\s\S]*?\*\/|\/\/[^\n]*|"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|(?<![\w.])([A-Za-z_]\w*)/g, (m, id: string | undefined) => {
+  return text.replace(/\/\*[\s\S]*?\*\/|\/\/[^\n]*|"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|(?<![\w.]|->\s*|\b(?:struct|union|enum)\s+)([A-Za-z_]\w*)/g, (m, id: string | undefined) => {
     if (id !== undefined && names.has(id)) return `${prefix}${id}`;
     return m;
   });
@@ -375,7 +431,7 @@ function makeGlobal(text: string): string {
  * the preprocessed text: definitions made by macros (DEFINE_SPINLOCK,
  * DEFINE_STATIC_CALL, SYSCALL_DEFINE) have no declaration in the source.
  */
-function externDeclaration(d: TuEntity, preprocessed: string): string {
+function externDeclaration(d: TuEntity, preprocessed: string, model: TuModel, sizes: ReadonlyMap<string, number> | undefined): string {
   const text = preprocessed.slice(d.iSpan[0], d.iSpan[1]).replace(/^#.*$/gm, ' ');
   if (d.kind === 'function') {
     const open = text.indexOf('{');
@@ -384,7 +440,17 @@ function externDeclaration(d: TuEntity, preprocessed: string): string {
   }
   const eq = findInitializer(text);
   const decl = (eq >= 0 ? text.slice(0, eq) : text.replace(/;\s*$/, '')).replace(/\s+/g, ' ').trim();
-  return `extern ${decl.replace(/^(?:static|extern)\s+/, '')};`;
+  const extern = `extern ${decl.replace(/^(?:static|extern)\s+/, '')};`;
+  // An array sized by its initializer (`x[] = {...}`, or a typedef of an array of unknown bound):
+  // the declaration alone has no size, which ARRAY_SIZE() needs. The running kernel's object
+  // has it: a second declaration completes the type.
+  const arrayTypedef = d.refs.some((r) => r.startsWith('typedef:') && model.entities.some((t) => t.kind === 'typedef' && `typedef:${t.name}` === r &&
+    /\[\s*\]\s*;?\s*$/.test(preprocessed.slice(t.iSpan[0], t.iSpan[1]))));
+  const size = sizes?.get(d.name);
+  if (size && (/\[\s*\]$/.test(decl) || arrayTypedef)) {
+    return `${extern}\nextern typeof(${d.name}[0]) ${d.name}[${size} / sizeof(${d.name}[0])];`;
+  }
+  return extern;
 }
 
 function findInitializer(text: string): number {
