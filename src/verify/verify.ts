@@ -60,6 +60,18 @@ export function verify(v: VerifyInput): Verification {
     }
     const d = compareCode(renamed(mine, rename), renamed(withJumpLabelNops(theirs, mine), new Map()));
     functions.push(d ? { name: m, of: p, equal: false, firstDifference: d.firstDifference, reason: d.reason } : { name: m, of: p, equal: true });
+    // Its pieces GCC split off (foo.cold, foo.part.0) are its code too.
+    for (const [pieceName, piece] of module.functions) {
+      if (!pieceName.startsWith(`${m}.`)) continue;
+      const suffix = pieceName.slice(m.length);
+      const counterpart = patched.functions.get(`${p}${suffix}`);
+      if (!counterpart) {
+        functions.push({ name: pieceName, of: `${p}${suffix}`, equal: false, reason: 'not in the patched build' });
+        continue;
+      }
+      const dp = compareCode(renamed(piece, rename), renamed(withJumpLabelNops(counterpart, piece), new Map()));
+      functions.push(dp ? { name: pieceName, of: `${p}${suffix}`, equal: false, firstDifference: dp.firstDifference, reason: dp.reason } : { name: pieceName, of: `${p}${suffix}`, equal: true });
+    }
   }
   const uncovered = v.codeChanged.filter((c) => !v.replaced.has(c) && !v.coveredByCallers.has(c) && !isPiece(c)).sort();
   const failed = functions.some((f) => !f.equal) || uncovered.length > 0;
@@ -99,7 +111,15 @@ function isPiece(name: string): boolean {
  * outside the object) counted as the direct PC-relative call it resolves to.
  */
 function renamed(f: FunctionCode, rename: Map<string, string>): FunctionCode {
-  return { ...f, relocs: f.relocs.map((r) => ({ ...r, target: rename.get(r.target) ?? r.target, type: pcRelative(r.type) })) };
+  const name = (target: string) => {
+    const whole = rename.get(target);
+    if (whole !== undefined) return whole;
+    // livepatch_foo.cold ≙ foo.cold
+    const dot = target.indexOf('.');
+    const base = dot > 0 ? rename.get(target.slice(0, dot)) : undefined;
+    return base !== undefined ? `${base}${target.slice(dot)}` : target;
+  };
+  return { ...f, relocs: f.relocs.map((r) => ({ ...r, target: name(r.target), type: pcRelative(r.type) })) };
 }
 
 function pcRelative(type: string): string {
