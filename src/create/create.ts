@@ -390,7 +390,9 @@ function uniqueFileNames(stem: string, files: string[]): Map<string, string> {
 
 /** The TU whose new code all these module functions are, if one. */
 function tuOfFunctions(tus: TuBuild[], functions: string[]): TuBuild | undefined {
-  const owners = new Set(functions.map((fn) => tus.find((t) => t.emitted.copied.some((c) => c.as === fn))));
+  if (tus.length === 1) return tus[0];
+  // Functions the module has beyond the copies (a header's inline function kept out of line) tell nothing.
+  const owners = new Set(functions.map((fn) => tus.find((t) => t.emitted.copied.some((c) => c.as === fn))).filter((t) => t !== undefined));
   const [only] = owners;
   return owners.size === 1 ? only : undefined;
 }
