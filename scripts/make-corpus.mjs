@@ -142,13 +142,21 @@ const groupOf = (rel) => {
   return group.sort();
 };
 
+// Reviewed expectations: fixes a livepatch cannot carry become X-FAIL.patch, the reason beside them.
+const expectationsFile = new URL(`./corpus-expectations/${abi}.tsv`, import.meta.url);
+const expectFail = new Map(existsSync(expectationsFile)
+  ? readFileSync(expectationsFile, 'utf8').split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split('\t'))
+  : []);
 const manifest = [];
 for (const rel of files) {
   const d = diffs.get(rel);
   if (!d) continue;
   const group = rel.endsWith('.c') ? groupOf(rel) : [rel];
   const text = group.map((f) => diffs.get(f).text).join('');
-  const name = rel.replace(/\//g, '-').replace(/\.(c|h|S)$/, '_$1');
+  const base = rel.replace(/\//g, '-').replace(/\.(c|h|S)$/, '_$1');
+  const why = expectFail.get(base);
+  const name = why === undefined ? base : `${base}-FAIL`;
+  if (why !== undefined) writeFileSync(join(outDir, `${name}.reason`), `${why}\n`);
   writeFileSync(join(outDir, `${name}.patch`), text);
   const added = (text.match(/^\+(?!\+\+)/gm) ?? []).length;
   const removed = (text.match(/^-(?!--)/gm) ?? []).length;

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { create } from '../create/create.js';
 import type { TargetManifest } from '../target/manifest.js';
@@ -28,6 +28,8 @@ export interface PatchScore {
   outcome: Outcome;
   /** Expected refusal (X-FAIL.patch) and got one, or expected a module and got one. */
   asExpected: boolean;
+  /** For X-FAIL.patch: the reviewed reason it cannot be livepatched (X-FAIL.reason). */
+  expectedReason?: string;
   detail: string;
   seconds: number;
 }
@@ -117,7 +119,9 @@ export async function scoreboard(target: TargetManifest, dir: string, o: { limit
     }
     const asExpected = expectFail ? outcome === 'refused' : outcome === 'loaded' || outcome === 'nothing';
     const seconds = Math.round((performance.now() - start) / 100) / 10;
-    scores.push({ patch: p, outcome, asExpected, detail: detail.slice(0, 300), seconds });
+    const reasonFile = path.replace(/\.patch$/, '.reason');
+    const expectedReason = expectFail && existsSync(reasonFile) ? readFileSync(reasonFile, 'utf8').trim() : undefined;
+    scores.push({ patch: p, outcome, asExpected, ...(expectedReason ? { expectedReason } : {}), detail: detail.slice(0, 300), seconds });
     info(`[${i + 1}/${patches.length}] ${p}: ${outcome} (${seconds} s)`);
   }
   const byOutcome = { loaded: 0, 'loaded-unverified': 0, refused: 0, nothing: 0, 'failed-analyze': 0, 'failed-build': 0, 'failed-vm': 0 } as Record<Outcome, number>;

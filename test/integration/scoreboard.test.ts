@@ -18,7 +18,19 @@ test('scoreboard: counts a loaded fix and a refused one, with the refusal reason
   assert.equal(ok.total, 1);
   assert.equal(ok.byOutcome.loaded, 1, JSON.stringify(ok.patches));
   assert.equal(ok.livepatchableRate, 1);
-  assert.match(ok.patches[0]?.detail ?? '', /^transition [\d.]+ s$/);
+  // arch/x86/events runs the proc workload while the patch is enabled.
+  assert.match(ok.patches[0]?.detail ?? '', /^transition [\d.]+ s; workloads proc ok$/);
+});
+
+test('scoreboard: an X-FAIL patch is as expected when refused, with the reviewed reason beside it', () => {
+  const r = klpgen(['scoreboard', join(ROOT, 'corpus/6.1.0-54'), '--match', 'io_uring-cancel_c-FAIL', '--no-vm', '--abi', '6.1.0-54', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const s = JSON.parse(r.stdout) as Scoreboard;
+  assert.equal(s.total, 1);
+  assert.equal(s.patches[0]?.outcome, 'refused');
+  assert.equal(s.patches[0]?.asExpected, true);
+  assert.match(s.patches[0]?.expectedReason ?? '', /struct io_cancel_data/);
+  assert.match(s.patches[0]?.detail ?? '', /struct io_cancel_data changed/);
 });
 
 test('scoreboard: refusal reasons are grouped by kind', () => {
