@@ -19,7 +19,8 @@ export type Outcome =
   | 'loaded-unverified' // loaded, but verification found a difference
   | 'refused'
   | 'nothing'          // the fix changes no running code
-  | 'failed-analyze'   // the patched file does not compile alone, or the analysis failed
+  | 'incomplete-fix'   // the patched file does not compile against the target: the fix needs changes this patch lacks
+  | 'failed-analyze'   // the analysis failed
   | 'failed-build'
   | 'failed-vm';
 
@@ -109,6 +110,11 @@ export async function scoreboard(target: TargetManifest, dir: string, o: { limit
       } else if (/change no running code/.test(msg)) {
         outcome = 'nothing';
         detail = msg;
+      } else if (/^compiling \S+ \(\S+\/patched\) failed/.test(msg)) {
+        // The input's fault, not klpgen's: the corpus split a fix whose other parts (a header's
+        // new prototype, a changed ops signature) are not in this patch.
+        outcome = 'incomplete-fix';
+        detail = msg.split('\n').slice(0, 2).join(' ');
       } else if (/building the livepatch failed/.test(msg)) {
         outcome = 'failed-build';
         detail = msg.split('\n').find((l) => /error:/.test(l)) ?? msg.split('\n')[0] ?? '';
@@ -124,9 +130,12 @@ export async function scoreboard(target: TargetManifest, dir: string, o: { limit
     scores.push({ patch: p, outcome, asExpected, ...(expectedReason ? { expectedReason } : {}), detail: detail.slice(0, 300), seconds });
     info(`[${i + 1}/${patches.length}] ${p}: ${outcome} (${seconds} s)`);
   }
-  const byOutcome = { loaded: 0, 'loaded-unverified': 0, refused: 0, nothing: 0, 'failed-analyze': 0, 'failed-build': 0, 'failed-vm': 0 } as Record<Outcome, number>;
+  const byOutcome = {
+    loaded: 0, 'loaded-unverified': 0, refused: 0, nothing: 0, 'incomplete-fix': 0, 'failed-analyze': 0, 'failed-build': 0, 'failed-vm': 0,
+  } as Record<Outcome, number>;
   for (const s of scores) byOutcome[s.outcome]++;
-  const livepatchable = scores.length - byOutcome.refused - byOutcome.nothing;
+  // Livepatchable: what a livepatch could carry as given (not refused, something to patch, a complete fix).
+  const livepatchable = scores.length - byOutcome.refused - byOutcome.nothing - byOutcome['incomplete-fix'];
   return {
     abi: target.abi,
     total: scores.length,
@@ -145,8 +154,9 @@ export function formatScoreboard(s: Scoreboard): string {
     `  loaded but not verified:  ${s.byOutcome['loaded-unverified']}`,
     `  refused:                  ${s.byOutcome.refused}${Object.keys(s.refusedBy).length ? ` (${Object.entries(s.refusedBy).map(([k, v]) => `${k}: ${v}`).join(', ')})` : ''}`,
     `  no running code changed:  ${s.byOutcome.nothing}`,
+    `  incomplete fix (the patched file does not compile against the target): ${s.byOutcome['incomplete-fix']}`,
     `  failed: analyze ${s.byOutcome['failed-analyze']}, build ${s.byOutcome['failed-build']}, vm ${s.byOutcome['failed-vm']}`,
-    `  verified and loaded, of the patches not refused: ${(s.livepatchableRate * 100).toFixed(0)}%`,
+    `  verified and loaded, of the livepatchable (not refused, not empty, complete): ${(s.livepatchableRate * 100).toFixed(0)}%`,
   ];
   for (const p of s.patches) lines.push(`  ${p.asExpected ? ' ' : '!'} ${p.outcome.padEnd(17)} ${p.patch}${p.detail ? `  ${p.detail.slice(0, 140)}` : ''}`);
   return lines.join('\n');

@@ -1,9 +1,10 @@
 import { strict as assert } from 'node:assert';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { Scoreboard } from '../../src/corpus/scoreboard.js';
 import { refusalKind } from '../../src/corpus/scoreboard.js';
-import { ROOT, klpgen } from '../helpers.js';
+import { ROOT, klpgen, tempDir } from '../helpers.js';
 
 test('scoreboard: counts a loaded fix and a refused one, with the refusal reason', () => {
   assert.equal(klpgen(['target', 'setup', '--abi', '6.1.0-54']).code, 0);
@@ -31,6 +32,21 @@ test('scoreboard: an X-FAIL patch is as expected when refused, with the reviewed
   assert.equal(s.patches[0]?.asExpected, true);
   assert.match(s.patches[0]?.expectedReason ?? '', /struct io_cancel_data/);
   assert.match(s.patches[0]?.detail ?? '', /struct io_cancel_data changed/);
+});
+
+test('scoreboard: a patch whose file does not compile against the target is an incomplete fix, outside the rate', () => {
+  const dir = tempDir('incomplete');
+  writeFileSync(join(dir, 'needs-a-header.patch'), [
+    '--- a/fs/proc/version.c', '+++ b/fs/proc/version.c', '@@ -13,6 +13,7 @@',
+    ' \t\tutsname()->sysname,', ' \t\tutsname()->release,', ' \t\tutsname()->version);',
+    '+\tseq_puts(m, KLPGEN_NEW_BANNER);', ' \treturn 0;', ' }', ' ', '',
+  ].join('\n'));
+  const r = klpgen(['scoreboard', dir, '--no-vm', '--abi', '6.1.0-54', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const s = JSON.parse(r.stdout) as Scoreboard;
+  assert.equal(s.byOutcome['incomplete-fix'], 1, JSON.stringify(s.patches));
+  assert.match(s.patches[0]?.detail ?? '', /KLPGEN_NEW_BANNER/);
+  assert.equal(s.livepatchableRate, 0);
 });
 
 test('scoreboard: refusal reasons are grouped by kind', () => {
