@@ -119,7 +119,7 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
         originalFunctions: new Set(i.origCode.functions.keys()),
         dataSizes: new Map([...i.origCode.data.values()].map((v) => [v.name, v.size])),
         patchedReferences: new Set(i.entries.flatMap((e) => (i.patchedCode.functions.get(e.symbol)?.relocs ?? []).map((r) => r.raw))),
-        prefix: i.prefix, scaffoldingFile, copyForKnowledge: copyForKnowledge.get(i.file),
+        prefix: i.prefix, scaffoldingFile, cName: i.cName, copyForKnowledge: copyForKnowledge.get(i.file),
       }),
     }));
     const scaffolding = emitScaffolding(name, tus.map((t) => t.cName), tus.flatMap((t) => t.emitted.installs), o.replace,

@@ -39,6 +39,8 @@ export interface EmitInput {
    * (a second attempt, when verification showed the patched build relied on what it knew of them).
    */
   copyForKnowledge?: Set<string>;
+  /** This file's name in the module build (diagnostics after a copied function point back to it). */
+  cName?: string;
   /** File name of the scaffolding, for the header comment. */
   scaffoldingFile: string;
 }
@@ -298,6 +300,14 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
     } else if (p.declaration) {
       if (previous?.external || previous?.declaration) emit('');
       emit(p.text, p.endLine);
+    } else if (p.functionName !== undefined) {
+      if (previous?.external || previous?.declaration) emit('');
+      // The original's line numbers and file name, so __LINE__ and __FILE__ (WARN_ON, dev_dbg
+      // formats) are the patched build's; then back to this file's own numbering.
+      emit(`#line ${p.line} "${file}"`);
+      emit(p.text, p.line);
+      emit(`#line ${out.length + 2} "${input.cName ?? file}"`);
+      emit('');
     } else {
       if (previous?.external || previous?.declaration) emit('');
       emit(p.text, p.line);
