@@ -1,5 +1,6 @@
 /**
- * `klpgen create` (verification not written yet) for a one-file fix in
+ * `klpgen create` (verification included, and the rebuild with copied helpers
+ * it triggers: this fix does not verify at first) for a one-file fix in
  * kernel/sched/core.c next to its floor: compiling that TU twice with the
  * exact flags, plus building the module once. Goal: create <= 1.5x the floor.
  *   npm run build && node dist/bench/create.js
@@ -21,7 +22,7 @@ const time = (f: () => void) => { const t = performance.now(); f(); return (perf
 try {
   // One create first: its 5-kmod dir is the module the floor builds once.
   const create = time(() => {
-    const r = spawnSync(process.execPath, [join(root, 'bin/klpgen.js'), 'create', patch, '--name', 'bench', '-o', join(dir, 'b.ko'), '--work-dir', join(dir, 'work')], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [join(root, 'bin/klpgen.js'), 'create', patch, '--name', 'bench', '-o', join(dir, 'b.ko'), '--work-dir', join(dir, 'work'), '--allow-unverified'], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`create failed: ${r.stderr}`);
   });
   const compiles = time(() => {
@@ -41,7 +42,7 @@ try {
   console.log(`  2 x gcc-12 -c core.c (exact flags)   ${compiles.toFixed(2)} s`);
   console.log(`  module build (make M=)               ${module.toFixed(2)} s`);
   console.log(`  floor                                ${floor.toFixed(2)} s`);
-  console.log(`  klpgen create (whole process)        ${create.toFixed(2)} s   ratio ${(create / floor).toFixed(2)} (goal <= 1.5; verify not yet included)`);
+  console.log(`  klpgen create (whole process)        ${create.toFixed(2)} s   ratio ${(create / floor).toFixed(2)} (goal <= 1.5; verification and its rebuild included)`);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
