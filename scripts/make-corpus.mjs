@@ -131,7 +131,8 @@ const groupOf = (rel) => {
   const group = [rel];
   const declared = new Set();
   for (const [h, ids] of declares) {
-    if (!h.endsWith('.h') || ![...ids].some((id) => needs.has(id))) continue;
+    // A header new in the later release cannot be what an old .c needs from the target's tree.
+    if (!h.endsWith('.h') || !diffs.get(h).old || ![...ids].some((id) => needs.has(id))) continue;
     group.push(h);
     for (const id of ids) declared.add(id);
   }

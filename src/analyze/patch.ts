@@ -429,7 +429,9 @@ export function applyFilePatch(
 ): { text: string | null; offsets: number[] } {
   const path = fp.newPath ?? fp.oldPath ?? '?';
   const where = fp.hunks[0] ? `${patchName}:${fp.hunks[0].patchLine}` : patchName;
-  if (fp.isNew) {
+  // As GNU patch: hunks that all start at line 0 of a missing file create it (`diff -N` with --label).
+  const creates = fp.isNew || (original === null && fp.hunks.length > 0 && fp.hunks.every((h) => h.oldStart === 0 && h.oldLines === 0));
+  if (creates) {
     if (original !== null && original !== '') throw new KlpgenError(`${where}: patch creates ${path}, which already exists`);
   } else if (original === null) {
     throw new KlpgenError(`${where}: ${fp.oldPath} to patch does not exist`);

@@ -656,3 +656,11 @@ test('randomized: random files and edits, diff -u or git diff, reproduce the edi
     assert.ok(offsetsSeen > 50, `offsets used in ${offsetsSeen} cases`);
   }
 });
+
+test('a labelled diff -N of a missing file creates it, as GNU patch does; other hunks on a missing file still fail', () => {
+  const text = '--- a/include/new.h\n+++ b/include/new.h\n@@ -0,0 +1,2 @@\n+#define NEW 1\n+int new_fn(void);\n';
+  const fp = parsePatch(text, 'n.patch')[0]!;
+  assert.equal(applyFilePatch(null, fp, 'n.patch').text, '#define NEW 1\nint new_fn(void);\n');
+  const edit = parsePatch('--- a/x.c\n+++ b/x.c\n@@ -1,1 +1,1 @@\n-a\n+b\n', 'e.patch')[0]!;
+  throwsKlpgen(() => applyFilePatch(null, edit, 'e.patch'), /x\.c to patch does not exist/);
+});
