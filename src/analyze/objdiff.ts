@@ -130,6 +130,17 @@ export function readObjectCode(elf: ElfFile): ObjectCode {
       return { target: named, addend };
     }
     if (sym.shndx === SHN_UNDEF) return { target: sym.name, addend };
+    // gas keeps a local label (.LC5) for references into mergeable sections: compare what it labels.
+    const labelled = sym.bind === STB_LOCAL && sym.type !== STT_OBJECT && sym.type !== STT_FUNC ? elf.sections[sym.shndx] : undefined;
+    if (labelled && (labelled.flags & SHF_MERGE) !== 0) {
+      if ((labelled.flags & SHF_STRINGS) !== 0) {
+        const str = stringAt(elf, labelled, type, addend + sym.value);
+        if (str) return str;
+      } else if (labelled.entsize > 0) {
+        const at = Number(sym.value);
+        return { target: `const:${elf.sectionData(labelled).subarray(at, at + Number(labelled.entsize)).toString('hex')}`, addend };
+      }
+    }
     return { target: sym.bind === STB_LOCAL ? foldNumbers(sym.name) : sym.name, addend };
   };
 

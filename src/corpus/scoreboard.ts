@@ -80,7 +80,7 @@ export async function scoreboard(target: TargetManifest, dir: string, o: { limit
     let outcome: Outcome;
     let detail = '';
     try {
-      const name = `sb_${p.replace(/\.patch$/, '').replace(/[^A-Za-z0-9]/g, '_')}`.slice(0, 50);
+      const name = `sb_${p.replace(/\.patch$/, '').replace(/[^A-Za-z0-9]/g, '_')}`.slice(0, 45);
       const workDir = defaultWorkDir(target, 'score', [path]);
       const made = await create(target, { patches: [path], name, out: join(workDir, 'out.ko'), replace: true, workDir, allowUnverified: true });
       const verified = made.verification.status === 'passed';

@@ -58,7 +58,9 @@ export interface CreateReport {
 
 export function moduleName(name: string): string {
   const n = name.replace(/[^A-Za-z0-9_]/g, '_');
-  if (!/^[A-Za-z_]/.test(n) || n.length > 55) throw new KlpgenError(`--name ${name}: not a valid module name`);
+  if (!/^[A-Za-z_]/.test(n)) throw new KlpgenError(`--name ${name}: not a valid module name`);
+  // The module is livepatch_NAME, and the kernel keeps 55 characters of a module's name.
+  if (n.length > 45) throw new KlpgenError(`--name ${name}: too long (livepatch_NAME must fit in 55 characters)`);
   return n;
 }
 
