@@ -11,7 +11,7 @@ import { readSymvers } from '../kmod/symvers.js';
 import { redirectStaticLocals, staticLocalsOf } from '../kmod/static-locals.js';
 import { indexModules, moduleKey } from '../vm/initramfs.js';
 import { formatVerification, verify, type Verification } from '../verify/verify.js';
-import { emitFunctions, emitScaffolding, importedNamespaces, PREFIX, type EmittedFunctions } from '../emit/emit.js';
+import { emitFunctions, emitScaffolding, importedNamespaces, PREFIX, TARGET_MODULE, type EmittedFunctions } from '../emit/emit.js';
 import { compileCommand, objectOf } from '../target/compile-command.js';
 import type { TargetManifest } from '../target/manifest.js';
 import { makeEnv } from '../target/setup.js';
@@ -91,13 +91,13 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
     const preprocessed = await readFile(join(dirs.patched, `${dirs.base}.i`), 'latin1');
     const model = buildModel({ preprocessed, file, sourceText: patchedText, sourceRoot: join(workDir, '1-sources', 'patched') });
     const cmd = await compileCommand(target, file);
-    const { modName } = objectOf(cmd);
+    const { modName, isModule } = objectOf(cmd);
     const originalObject = join(dirs.original, `${dirs.base}.o`);
     const patchedObject = join(dirs.patched, `${dirs.base}.o`);
     const entries = report.mustReplace.filter((e) => e.file === file);
     const cName = cNames.get(file) as string;
     inputs.push({
-      file, cName, modName, flags: tuFlags(cmd, reference), patchedText, preprocessed, model, entries, originalObject, patchedObject,
+      file, cName, modName, isModule, flags: tuFlags(cmd, reference), patchedText, preprocessed, model, entries, originalObject, patchedObject,
       origCode: readObjectCode(parseElf(await readFile(originalObject), originalObject)),
       patchedCode: readObjectCode(parseElf(await readFile(patchedObject), patchedObject)),
       prefix: entries.some((e) => clash.has(e.symbol)) ? `livepatch_${cName.slice(stem.length + 1, -2).replace(/[^A-Za-z0-9_]/g, '_')}_` : PREFIX,
@@ -117,7 +117,7 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
       originalObject: i.originalObject, patchedObject: i.patchedObject, origCode: i.origCode, patchedCode: i.patchedCode,
       report: report.tus.find((t) => t.file === i.file),
       emitted: emitFunctions({
-        report, file: i.file, patchedText: i.patchedText, model: i.model, preprocessed: i.preprocessed, name, modName: i.modName,
+        report, file: i.file, patchedText: i.patchedText, model: i.model, preprocessed: i.preprocessed, name, modName: i.modName, isModule: i.isModule,
         originalFunctions: new Set(i.origCode.functions.keys()),
         dataSizes: new Map([...i.origCode.data.values()].map((v) => [v.name, v.size])),
         patchedReferences: new Set(i.entries.flatMap((e) => (i.patchedCode.functions.get(e.symbol)?.relocs ?? []).map((r) => r.raw))),
@@ -178,6 +178,7 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
       codeChanged: (t.report?.codeChanged ?? []).map((c) => c.name),
       replaced: new Set(t.emitted.installs.map((e) => e.symbol)),
       coveredByCallers: new Set((t.report?.codeChanged ?? []).map((c) => t.origCode.functions.get(c.name)).filter((f) => f !== undefined && !hasFentry(f)).map((f) => f!.name)),
+      symbolAliases: new Map([[TARGET_MODULE, '__this_module']]),
     }));
     return { tus, ko, verification: mergeVerifications(verifications, tus.map((t) => t.file)) };
   };
@@ -266,7 +267,9 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
   const resolution = resolveUndefined(target, built, ko, tus, (t) => join(kmodDir, objName(t.cName)), redirectedIn);
   let converted: Buffer;
   try {
-    converted = klpConvert(built, resolution.filter((r) => r.resolution === 'klp').map((r) => ({ name: r.name, object: r.object as string, sympos: r.sympos as number })), ko);
+    converted = klpConvert(built, resolution.filter((r) => r.resolution === 'klp').map((r) => ({
+      name: r.name, object: r.object as string, sympos: r.sympos as number, ...(r.target ? { target: r.target } : {}),
+    })), ko);
   } catch (e) {
     // A reference the kernel cannot defer (a jump label or tracepoint of a module object) is a refusal.
     if (e instanceof KlpgenError && /cannot be a livepatch relocation/.test(e.message)) {
@@ -291,7 +294,7 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
   };
 }
 
-interface Resolution { name: string; resolution: 'exported' | 'klp'; object?: string; sympos?: number }
+interface Resolution { name: string; resolution: 'exported' | 'klp'; object?: string; sympos?: number; target?: string }
 
 /** One TU of the fix: its builds, and the file of new functions made from it. */
 interface TuBuild {
@@ -336,6 +339,7 @@ const MAX_KNOWLEDGE_ROUNDS = 3;
 /** What emission needs of one TU, read once for every attempt. */
 interface TuInput {
   file: string;
+  isModule: boolean;
   /** Flags its Makefile adds or removes, for the module's compile of it. */
   flags: TuFlags;
   cName: string;
@@ -446,6 +450,13 @@ function resolveUndefined(
       continue;
     }
     const users = contexts.filter((c) => c.undefinedNames.has(s.name) || redirectedIn.get(s.name) === c.tu);
+    if (s.name === TARGET_MODULE) {
+      // THIS_MODULE of a module TU's new code: the patched module's own struct module.
+      const objects = new Set(users.map((c) => c.tu.object));
+      if (objects.size !== 1 || objects.has('vmlinux')) throw new KlpgenError(`refused:\n  ${users.map((c) => c.tu.file).join(', ')}: THIS_MODULE of code in several modules`, 2);
+      out.push({ name: s.name, resolution: 'klp', object: [...objects][0] as string, sympos: 0, target: '__this_module' });
+      continue;
+    }
     const found = new Map<string, Resolution>();
     for (const c of users.length ? users : contexts) {
       for (const index of c.indexes) {

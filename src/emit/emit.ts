@@ -15,6 +15,8 @@ export interface EmitInput {
   report: AnalysisReport;
   /** KBUILD_MODNAME of the original TU. */
   modName: string;
+  /** The TU is built into a module (-DMODULE): MODULE stays defined, THIS_MODULE is that module. */
+  isModule?: boolean;
   /** Sizes of the original object's variables (arrays sized by their initializer need them). */
   dataSizes?: ReadonlyMap<string, number>;
   /** Functions the original object has (the running kernel has them too). */
@@ -68,6 +70,8 @@ export interface InstalledFunction {
 }
 
 export const PREFIX = 'livepatch_';
+/** What a module TU's THIS_MODULE becomes: the patched module's __this_module. */
+export const TARGET_MODULE = 'klpgen_target_module';
 
 /** The new functions of one TU of the fix, and what they need from it. */
 export function emitFunctions(input: EmitInput): EmittedFunctions {
@@ -180,11 +184,11 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
     for (const r of e.reasons) emit(` *     - ${r.detail} [${r.evidence}]`);
   }
   emit(' *');
-  emit(' * This file is compiled as the kernel compiles the original (MODULE undefined,');
+  emit(` * This file is compiled as the kernel compiles the original (MODULE ${input.isModule ? 'defined' : 'undefined'},`);
   emit(` * KBUILD_MODNAME of ${file}), so the new functions match the patched build.`);
   emit(` * The klp_patch that installs them is in ${input.scaffoldingFile}.`);
   emit(' */');
-  emit('#undef MODULE');
+  if (!input.isModule) emit('#undef MODULE');
   emit('#undef KBUILD_MODNAME');
   emit(`#define KBUILD_MODNAME "${input.modName}"`);
   emit('');
@@ -222,6 +226,14 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
   emit('');
   emit('#include <linux/livepatch.h>');
   emit('');
+  if (input.isModule) {
+    // The new code acts for the patched module (device and file owners, module_get): its
+    // THIS_MODULE is that module's, reached through a KLP relocation, not the livepatch's.
+    emit(`extern struct module ${TARGET_MODULE};`);
+    emit('#undef THIS_MODULE');
+    emit(`#define THIS_MODULE (&${TARGET_MODULE})`);
+    emit('');
+  }
 
   // Local definitions (types, macros, enums, inline helpers), in source order: C already
   // requires declaration before use, so the original order is a dependency order.

@@ -63,6 +63,8 @@ const MAX_SYMNAME = 511;
 export interface KlpExternal {
   /** The undefined symbol's name in the module (e.g. "saved_command_line"). */
   name: string;
+  /** Its name in the object, when the module calls it otherwise (default: `name`). */
+  target?: string;
   /** "vmlinux" or the (kernel-internal, '_' not '-') name of the module that defines it. */
   object: string;
   /** Position among same-named symbols of the object in kallsyms order; 0 for a unique symbol. */
@@ -117,7 +119,7 @@ const KERNEL_RELOC_TYPES = new Set([0, 1, 2, 4, 10, 11, 24]); // NONE 64 PC32 PL
 
 /** The livepatch symbol name for an external: `.klp.sym.<object>.<name>,<sympos>`. */
 export function klpSymbolName(ext: KlpExternal): string {
-  return `.klp.sym.${ext.object}.${ext.name},${ext.sympos}`;
+  return `.klp.sym.${ext.object}.${ext.target ?? ext.name},${ext.sympos}`;
 }
 
 /** The livepatch relocation section name for entries of `object` applying to `section`. */

@@ -42,6 +42,8 @@ export interface VerifyInput {
   replaced: Set<string>;
   /** Changed functions the analysis covered through their callers (clones, splits, untraceable). */
   coveredByCallers: Set<string>;
+  /** Other module names for the patched build's symbols (klpgen_target_module ≙ __this_module). */
+  symbolAliases?: Map<string, string>;
 }
 
 export function verify(v: VerifyInput): Verification {
@@ -49,6 +51,7 @@ export function verify(v: VerifyInput): Verification {
   const patched = readObjectCode(parseElf(readFileSync(v.patchedObject), v.patchedObject));
   const rename = new Map<string, string>();
   for (const [m, p] of v.functions) if (m !== p) rename.set(m, p);
+  for (const [m, p] of v.symbolAliases ?? []) rename.set(m, p);
   const functions: FunctionCheck[] = [];
   for (const [m, p] of [...v.functions].sort((a, b) => a[0].localeCompare(b[0]))) {
     const mine = module.functions.get(m);
