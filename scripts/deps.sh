@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pkgs=(gcc-12 make flex bison libelf-dev bc libssl-dev dwarves xz-utils qemu-system-x86 busybox-static cpio kmod binutils)
+pkgs=(gcc-12 make flex bison libelf-dev bc libssl-dev dwarves xz-utils qemu-system-x86 busybox-static cpio kmod binutils chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f '${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^ii' || missing+=("$p")

@@ -14,6 +14,7 @@ import { defaultWorkDir } from './util/workdir.js';
 import { create } from './create/create.js';
 import { formatVerification } from './verify/verify.js';
 import { formatScoreboard, scoreboard } from './corpus/scoreboard.js';
+import { DEFAULT_PATHS, flagImpact, formatReport as formatFlagImpact } from './flagimpact/flag-impact.js';
 
 function print(json: boolean, value: unknown, text: string): void {
   process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${text}\n`);
@@ -136,6 +137,23 @@ export function buildProgram(): Command {
         sample: o.sample === undefined ? undefined : positive('--sample', o.sample), match: o.match, vm: o.vm,
       });
       print(!!o.json, s, formatScoreboard(s));
+    });
+
+  program.command('flag-impact')
+    .description('what -flive-patching=inline-clone changes in the target\'s code: per function size and instructions, callers, inlining and clones, objtool warnings')
+    .argument('[paths...]', `.c files or directories of the kernel tree (default: ${DEFAULT_PATHS.join(' ')}; . is the whole kernel)`)
+    .addOption(abiOption())
+    .option('--profile <file>', 'rank by hotness: `perf report --stdio` or `perf script` output, or `symbol weight` lines')
+    .option('--json', 'print one JSON document (see docs/flag-impact.md)')
+    .option('--html <out>', 'also write a self-contained HTML report (sortable table, chart)')
+    .option('-j, --jobs <n>', 'parallel jobs (default: number of CPUs)')
+    .option('--no-cache', 'compile every TU again instead of reusing results of earlier runs')
+    .option('--attribute', 'measure each cause: one more build per IPA pass the flag turns off (slower)')
+    .action(async (paths: string[], o: { abi?: string; json?: boolean; profile?: string; html?: string; jobs?: string; cache: boolean; attribute?: boolean }) => {
+      const jobs = o.jobs === undefined ? undefined : positive('-j', o.jobs);
+      if (jobs !== undefined && !Number.isInteger(jobs)) throw new KlpgenError(`-j: not a whole number: ${o.jobs}`);
+      const report = await flagImpact(await loadTarget(o.abi), { paths, profile: o.profile, html: o.html, jobs, cache: o.cache, attribute: !!o.attribute });
+      print(!!o.json, report, formatFlagImpact(report));
     });
 
   program.command('build-module')
