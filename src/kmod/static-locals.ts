@@ -32,12 +32,13 @@ const STT_SECTION = 3;
 const R_X86_64_PC32 = 2;
 const R_X86_64_PLT32 = 4;
 
-/** Writable, loaded local objects named `base.N` (zero-size ones hold no state). */
+/** Writable, loaded local objects named `base.N` in data sections (zero-size ones hold no state). */
 function candidates(w: ElfWriter): WriterSymbol[] {
   return w.symbols.filter((s) => {
     if (s.bind !== STB_LOCAL || s.type !== STT_OBJECT || s.size === 0n || !/\.\d+$/.test(s.name)) return false;
     const sec = w.sections[s.shndx];
-    return !!sec && (sec.flags & SHF_WRITE) !== 0 && (sec.flags & SHF_ALLOC) !== 0 && !sec.name.startsWith('.discard');
+    // Kernel tables (__dyndbg descriptors, __tracepoints) are registered per module: not state to share.
+    return !!sec && (sec.flags & SHF_WRITE) !== 0 && (sec.flags & SHF_ALLOC) !== 0 && sec.name.startsWith('.') && !sec.name.startsWith('.discard');
   });
 }
 
