@@ -6,7 +6,8 @@ import { run } from '../util/exec.js';
  * The translation units that include a header, directly or through other
  * headers: found by reading #include lines (grep narrows the files to read),
  * resolving `<x.h>` against the include directories Kbuild uses for x86 and
- * `"x.h"` against the includer's directory. Conditional includes count as
+ * `"x.h"` against the includer's directory; one found in neither is taken as
+ * any header of that name and path (a Makefile's -I). Conditional includes count as
  * includes (an over-approximation: the TU is then analysed and found
  * unchanged). Stops when the header reaches too many files.
  */
@@ -52,11 +53,15 @@ function includes(source: string, file: string, header: string): boolean {
       if (local === header) return true;
       if (existsSync(join(source, local))) continue;
     }
+    let resolved = false;
     for (const d of INCLUDE_DIRS) {
       const p = normalize(join(d, name));
       if (p === header) return true;
-      if (existsSync(join(source, p))) break;
+      if (existsSync(join(source, p))) { resolved = true; break; }
     }
+    // Not found where we look: a Makefile's own -I finds it (iwlwifi's mvm/ includes
+    // "iwl-trans.h" from its parent). Any header of that name and path is then taken as it.
+    if (!resolved && `/${header}`.endsWith(`/${normalize(name).replace(/^(\.\.\/)+/, '')}`)) return true;
   }
   return false;
 }
