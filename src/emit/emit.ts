@@ -253,8 +253,9 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
     }
     const e = defs.get(key);
     if (!e || e.kind === 'function' || (e.kind === 'variable' && !foldedData.has(e.name))) continue;
-    const target = e.kind === 'enumerator' && e.parent ? defs.get(e.parent) ?? e : e;
-    if (target.span.line < firstCode) continue;
+    const target = e.kind !== 'enumerator' ? e : (e.parent ? defs.get(e.parent) : undefined) ?? anonymousEnumAround(e, lines) ?? e;
+    // (An anonymous enum, found around its first enumerator, may start above the first entity.)
+    if (target.span.line < firstCode && target.name !== '') continue;
     if (pieces.some((p) => p.line === target.span.line)) continue;
     pieces.push({ line: target.span.line, endLine: target.span.endLine, text: takeLines(target.span.line, target.span.endLine), context: top });
   }
@@ -336,6 +337,29 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
     lineMap: map,
     installs: entries.map((e) => ({ object: e.object, symbol: e.symbol, sympos: e.sympos, as: `${prefix}${e.symbol}` })),
   };
+}
+
+/**
+ * The `enum { ... };` an enumerator of an anonymous enum is written in, found
+ * in the source text: the model has no entity for the enum itself.
+ */
+function anonymousEnumAround(e: TuEntity, lines: string[]): TuEntity | undefined {
+  let start = e.span.line - 1;
+  while (start >= 0 && !/\benum\b/.test(lines[start] as string)) start--;
+  if (start < 0) return undefined;
+  let depth = 0;
+  let seen = false;
+  for (let i = start; i < lines.length; i++) {
+    for (const c of lines[i] as string) {
+      if (c === '{') { depth++; seen = true; }
+      if (c === '}') depth--;
+    }
+    if (seen && depth === 0) {
+      if (i + 1 < e.span.line) return undefined;
+      return { ...e, kind: 'enum', name: '', span: { ...e.span, line: start + 1, endLine: i + 1 } };
+    }
+  }
+  return undefined;
 }
 
 /** Symbol namespaces a .c imports (`MODULE_IMPORT_NS(IIO_ST_SENSORS);`). */
