@@ -216,9 +216,11 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
       prologue.push({ line: 0, text: '/* CREATE_TRACE_POINTS dropped: the tracepoints live in the running kernel. */', context: top });
       continue;
     }
-    // A #define with continuation lines, under the #if groups it was written in.
+    // A #define with continuation lines, under the #if groups it was written in; a comment
+    // it opens is taken to its end, or it would swallow what follows.
     let end = i;
     while (/\\\s*$/.test(lines[end] as string) && end + 1 < lines.length) end++;
+    while (opensComment(lines.slice(i, end + 1).join('\n')) && end + 1 < lines.length) end++;
     prologue.push({ line: lineNo, text: lines.slice(i, end + 1).join('\n'), context: contextOf(lineNo) });
     i = end;
   }
@@ -248,7 +250,9 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
     if (macros.has(key)) {
       for (const m of model.macros) {
         if (`macro:${m.name}` !== key || m.line < firstCode) continue;
-        pieces.push({ line: m.line, endLine: m.endLine, text: takeLines(m.line, m.endLine), context: contextOf(m.line) });
+        let endLine = m.endLine;
+        while (opensComment(takeLines(m.line, endLine)) && endLine < lines.length) endLine++;
+        pieces.push({ line: m.line, endLine, text: takeLines(m.line, endLine), context: contextOf(m.line) });
       }
     }
     const e = defs.get(key);
@@ -360,6 +364,12 @@ function anonymousEnumAround(e: TuEntity, lines: string[]): TuEntity | undefined
     }
   }
   return undefined;
+}
+
+/** Does this text leave a block comment open (strings and // comments aside)? */
+export function opensComment(text: string): boolean {
+  const rest = text.replace(/"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'/g, '""').replace(/\/\*[\s\S]*?\*\//g, '').replace(/\/\/[^\n]*/g, '');
+  return rest.includes('/*');
 }
 
 /** Symbol namespaces a .c imports (`MODULE_IMPORT_NS(IIO_ST_SENSORS);`). */
