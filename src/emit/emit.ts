@@ -79,7 +79,10 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
   const prefix = input.prefix ?? PREFIX;
   const lines = input.patchedText.split('\n');
   const own = (e: TuEntity) => e.span.file === file;
-  const entries = input.report.mustReplace.filter((e) => e.file === file);
+  // A function the fix deletes has nothing to be replaced by: its callers changed and are
+  // replaced, so the running kernel's copy is no longer called.
+  const definedInFix = (name: string) => model.entities.some((e) => e.kind === 'function' && e.definition && e.name === name);
+  const entries = input.report.mustReplace.filter((e) => e.file === file && definedInFix(e.symbol));
   if (entries.length === 0) throw new KlpgenError(`${file}: nothing to replace`);
   for (const e of entries) {
     if (e.object !== 'vmlinux' && e.object !== entries[0]?.object) throw new KlpgenError(`${file}: functions in several objects`);
