@@ -2,7 +2,7 @@
  * One cold run of the frontend on one TU, in its own process, as `klpgen tu`
  * does it: gcc -E with the TU's exact flags, its output lexed, parsed and
  * modelled while gcc writes it.
- * Prints {preprocessSeconds, parseSeconds, totalSeconds, cpuSeconds, maxRssMiB, tokens, entities}.
+ * Prints {preprocessSeconds, waitSeconds, parseSeconds, totalSeconds, cpuSeconds, maxRssMiB, tokens, entities}.
  */
 import { timedTranslationUnit } from '../src/frontend/tu.js';
 import { loadTarget } from '../src/target/manifest.js';
@@ -14,6 +14,7 @@ const r = await timedTranslationUnit(target, file as string);
 const cpu = process.cpuUsage(cpu0);
 process.stdout.write(`${JSON.stringify({
   preprocessSeconds: r.preprocessSeconds,
+  waitSeconds: r.waitSeconds,
   parseSeconds: r.model.stats.parseSeconds,
   totalSeconds: r.totalSeconds,
   cpuSeconds: (cpu.user + cpu.system) / 1e6,

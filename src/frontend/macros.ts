@@ -19,6 +19,7 @@ export function scanMacros(text: string): MacroDefinition[] {
   const lines = logicalLines(text);
   let depth = 0;
   for (const l of lines) {
+    if (!isDirective(l.text)) continue;
     const m = /^\s*#\s*(\w+)\s*(.*)$/s.exec(l.text);
     if (!m) continue;
     const directive = m[1] as string;
@@ -41,6 +42,16 @@ export function scanMacros(text: string): MacroDefinition[] {
   return out;
 }
 
+/** Does the line start with `#` (after white space)? Most do not: no need for the regular expression. */
+function isDirective(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 35 || c > 127) return true; // past ASCII: \s has more, let the expression decide
+    if (c !== 32 && c !== 9 && c !== 10 && c !== 11 && c !== 12 && c !== 13) return false;
+  }
+  return false;
+}
+
 interface LogicalLine {
   text: string;
   line: number;
@@ -50,7 +61,9 @@ interface LogicalLine {
 /** Lines with comments blanked and continuations joined; strings kept. */
 function logicalLines(text: string): LogicalLine[] {
   const out: LogicalLine[] = [];
+  // Text is copied in runs: `seg` is where the run not yet in `cur` starts.
   let cur = '';
+  let seg = 0;
   let startLine = 1;
   let line = 1;
   let inBlock = false;
@@ -59,24 +72,34 @@ function logicalLines(text: string): LogicalLine[] {
   for (let i = 0; i < n; i++) {
     const c = text.charCodeAt(i);
     if (inBlock) {
-      if (c === 42 && text.charCodeAt(i + 1) === 47) { inBlock = false; i++; cur += ' '; }
+      if (c === 42 && text.charCodeAt(i + 1) === 47) { inBlock = false; i++; cur += ' '; seg = i + 1; }
       else if (c === 10) line++;
       continue;
     }
     if (quote) {
-      cur += text[i];
-      if (c === 92) { cur += text[i + 1] ?? ''; if (text.charCodeAt(i + 1) === 10) line++; i++; continue; }
+      if (c === 92) { if (text.charCodeAt(i + 1) === 10) line++; i++; continue; }
       if (c === quote || c === 10) quote = 0;
-      if (c === 10) { out.push({ text: cur, line: startLine, endLine: line }); cur = ''; line++; startLine = line; }
+      if (c === 10) {
+        cur += text.slice(seg, i + 1);
+        seg = i + 1;
+        out.push({ text: cur, line: startLine, endLine: line });
+        cur = '';
+        line++;
+        startLine = line;
+      }
       continue;
     }
-    if (c === 47 && text.charCodeAt(i + 1) === 42) { inBlock = true; i++; continue; }
+    if (c === 47 && text.charCodeAt(i + 1) === 42) { cur += text.slice(seg, i); inBlock = true; i++; continue; }
     if (c === 47 && text.charCodeAt(i + 1) === 47) {
+      cur += text.slice(seg, i);
       while (i + 1 < n && text.charCodeAt(i + 1) !== 10) i++;
+      seg = i + 1;
       continue;
     }
-    if (c === 92 && text.charCodeAt(i + 1) === 10) { i++; line++; cur += ' '; continue; }
+    if (c === 92 && text.charCodeAt(i + 1) === 10) { cur += `${text.slice(seg, i)} `; i++; line++; seg = i + 1; continue; }
     if (c === 10) {
+      cur += text.slice(seg, i);
+      seg = i + 1;
       out.push({ text: cur, line: startLine, endLine: line });
       cur = '';
       line++;
@@ -84,8 +107,8 @@ function logicalLines(text: string): LogicalLine[] {
       continue;
     }
     if (c === 34 || c === 39) quote = c;
-    cur += text[i];
   }
+  if (!inBlock) cur += text.slice(seg, n);
   if (cur) out.push({ text: cur, line: startLine, endLine: line });
   return out;
 }

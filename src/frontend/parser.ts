@@ -1,5 +1,5 @@
 import { lex, LexError, type TokenStream } from './lexer.js';
-import { describeCode, kw, punctCode as P, T } from './tokens.js';
+import { describeCode, Kw, Pu, punctCode as P, Tk } from './tokens.js';
 
 /**
  * A parser for GNU C as gcc-12 accepts it in preprocessed kernel code. It
@@ -22,6 +22,8 @@ export interface Attribute {
 export interface Entity {
   kind: EntityKind;
   name: string;
+  /** The name's identifier id (index into the token stream's `identifiers`). */
+  nameId: number;
   storage: Storage;
   linkage: Linkage;
   /** A function body, a variable with an initializer or a tentative definition, a struct body... */
@@ -33,10 +35,24 @@ export interface Entity {
   lastToken: number;
   /** For a function definition, the token of its opening brace. */
   bodyToken: number;
-  /** Keys of the top-level entities this one refers to ('struct foo', 'bar'). */
-  refs: Set<string>;
-  /** For an enumerator, the enum's tag key ('enum foo') or '' when the enum has no tag. */
-  parent: string;
+  /**
+   * The top-level entities this one refers to, as reference ids (see refId):
+   * unsorted, possibly repeated; `exclude` (its own id, or -1) is not one.
+   */
+  refs: number[];
+  exclude: number;
+  /** For an enumerator, the reference id of the enum's tag, or -1 when the enum has no tag. */
+  parent: number;
+}
+
+/**
+ * Reference ids: an identifier id times 4 plus its namespace, so a name and
+ * the tags spelled like it are distinct references.
+ */
+export const NS_ORDINARY = 0, NS_STRUCT = 1, NS_UNION = 2, NS_ENUM = 3;
+export const NS_NAMES = ['', 'struct', 'union', 'enum'] as const;
+export function refId(identId: number, ns: number): number {
+  return (identId << 2) | ns;
 }
 
 export class ParseError extends Error {
@@ -46,93 +62,74 @@ export class ParseError extends Error {
 }
 
 const enum BindingKind { Typedef, Object, Function, Enumerator }
+const enum Link { External, Internal, None }
+const LINKAGES: readonly Linkage[] = ['external', 'internal', 'none'];
 
-interface Binding {
-  kind: BindingKind;
-  level: number;
-  prev: Binding | undefined;
-  /** For typedefs: names a function type (`typedef int fn_t(void)`), so `fn_t foo;` declares a function. */
-  fnType: boolean;
-  linkage: Linkage;
-  /** A block-scope extern or function declaration: it names the file-scope entity. */
-  external: boolean;
-}
+/** The derivation nearest a declarator's identifier (`*f(void)`: Function), or None. */
+const enum Deriv { None, Pointer, Array, Function }
 
-interface TagBinding {
-  level: number;
-  prev: TagBinding | undefined;
-  /** 'struct foo': the reference key, built once. */
-  key: string;
-  map: Map<string, TagBinding>;
-  name: string;
-}
+const NO_ATTRIBUTES: Attribute[] = Object.freeze([]) as unknown as Attribute[];
 
-interface DeclSpecs {
-  storage: Storage;
-  inline: boolean;
-  threadLocal: boolean;
-  attributes: Attribute[];
-  sawType: boolean;
-  /** The type is a typedef for a function type. */
-  fnType: boolean;
-}
+// Token codes are the const enums of tokens.ts (Tk, Pu, Kw): inlined as numbers.
 
-const enum Deriv { Pointer, Array, Function }
+// Token classes, by code: type keywords, qualifiers, storage classes (and function specifiers).
+const F_TYPE = 1, F_QUALIFIER = 2, F_STORAGE = 4, F_OTHER_SPEC = 8;
+const SPEC_FLAGS = new Uint8Array(512);
+for (const k of [
+  Kw.void, Kw.char, Kw.short, Kw.int, Kw.long, Kw.float, Kw.double, Kw.signed, Kw.unsigned, Kw.bool, Kw.complex, Kw.int128,
+  Kw.float128, Kw.struct, Kw.union, Kw.enum, Kw.typeof, Kw.autoType,
+]) SPEC_FLAGS[k] = (SPEC_FLAGS[k] as number) | F_TYPE;
+for (const k of [Kw.const, Kw.volatile, Kw.restrict, Kw.atomic, Kw.segGs, Kw.segFs]) SPEC_FLAGS[k] = (SPEC_FLAGS[k] as number) | F_QUALIFIER;
+for (const k of [Kw.typedef, Kw.extern, Kw.static, Kw.auto, Kw.register, Kw.threadLocal, Kw.inline, Kw.noreturn]) SPEC_FLAGS[k] = (SPEC_FLAGS[k] as number) | F_STORAGE;
+// Starts a type name too, besides types and qualifiers.
+for (const k of [Kw.attribute, Kw.alignas]) SPEC_FLAGS[k] = (SPEC_FLAGS[k] as number) | F_OTHER_SPEC;
+const isQualifier = (c: number) => (SPEC_FLAGS[c]! & F_QUALIFIER) !== 0;
 
-interface Declarator {
-  name: string | undefined;
-  nameToken: number;
-  /** Derivations from the identifier outwards: `*f(void)` is [Function, Pointer]. */
-  derivs: Deriv[];
-  /** Parameter names of the function derivation nearest the identifier. */
-  params: string[] | undefined;
-  attributes: Attribute[];
-}
-
-// Token codes used by the parser.
-const LPAREN = P('('), RPAREN = P(')'), LBRACE = P('{'), RBRACE = P('}'), LBRACKET = P('['), RBRACKET = P(']');
-const SEMI = P(';'), COMMA = P(','), COLON = P(':'), ASSIGN = P('='), STAR = P('*'), DOT = P('.'), ARROW = P('->');
-const ELLIPSIS = P('...'), QUESTION = P('?'), AMP = P('&'), ANDAND = P('&&'), INC = P('++'), DEC = P('--');
-const PLUS = P('+'), MINUS = P('-'), TILDE = P('~'), BANG = P('!');
-
-const K = {
-  auto: kw('auto'), break: kw('break'), case: kw('case'), char: kw('char'), const: kw('const'), continue: kw('continue'),
-  default: kw('default'), do: kw('do'), double: kw('double'), else: kw('else'), enum: kw('enum'), extern: kw('extern'),
-  float: kw('float'), for: kw('for'), goto: kw('goto'), if: kw('if'), inline: kw('inline'), int: kw('int'), long: kw('long'),
-  register: kw('register'), restrict: kw('restrict'), return: kw('return'), short: kw('short'), signed: kw('signed'),
-  sizeof: kw('sizeof'), static: kw('static'), struct: kw('struct'), switch: kw('switch'), typedef: kw('typedef'),
-  union: kw('union'), unsigned: kw('unsigned'), void: kw('void'), volatile: kw('volatile'), while: kw('while'),
-  alignas: kw('_Alignas'), alignof: kw('_Alignof'), atomic: kw('_Atomic'), bool: kw('_Bool'), complex: kw('_Complex'),
-  generic: kw('_Generic'), noreturn: kw('_Noreturn'), staticAssert: kw('_Static_assert'), threadLocal: kw('_Thread_local'),
-  asm: kw('asm'), attribute: kw('__attribute__'), offsetof: kw('__builtin_offsetof'), vaArg: kw('__builtin_va_arg'),
-  typesCompatible: kw('__builtin_types_compatible_p'), extension: kw('__extension__'), imag: kw('__imag__'),
-  real: kw('__real__'), int128: kw('__int128'), label: kw('__label__'), typeof: kw('typeof'), autoType: kw('__auto_type'),
-  segGs: kw('__seg_gs'), segFs: kw('__seg_fs'), float128: kw('_Float128'), convertVector: kw('__builtin_convertvector'),
-  shuffleVector: kw('__builtin_shufflevector'),
-};
-
-const TYPE_KEYWORDS = new Set([
-  K.void, K.char, K.short, K.int, K.long, K.float, K.double, K.signed, K.unsigned, K.bool, K.complex, K.int128,
-  K.float128, K.struct, K.union, K.enum, K.typeof, K.autoType,
-]);
-const QUALIFIERS = new Set([K.const, K.volatile, K.restrict, K.atomic, K.segGs, K.segFs]);
-const STORAGE = new Set([K.typedef, K.extern, K.static, K.auto, K.register, K.threadLocal, K.inline, K.noreturn]);
-
-// Binary operator precedence (higher binds tighter); 0 = not a binary operator.
-const BINARY_PREC = new Int8Array(256);
-for (const [ops, prec] of [
-  [['||'], 1], [['&&'], 2], [['|'], 3], [['^'], 4], [['&'], 5], [['==', '!='], 6], [['<', '>', '<=', '>='], 7],
-  [['<<', '>>'], 8], [['+', '-'], 9], [['*', '/', '%'], 10],
-] as const) {
-  for (const op of ops) BINARY_PREC[P(op)] = prec;
-}
-const ASSIGN_OPS = new Set(['=', '*=', '/=', '%=', '+=', '-=', '<<=', '>>=', '&=', '^=', '|='].map((o) => P(o as '=')));
+// Binary operators (no tree is built: their precedence does not matter).
+const BINARY_OP = new Uint8Array(256);
+for (const op of ['||', '&&', '|', '^', '&', '==', '!=', '<', '>', '<=', '>=', '<<', '>>', '+', '-', '*', '/', '%'] as const) BINARY_OP[P(op)] = 1;
+/** Prefix operators and casts before one operand, at most. */
+const MAX_PREFIXES = 10_000;
+const UNARY_OP = new Uint8Array(256);
+for (const c of [Pu.Amp, Pu.Star, Pu.Plus, Pu.Minus, Pu.Tilde, Pu.Bang, Kw.real, Kw.imag, Kw.extension]) UNARY_OP[c] = 1;
+const ASSIGN_OP = new Uint8Array(256);
+for (const o of ['=', '*=', '/=', '%=', '+=', '-=', '<<=', '>>=', '&=', '^=', '|='] as const) ASSIGN_OP[P(o)] = 1;
 
 /** Names gcc knows without a declaration. */
 function isBuiltinName(name: string): boolean {
   return name.startsWith('__builtin_') || name.startsWith('__sync_') || name.startsWith('__atomic_') ||
     name === '__func__' || name === '__FUNCTION__' || name === '__PRETTY_FUNCTION__' || name.startsWith('__ia32_') ||
     name === '__has_builtin';
+}
+
+/** `__name__` → `name`, as gcc reads attribute names. */
+function unwrap(raw: string): string {
+  return raw.length >= 4 && raw.startsWith('__') && raw.endsWith('__') ? raw.slice(2, raw.length - 2) : raw;
+}
+
+/**
+ * Entities are instances of one class: one shape, and no allocation site
+ * for V8 to pretenure later (which throws away the code that allocates).
+ */
+class EntityRecord implements Entity {
+  definition = false;
+  lastToken: number;
+  bodyToken = -1;
+  parent = -1;
+  constructor(
+    readonly kind: EntityKind, readonly name: string, readonly nameId: number, readonly storage: Storage,
+    readonly linkage: Linkage, readonly inline: boolean, readonly attributes: Attribute[], public firstToken: number,
+    lastToken: number, readonly refs: number[], public exclude: number,
+  ) {
+    this.lastToken = lastToken < 0 ? firstToken : lastToken;
+  }
+}
+
+function makeEntity(
+  kind: EntityKind, name: string, nameId: number, storage: Storage, linkage: Linkage, inline: boolean,
+  attributes: Attribute[], firstToken: number, lastToken: number, refs: number[], exclude: number,
+): Entity {
+  return new EntityRecord(kind, name, nameId, storage, linkage, inline, attributes, firstToken, lastToken, refs, exclude);
 }
 
 /** Typedef names gcc predeclares. */
@@ -145,7 +142,14 @@ export interface ParseResult {
   asmTemplates: [number, number][];
   /** Identifiers used without any declaration in scope (besides gcc's builtins): should be empty. */
   unresolved: Set<string>;
+  /** Every reference id some entity recorded (and a few more), once. */
+  referenced: number[];
+  /** Per identifier id, the kind of the entities of that name, as an ORDINARY_KINDS index (0: none). */
+  ordinaryKind: Uint8Array;
 }
+
+/** Kinds of ordinary entities (index 0: none). */
+export const ORDINARY_KINDS: readonly (EntityKind | '')[] = ['', 'function', 'variable', 'typedef', 'enumerator'];
 
 /** Parse a whole preprocessed text, or a token stream that lexes as the parser goes. */
 export function parseTranslationUnit(input: string | TokenStream): ParseResult {
@@ -168,7 +172,10 @@ export function parseTranslationUnit(input: string | TokenStream): ParseResult {
     }
     throw e;
   }
-  return { tokens, entities: parser.entities, asmTemplates: parser.asmTemplates, unresolved: parser.unresolved };
+  return {
+    tokens, entities: parser.entities, asmTemplates: parser.asmTemplates, unresolved: parser.unresolved,
+    referenced: parser.referenced, ordinaryKind: parser.ordinaryKind,
+  };
 }
 
 class Parser {
@@ -176,49 +183,106 @@ class Parser {
   readonly entities: Entity[] = [];
   readonly unresolved = new Set<string>();
   readonly asmTemplates: [number, number][] = [];
-  // The stream's arrays, re-read whenever the lexer may have grown them (in fill).
-  private code: Int16Array;
+  // The stream's arrays, re-read whenever the lexer may have grown them (in more()).
+  private code: Uint8Array;
   private ident: Int32Array;
   private readonly identifiers: string[];
   private lexed: number;
   private level = 0;
-  private readonly ordinary = new Map<string, Binding>();
-  /** One map per tag keyword, keyed by the interned name: no key strings built per use. */
-  private readonly tagMaps: Record<'struct' | 'union' | 'enum', Map<string, TagBinding>> = {
-    struct: new Map(), union: new Map(), enum: new Map(),
-  };
-  /** Names bound since each scope opened: one log and a stack of marks, so scopes allocate nothing. */
-  private readonly boundNames: string[] = [];
-  private readonly boundTags: TagBinding[] = [];
+
+  // Scopes. Bindings of ordinary names and of tags live on two stacks of
+  // records (columns in typed arrays): a scope's exit pops what it bound and
+  // restores what each popped record shadowed. `head` and `tagHead` are
+  // indexed by identifier id (tags: by reference id) and hold the visible
+  // record, or -1.
+  private head: Int32Array = new Int32Array(0);
+  private tagHead: Int32Array = new Int32Array(0);
+  /** Per reference id: the stamp of the collector that last recorded it (see addRef). */
+  private seen: Int32Array = new Int32Array(0);
+  private bPrev: Int32Array = new Int32Array(0);
+  private bIdent: Int32Array = new Int32Array(0);
+  private bLevel: Int32Array = new Int32Array(0);
+  private bKind: Uint8Array = new Uint8Array(0);
+  private bFnType: Uint8Array = new Uint8Array(0);
+  private bLinkage: Uint8Array = new Uint8Array(0);
+  private bExternal: Uint8Array = new Uint8Array(0);
+  private bTop = 0;
+  private tPrev: Int32Array = new Int32Array(0);
+  private tSlot: Int32Array = new Int32Array(0);
+  private tLevel: Int32Array = new Int32Array(0);
+  private tTop = 0;
   private readonly nameMarks: number[] = [];
   private readonly tagMarks: number[] = [];
-  /** Where references go: the set of the top-level entity being read. */
-  private refs: Set<string> = new Set();
+
+  /**
+   * Where references go: the list of the top-level entity being read, and its
+   * stamp. Lists are deduplicated only while they are the current one, so
+   * they may hold repeats (the model sorts them out).
+   */
+  private refs: number[] = [];
+  private stamp = 1;
+  private stamps = 1;
+
+  /** Every reference id recorded, once. */
+  readonly referenced: number[] = [];
+  /** Per identifier id, the kind of its first ordinary entity (a function's wins), as an ORDINARY_KINDS index. */
+  ordinaryKind: Uint8Array = new Uint8Array(0);
+
+  /** Attribute names without their __ wrapping, by identifier id. */
+  private readonly attributeNames = new Map<number, string>();
+
+  // What declSpecifiers() read.
+  private sStorage: Storage = 'none';
+  private sInline = false;
+  private sAttributes: Attribute[] = NO_ATTRIBUTES;
+  private sSawType = false;
+  private sFnType = false;
+
+  // What declarator() read.
+  private dName = -1;
+  private dNameToken = -1;
+  private dFirst: Deriv = Deriv.None;
+  private dParams: number[] | null = null;
+  private dAttributes: Attribute[] | null = null;
 
   constructor(private readonly ts: TokenStream) {
     this.code = ts.code;
     this.ident = ts.ident;
     this.identifiers = ts.identifiers;
     this.lexed = ts.count;
+    // Room for a large TU from the start: growing later would also throw
+    // away optimized code that never saw it happen.
+    this.growBindings(1 << 16);
+    this.growTags(1 << 14);
+    const builtins = BUILTIN_TYPEDEFS.map((name) => ts.internName(name));
+    this.growIdentifiers();
     // Level -1: visible everywhere, never a reference to an entity of the TU.
-    for (const name of BUILTIN_TYPEDEFS) this.bind(name, BindingKind.Typedef, false, 'none').level = -1;
+    for (const id of builtins) this.bLevel[this.bind(id, BindingKind.Typedef, false, Link.None)] = -1;
   }
 
   // ---- token helpers -------------------------------------------------------
 
   /** The code of token i, lexing more text first if needed. */
   private tok(i: number): number {
-    if (i >= this.lexed) {
-      this.ts.fill(i + 256);
-      this.code = this.ts.code;
-      this.ident = this.ts.ident;
-      this.lexed = this.ts.count;
-      if (i >= this.lexed) return T.EOF;
-    }
+    if (i >= this.lexed) return this.more(i);
     return this.code[i] as number;
   }
 
-  private peek(ahead = 0): number {
+  private more(i: number): number {
+    this.ts.fill(i + 256);
+    this.code = this.ts.code;
+    this.ident = this.ts.ident;
+    this.lexed = this.ts.count;
+    if (this.identifiers.length > this.head.length) this.growIdentifiers();
+    if (i >= this.lexed) return Tk.EOF;
+    return this.code[i] as number;
+  }
+
+  private peek(): number {
+    return this.tok(this.pos);
+  }
+
+  private peekAt(ahead: number): number {
     return this.tok(this.pos + ahead);
   }
 
@@ -241,8 +305,8 @@ class Parser {
 
   private found(): string {
     const c = this.peek();
-    if (c === T.IDENT) return `'${this.name()}'`;
-    if (c === T.NUMBER || c === T.STRING || c === T.CHAR) {
+    if (c === Tk.IDENT) return `'${this.name()}'`;
+    if (c === Tk.NUMBER || c === Tk.STRING || c === Tk.CHAR) {
       return `'${this.ts.slice(this.ts.start[this.pos] as number, Math.min(this.ts.end[this.pos] as number, (this.ts.start[this.pos] as number) + 20))}'`;
     }
     return describeCode(c);
@@ -259,97 +323,179 @@ class Parser {
     return this.ts.slice(this.ts.start[first] as number, this.ts.end[last] as number);
   }
 
+  // ---- tables --------------------------------------------------------------
+
+  /** Size the per-identifier tables for every identifier interned so far. */
+  private growIdentifiers(): void {
+    const n = Math.max(this.identifiers.length, this.head.length * 2, this.ts.nameCapacity);
+    const head = new Int32Array(n).fill(-1);
+    head.set(this.head);
+    this.head = head;
+    const tagHead = new Int32Array(n * 4).fill(-1);
+    tagHead.set(this.tagHead);
+    this.tagHead = tagHead;
+    const seen = new Int32Array(n * 4);
+    seen.set(this.seen);
+    this.seen = seen;
+    const ordinaryKind = new Uint8Array(n);
+    ordinaryKind.set(this.ordinaryKind);
+    this.ordinaryKind = ordinaryKind;
+  }
+
+  private growBindings(n: number): void {
+    const i32 = (a: Int32Array) => { const b = new Int32Array(n); b.set(a); return b; };
+    const u8 = (a: Uint8Array) => { const b = new Uint8Array(n); b.set(a); return b; };
+    this.bPrev = i32(this.bPrev);
+    this.bIdent = i32(this.bIdent);
+    this.bLevel = i32(this.bLevel);
+    this.bKind = u8(this.bKind);
+    this.bFnType = u8(this.bFnType);
+    this.bLinkage = u8(this.bLinkage);
+    this.bExternal = u8(this.bExternal);
+  }
+
+  private growTags(n: number): void {
+    const i32 = (a: Int32Array) => { const b = new Int32Array(n); b.set(a); return b; };
+    this.tPrev = i32(this.tPrev);
+    this.tSlot = i32(this.tSlot);
+    this.tLevel = i32(this.tLevel);
+  }
+
+  // ---- references ----------------------------------------------------------
+
+  private addRef(r: number): void {
+    const last = this.seen[r] as number;
+    if (last !== this.stamp) {
+      if (last === 0) this.referenced.push(r);
+      this.seen[r] = this.stamp;
+      this.refs.push(r);
+    }
+  }
+
+  /** Start a new current reference list. */
+  private newRefs(): number[] {
+    this.stamp = ++this.stamps;
+    this.refs = [];
+    return this.refs;
+  }
+
+  /** A new current list starting as a copy of `from`. */
+  private copyRefs(from: number[]): number[] {
+    const stamp = (this.stamp = ++this.stamps);
+    const refs = (this.refs = from.slice());
+    const seen = this.seen;
+    for (let k = 0; k < refs.length; k++) seen[refs[k] as number] = stamp;
+    return refs;
+  }
+
   // ---- scopes --------------------------------------------------------------
 
   private enterScope(): void {
     this.level++;
-    this.nameMarks.push(this.boundNames.length);
-    this.tagMarks.push(this.boundTags.length);
+    this.nameMarks.push(this.bTop);
+    this.tagMarks.push(this.tTop);
   }
 
   private exitScope(): void {
     const nameMark = this.nameMarks.pop() as number;
-    while (this.boundNames.length > nameMark) {
-      const n = this.boundNames.pop() as string;
-      const b = this.ordinary.get(n);
-      if (b?.prev) this.ordinary.set(n, b.prev);
-      else this.ordinary.delete(n);
+    const head = this.head;
+    while (this.bTop > nameMark) {
+      const b = --this.bTop;
+      head[this.bIdent[b] as number] = this.bPrev[b] as number;
     }
     const tagMark = this.tagMarks.pop() as number;
-    while (this.boundTags.length > tagMark) {
-      const b = this.boundTags.pop() as TagBinding;
-      if (b.prev) b.map.set(b.name, b.prev);
-      else b.map.delete(b.name);
+    while (this.tTop > tagMark) {
+      const t = --this.tTop;
+      this.tagHead[this.tSlot[t] as number] = this.tPrev[t] as number;
     }
     this.level--;
   }
 
-  private bind(name: string, kind: BindingKind, fnType: boolean, linkage: Linkage): Binding {
-    const prev = this.ordinary.get(name);
-    if (prev && prev.level === this.level) {
+  /** Bind an ordinary name in the current scope; returns its record. */
+  private bind(id: number, kind: BindingKind, fnType: boolean, linkage: Link): number {
+    const prev = this.head[id] as number;
+    if (prev >= 0 && this.bLevel[prev] === this.level) {
       // Redeclaration in the same scope: keep what shadows what.
-      prev.kind = kind;
-      prev.fnType = fnType;
+      this.bKind[prev] = kind;
+      this.bFnType[prev] = fnType ? 1 : 0;
       return prev;
     }
-    const b: Binding = { kind, level: this.level, prev, fnType, linkage, external: false };
-    this.ordinary.set(name, b);
-    this.boundNames.push(name);
+    if (this.bTop === this.bPrev.length) this.growBindings(this.bTop * 2);
+    const b = this.bTop++;
+    this.bPrev[b] = prev;
+    this.bIdent[b] = id;
+    this.bLevel[b] = this.level;
+    this.bKind[b] = kind;
+    this.bFnType[b] = fnType ? 1 : 0;
+    this.bLinkage[b] = linkage;
+    this.bExternal[b] = 0;
+    this.head[id] = b;
     return b;
   }
 
   /** A use of an ordinary identifier in an expression. */
-  private useName(name: string): void {
-    const b = this.ordinary.get(name);
-    if (b === undefined) {
+  private useName(id: number): void {
+    const b = this.head[id] as number;
+    if (b < 0) {
+      const name = this.identifiers[id] as string;
       if (!isBuiltinName(name)) this.unresolved.add(name);
       return;
     }
-    if (b.level === 0 || b.external) this.refs.add(name);
+    if (this.bLevel[b] === 0 || this.bExternal[b] === 1) this.addRef(id << 2);
+  }
+
+  /** The kind of what an identifier names here, or -1. */
+  private kindOf(id: number): number {
+    const b = this.head[id] as number;
+    return b < 0 ? -1 : (this.bKind[b] as number);
   }
 
   private isTypedefName(i: number): boolean {
-    if (this.tok(i) !== T.IDENT) return false;
-    return this.ordinary.get(this.name(i))?.kind === BindingKind.Typedef;
+    if (this.tok(i) !== Tk.IDENT) return false;
+    return this.kindOf(this.ident[i] as number) === BindingKind.Typedef;
   }
 
-  private declareTag(keyword: 'struct' | 'union' | 'enum', name: string): TagBinding {
-    const map = this.tagMaps[keyword];
-    const prev = map.get(name);
-    if (prev && prev.level === this.level) return prev;
-    const b: TagBinding = { level: this.level, prev, key: prev?.key ?? `${keyword} ${name}`, map, name };
-    map.set(name, b);
-    this.boundTags.push(b);
-    return b;
+  /** Declare a tag in the current scope (or find it there); returns its record. */
+  private declareTag(ns: number, id: number): number {
+    const slot = (id << 2) | ns;
+    const prev = this.tagHead[slot] as number;
+    if (prev >= 0 && this.tLevel[prev] === this.level) return prev;
+    if (this.tTop === this.tPrev.length) this.growTags(this.tTop * 2);
+    const t = this.tTop++;
+    this.tPrev[t] = prev;
+    this.tSlot[t] = slot;
+    this.tLevel[t] = this.level;
+    this.tagHead[slot] = t;
+    return t;
   }
 
   /** `struct foo` used: refer to the visible tag, or declare it here if none is. */
-  private useTag(keyword: 'struct' | 'union' | 'enum', name: string, declareHere: boolean): void {
-    let b = this.tagMaps[keyword].get(name);
-    if (b === undefined || (declareHere && b.level !== this.level)) b = this.declareTag(keyword, name);
-    if (b.level === 0) this.refs.add(b.key);
+  private useTag(ns: number, id: number, declareHere: boolean): void {
+    let t = this.tagHead[(id << 2) | ns] as number;
+    if (t < 0 || (declareHere && this.tLevel[t] !== this.level)) t = this.declareTag(ns, id);
+    if (this.tLevel[t] === 0) this.addRef((id << 2) | ns);
   }
 
   // ---- top level -----------------------------------------------------------
 
   translationUnit(): void {
-    while (this.peek() !== T.EOF) this.externalDeclaration();
+    while (this.peek() !== Tk.EOF) this.externalDeclaration();
   }
 
   private externalDeclaration(): void {
     const c = this.peek();
-    if (c === SEMI) { this.pos++; return; }
-    if (c === K.asm) {
+    if (c === Pu.Semi) { this.pos++; return; }
+    if (c === Kw.asm) {
       // File-scope basic asm: asm("...");
       this.pos++;
-      this.expect(LPAREN);
+      this.expect(Pu.LParen);
       this.asmTemplate();
-      this.expect(RPAREN);
-      this.expect(SEMI);
+      this.expect(Pu.RParen);
+      this.expect(Pu.Semi);
       return;
     }
-    if (c === K.staticAssert) {
-      this.refs = new Set();
+    if (c === Kw.staticAssert) {
+      this.newRefs();
       this.staticAssert();
       return;
     }
@@ -357,12 +503,12 @@ class Parser {
   }
 
   private staticAssert(): void {
-    this.expect(K.staticAssert);
-    this.expect(LPAREN);
+    this.expect(Kw.staticAssert);
+    this.expect(Pu.LParen);
     this.assignmentExpression();
-    if (this.accept(COMMA)) this.stringLiterals();
-    this.expect(RPAREN);
-    this.expect(SEMI);
+    if (this.accept(Pu.Comma)) this.stringLiterals();
+    this.expect(Pu.RParen);
+    this.expect(Pu.Semi);
   }
 
   /**
@@ -372,105 +518,129 @@ class Parser {
   private declaration(fileScope: boolean): void {
     const first = this.pos;
     const outerRefs = this.refs;
-    const specRefs = fileScope ? new Set<string>() : outerRefs;
-    this.refs = specRefs;
-    const specs = this.declSpecifiers(fileScope ? first : -1);
-    if (!specs.sawType && specs.attributes.length > 0 && this.peek() === SEMI) {
+    const outerStamp = this.stamp;
+    const specRefs = fileScope ? this.newRefs() : outerRefs;
+    this.declSpecifiers(fileScope ? first : -1);
+    const storage = this.sStorage;
+    const inline = this.sInline;
+    const specAttributes = this.sAttributes;
+    const sawType = this.sSawType;
+    const fnType = this.sFnType;
+    if (!sawType && specAttributes.length > 0 && this.peek() === Pu.Semi) {
       // An attribute declaration: __attribute__((fallthrough));
       this.pos++;
       this.refs = outerRefs;
+      this.stamp = outerStamp;
       return;
     }
-    if (!specs.sawType && specs.storage === 'none' && !specs.inline && this.peek() !== T.IDENT && this.peek() !== STAR && this.peek() !== LPAREN) {
+    if (!sawType && storage === 'none' && !inline && this.peek() !== Tk.IDENT && this.peek() !== Pu.Star && this.peek() !== Pu.LParen) {
       this.error(`expected a declaration, found ${this.found()}`);
     }
-    if (this.accept(SEMI)) {
+    if (this.accept(Pu.Semi)) {
       this.refs = outerRefs;
+      this.stamp = outerStamp;
       return;
     }
-    const pending: Entity[] = [];
+    let pending: Entity[] | undefined;
     for (;;) {
-      const declRefs = fileScope ? new Set(specRefs) : outerRefs;
-      this.refs = declRefs;
-      const d = this.declarator(false);
-      if (d.name === undefined) this.error('expected an identifier in the declaration');
-      const attrs = [...specs.attributes, ...d.attributes];
+      let declRefs = outerRefs;
+      if (fileScope) declRefs = this.copyRefs(specRefs);
+      else {
+        this.refs = outerRefs;
+        this.stamp = outerStamp;
+      }
+      this.declarator(false);
+      const id = this.dName;
+      if (id < 0) this.error('expected an identifier in the declaration');
+      const nearest = this.dFirst;
+      const params = this.dParams;
+      const dAttributes = this.dAttributes;
+      // An entity's attributes (a block's declarations need none kept).
+      const attrs: Attribute[] = !fileScope ? NO_ATTRIBUTES : specAttributes.length === 0 && dAttributes === null
+        ? [] : [...specAttributes, ...(dAttributes ?? NO_ATTRIBUTES)];
       // asm labels and attributes after the declarator.
       for (;;) {
-        if (this.peek() === K.asm) { this.pos++; this.skipBalanced(LPAREN, RPAREN); continue; }
-        if (this.peek() === K.attribute) { attrs.push(...this.attributes()); continue; }
+        const c = this.peek();
+        if (c === Kw.asm) { this.pos++; this.skipBalanced(Pu.LParen, Pu.RParen); continue; }
+        if (c === Kw.attribute) {
+          const more = this.attributes();
+          if (fileScope) attrs.push(...more);
+          continue;
+        }
         break;
       }
-      const isFunction = d.derivs.length === 0 ? specs.fnType : d.derivs[0] === Deriv.Function;
-      const name = d.name;
+      const isFunction = nearest === Deriv.None ? fnType : nearest === Deriv.Function;
 
-      if (specs.storage === 'typedef') {
-        this.bind(name, BindingKind.Typedef, isFunction, 'none');
+      if (storage === 'typedef') {
+        this.bind(id, BindingKind.Typedef, isFunction, Link.None);
       } else if (isFunction) {
-        const b = this.bind(name, BindingKind.Function, false, this.linkageOf(name, specs.storage, true, fileScope));
-        if (!fileScope) b.external = true;
+        const b = this.bind(id, BindingKind.Function, false, this.linkageOf(id, storage, true, fileScope));
+        if (!fileScope) this.bExternal[b] = 1;
       } else {
-        const b = this.bind(name, BindingKind.Object, false, this.linkageOf(name, specs.storage, false, fileScope));
-        if (!fileScope && specs.storage === 'extern') b.external = true;
+        const b = this.bind(id, BindingKind.Object, false, this.linkageOf(id, storage, false, fileScope));
+        if (!fileScope && storage === 'extern') this.bExternal[b] = 1;
       }
 
-      if (fileScope && isFunction && specs.storage !== 'typedef' && this.peek() === LBRACE) {
-        if (pending.length) this.error('function definition after other declarators');
-        const e = this.newEntity('function', name, specs, attrs, first, declRefs);
+      if (fileScope && isFunction && storage !== 'typedef' && this.peek() === Pu.LBrace) {
+        if (pending !== undefined) this.error('function definition after other declarators');
+        const e = this.newEntity('function', id, storage, inline, attrs, first, declRefs);
         e.definition = true;
         e.bodyToken = this.pos;
-        this.refs = declRefs;
-        this.functionBody(d.params ?? []);
-        declRefs.delete(name); // recursion is not a dependency
+        this.functionBody(params);
         e.lastToken = this.pos - 1;
         this.refs = outerRefs;
+        this.stamp = outerStamp;
         return;
       }
       let hasInit = false;
-      if (this.accept(ASSIGN)) {
+      if (this.accept(Pu.Assign)) {
         hasInit = true;
         this.initializer();
       }
       if (fileScope) {
-        const kind = specs.storage === 'typedef' ? 'typedef' : isFunction ? 'function' : 'variable';
-        const e = this.newEntity(kind, name, specs, attrs, first, declRefs);
+        const kind = storage === 'typedef' ? 'typedef' : isFunction ? 'function' : 'variable';
+        const e = this.newEntity(kind, id, storage, inline, attrs, first, declRefs);
         // alias("target") makes gcc emit the symbol: a definition.
-        e.definition = kind === 'typedef' || (kind === 'variable' && (hasInit || specs.storage !== 'extern')) ||
+        e.definition = kind === 'typedef' || (kind === 'variable' && (hasInit || storage !== 'extern')) ||
           attrs.some((a) => a.name === 'alias');
-        pending.push(e);
+        (pending ??= []).push(e);
       }
-      if (this.accept(COMMA)) continue;
+      if (this.accept(Pu.Comma)) continue;
       break;
     }
-    this.expect(SEMI, 'after the declaration');
-    for (const e of pending) e.lastToken = this.pos - 1;
+    this.expect(Pu.Semi, 'after the declaration');
+    if (pending !== undefined) for (const e of pending) e.lastToken = this.pos - 1;
     this.refs = outerRefs;
+    this.stamp = outerStamp;
   }
 
-  private linkageOf(name: string, storage: Storage, isFunction: boolean, fileScope: boolean): Linkage {
-    if (!fileScope && !isFunction && storage !== 'extern') return 'none';
-    if (storage === 'static') return fileScope ? 'internal' : 'none';
+  private linkageOf(id: number, storage: Storage, isFunction: boolean, fileScope: boolean): Link {
+    if (!fileScope && !isFunction && storage !== 'extern') return Link.None;
+    if (storage === 'static') return fileScope ? Link.Internal : Link.None;
     // extern, or a function/file-scope object without storage class: the
     // linkage of a prior visible declaration, else external.
-    const prior = this.ordinary.get(name);
-    if (prior && prior.level === 0 && prior.linkage !== 'none') return prior.linkage;
-    return 'external';
+    const prior = this.head[id] as number;
+    if (prior >= 0 && this.bLevel[prior] === 0 && this.bLinkage[prior] !== Link.None) return this.bLinkage[prior] as Link;
+    return Link.External;
   }
 
-  private newEntity(kind: EntityKind, name: string, specs: DeclSpecs, attrs: Attribute[], first: number, refs: Set<string>): Entity {
-    const linkage = kind === 'typedef' ? 'none' : (this.ordinary.get(name)?.linkage ?? 'external');
-    const e: Entity = {
-      kind, name, storage: specs.storage, linkage, definition: false, inline: specs.inline, attributes: attrs,
-      firstToken: first, lastToken: first, bodyToken: -1, refs, parent: '',
-    };
-    refs.delete(name);
+  private newEntity(kind: EntityKind, id: number, storage: Storage, inline: boolean, attrs: Attribute[], first: number, refs: number[]): Entity {
+    const b = this.head[id] as number;
+    const linkage = kind === 'typedef' ? 'none' : b >= 0 ? (LINKAGES[this.bLinkage[b] as number] as Linkage) : 'external';
+    const e = makeEntity(kind, this.identifiers[id] as string, id, storage, linkage, inline, attrs, first, -1, refs, id << 2);
     this.entities.push(e);
+    this.noteKind(id, kind);
     return e;
   }
 
-  private functionBody(params: string[]): void {
+  /** A definition's kind wins over a declaration's (they agree in valid C). */
+  private noteKind(id: number, kind: EntityKind): void {
+    if (this.ordinaryKind[id] === 0 || kind === 'function') this.ordinaryKind[id] = ORDINARY_KINDS.indexOf(kind);
+  }
+
+  private functionBody(params: number[] | null): void {
     this.enterScope();
-    for (const p of params) this.bind(p, BindingKind.Object, false, 'none');
+    if (params !== null) for (const p of params) this.bind(p, BindingKind.Object, false, Link.None);
     this.compoundStatement();
     this.exitScope();
   }
@@ -479,132 +649,160 @@ class Parser {
 
   private isDeclSpecStart(i: number): boolean {
     const c = this.tok(i);
-    return TYPE_KEYWORDS.has(c) || QUALIFIERS.has(c) || STORAGE.has(c) || c === K.attribute || c === K.alignas ||
-      c === K.extension || this.isTypedefName(i);
+    return (SPEC_FLAGS[c]! & (F_TYPE | F_QUALIFIER | F_STORAGE | F_OTHER_SPEC)) !== 0 || c === Kw.extension || this.isTypedefName(i);
   }
 
   /** Can a type name start here (casts, sizeof, _Generic associations)? */
   private isTypeNameStart(i: number): boolean {
     const c = this.tok(i);
-    return TYPE_KEYWORDS.has(c) || QUALIFIERS.has(c) || c === K.attribute || c === K.alignas || this.isTypedefName(i);
+    if (c === Tk.IDENT) return this.kindOf(this.ident[i] as number) === BindingKind.Typedef;
+    return (SPEC_FLAGS[c]! & (F_TYPE | F_QUALIFIER | F_OTHER_SPEC)) !== 0;
   }
 
-  /** `entityStart` >= 0 at file scope: struct/union/enum definitions there become entities. */
-  private declSpecifiers(entityStart: number): DeclSpecs {
-    const s: DeclSpecs = { storage: 'none', inline: false, threadLocal: false, attributes: [], sawType: false, fnType: false };
+  /**
+   * Declaration specifiers. `entityStart` >= 0 at file scope: struct/union/enum
+   * definitions there become entities. What was read is left in the s*
+   * fields (no object per call): callers read them before parsing further.
+   */
+  private declSpecifiers(entityStart: number): void {
+    let storage: Storage = 'none';
+    let inline = false;
+    let attributes = NO_ATTRIBUTES;
+    let sawType = false;
+    let fnType = false;
     for (;;) {
       const c = this.peek();
-      if (c === T.IDENT) {
-        if (s.sawType) break;
-        const b = this.ordinary.get(this.name());
-        if (b?.kind !== BindingKind.Typedef) break;
+      if (c === Tk.IDENT) {
+        if (sawType) break;
+        const id = this.ident[this.pos] as number;
+        const b = this.head[id] as number;
+        if (b < 0 || this.bKind[b] !== BindingKind.Typedef) break;
         // `typedef_name :` in a struct is a bit-field named like a type; not our case here.
-        this.useName(this.name());
-        s.fnType = b.fnType;
-        s.sawType = true;
+        this.useName(id);
+        fnType = this.bFnType[b] === 1;
+        sawType = true;
         this.pos++;
         continue;
       }
-      if (c === K.typedef) { s.storage = 'typedef'; this.pos++; continue; }
-      if (c === K.extern) { s.storage = 'extern'; this.pos++; continue; }
-      if (c === K.static) { s.storage = 'static'; this.pos++; continue; }
-      if (c === K.auto || c === K.register || c === K.noreturn || c === K.extension) { this.pos++; continue; }
-      if (c === K.threadLocal) { s.threadLocal = true; this.pos++; continue; }
-      if (c === K.inline) { s.inline = true; this.pos++; continue; }
-      if (c === K.attribute) { s.attributes.push(...this.attributes()); continue; }
-      if (c === K.alignas) { this.pos++; this.typeOrExpressionInParens(); continue; }
-      if (c === K.atomic && this.peek(1) === LPAREN) {
+      const flags = SPEC_FLAGS[c] as number;
+      if (flags === 0 && c !== Kw.extension) break;
+      switch (c) {
+        case Kw.typedef: storage = 'typedef'; this.pos++; continue;
+        case Kw.extern: storage = 'extern'; this.pos++; continue;
+        case Kw.static: storage = 'static'; this.pos++; continue;
+        case Kw.auto: case Kw.register: case Kw.noreturn: case Kw.extension: case Kw.threadLocal: this.pos++; continue;
+        case Kw.inline: inline = true; this.pos++; continue;
+        case Kw.attribute: {
+          const more = this.attributes();
+          attributes = attributes.length === 0 ? more : [...attributes, ...more];
+          continue;
+        }
+        case Kw.alignas: this.pos++; this.typeOrExpressionInParens(); continue;
+        case Kw.struct: case Kw.union: this.structOrUnion(entityStart); sawType = true; continue;
+        case Kw.enum: this.enumSpecifier(entityStart); sawType = true; continue;
+        case Kw.typeof:
+          // typeof(func) or typeof(int (int)) names a function type: `extern typeof(f) f;` declares a function.
+          this.pos++;
+          fnType = this.typeOrExpressionInParens();
+          sawType = true;
+          continue;
+        default:
+          break;
+      }
+      if (c === Kw.atomic && this.peekAt(1) === Pu.LParen) {
         this.pos += 2;
         this.typeName();
-        this.expect(RPAREN);
-        s.sawType = true;
+        this.expect(Pu.RParen);
+        sawType = true;
         continue;
       }
-      if (QUALIFIERS.has(c)) { this.pos++; continue; }
-      if (c === K.struct || c === K.union) { this.structOrUnion(entityStart); s.sawType = true; continue; }
-      if (c === K.enum) { this.enumSpecifier(entityStart); s.sawType = true; continue; }
-      if (c === K.typeof) {
-        // typeof(func) or typeof(int (int)) names a function type: `extern typeof(f) f;` declares a function.
-        this.pos++;
-        s.fnType = this.typeOrExpressionInParens();
-        s.sawType = true;
-        continue;
-      }
-      if (TYPE_KEYWORDS.has(c)) { s.sawType = true; this.pos++; continue; }
+      if ((flags & F_QUALIFIER) !== 0) { this.pos++; continue; }
+      if ((flags & F_TYPE) !== 0) { sawType = true; this.pos++; continue; }
       break;
     }
-    return s;
+    this.sStorage = storage;
+    this.sInline = inline;
+    this.sAttributes = attributes;
+    this.sSawType = sawType;
+    this.sFnType = fnType;
   }
 
   /** `( type-name )` or `( expression )`, as after typeof, _Alignas, sizeof; true if it names a function type. */
   private typeOrExpressionInParens(): boolean {
-    this.expect(LPAREN);
+    this.expect(Pu.LParen);
     let fn = false;
     if (this.isTypeNameStart(this.pos)) fn = this.typeName();
-    else if (this.peek() === T.IDENT && this.peek(1) === RPAREN) {
-      fn = this.ordinary.get(this.name())?.kind === BindingKind.Function;
+    else if (this.peek() === Tk.IDENT && this.peekAt(1) === Pu.RParen) {
+      fn = this.kindOf(this.ident[this.pos] as number) === BindingKind.Function;
       this.expression();
     } else this.expression();
-    this.expect(RPAREN);
+    this.expect(Pu.RParen);
     return fn;
   }
 
   /** A type name; true if it is a function type. */
   private typeName(): boolean {
-    const s = this.declSpecifiers(-1);
-    if (!s.sawType && s.attributes.length === 0) this.error(`expected a type, found ${this.found()}`);
-    const d = this.declarator(true);
-    return d.derivs.length === 0 ? s.fnType : d.derivs[0] === Deriv.Function;
+    this.declSpecifiers(-1);
+    const fnType = this.sFnType;
+    if (!this.sSawType && this.sAttributes.length === 0) this.error(`expected a type, found ${this.found()}`);
+    this.declarator(true);
+    return this.dFirst === Deriv.None ? fnType : this.dFirst === Deriv.Function;
   }
 
   // ---- attributes ----------------------------------------------------------
 
   private attributes(): Attribute[] {
     const out: Attribute[] = [];
-    while (this.peek() === K.attribute) {
+    while (this.peek() === Kw.attribute) {
       this.pos++;
-      this.expect(LPAREN);
-      this.expect(LPAREN);
-      while (this.peek() !== RPAREN) {
-        if (this.accept(COMMA)) continue;
+      this.expect(Pu.LParen);
+      this.expect(Pu.LParen);
+      while (this.peek() !== Pu.RParen) {
+        if (this.accept(Pu.Comma)) continue;
         const c = this.peek();
-        if (c !== T.IDENT && c < 100) this.error(`expected an attribute name, found ${this.found()}`);
-        const raw = c === T.IDENT ? this.name() : this.textOf(this.pos, this.pos);
+        if (c !== Tk.IDENT && c < 100) this.error(`expected an attribute name, found ${this.found()}`);
+        const name = c === Tk.IDENT ? this.attributeName(this.ident[this.pos] as number) : unwrap(this.textOf(this.pos, this.pos));
         this.pos++;
-        const name = raw.replace(/^__(.*)__$/, '$1');
         let args = '';
-        if (this.peek() === LPAREN) {
+        if (this.peek() === Pu.LParen) {
           const open = this.pos;
           this.attributeArguments(name);
           args = this.textOf(open + 1, this.pos - 2);
         }
         out.push({ name, args });
       }
-      this.expect(RPAREN);
-      this.expect(RPAREN);
+      this.expect(Pu.RParen);
+      this.expect(Pu.RParen);
     }
     return out;
+  }
+
+  private attributeName(id: number): string {
+    let name = this.attributeNames.get(id);
+    if (name === undefined) this.attributeNames.set(id, (name = unwrap(this.identifiers[id] as string)));
+    return name;
   }
 
   /** Attribute arguments are mostly names of things that are not entities (printf, read_only); a few are references. */
   private attributeArguments(name: string): void {
     const open = this.pos;
-    this.skipBalanced(LPAREN, RPAREN);
+    this.skipBalanced(Pu.LParen, Pu.RParen);
     if (name === 'cleanup') {
-      for (let i = open + 1; i < this.pos - 1; i++) if (this.code[i] === T.IDENT) this.useName(this.name(i));
+      for (let i = open + 1; i < this.pos - 1; i++) if (this.code[i] === Tk.IDENT) this.useName(this.ident[i] as number);
       return;
     }
     if (name === 'format' || name === 'access' || name === 'mode' || name === 'optimize' || name === 'target') return;
     // aligned(sizeof(struct x)), vector_size(N * sizeof(t)): types and enum constants count.
     for (let i = open + 1; i < this.pos - 1; i++) {
       const c = this.code[i];
-      if (c === T.IDENT) {
-        const b = this.ordinary.get(this.name(i));
-        if (b && (b.kind === BindingKind.Typedef || b.kind === BindingKind.Enumerator) && b.level === 0) this.refs.add(this.name(i));
-      } else if ((c === K.struct || c === K.union || c === K.enum) && this.code[i + 1] === T.IDENT) {
-        const kwName: 'struct' | 'union' | 'enum' = c === K.struct ? 'struct' : c === K.union ? 'union' : 'enum';
-        const b = this.tagMaps[kwName].get(this.name(i + 1));
-        if (b?.level === 0) this.refs.add(b.key);
+      if (c === Tk.IDENT) {
+        const id = this.ident[i] as number;
+        const b = this.head[id] as number;
+        if (b >= 0 && (this.bKind[b] === BindingKind.Typedef || this.bKind[b] === BindingKind.Enumerator) && this.bLevel[b] === 0) this.addRef(id << 2);
+      } else if ((c === Kw.struct || c === Kw.union || c === Kw.enum) && this.code[i + 1] === Tk.IDENT) {
+        const slot = ((this.ident[i + 1] as number) << 2) | (c === Kw.struct ? NS_STRUCT : c === Kw.union ? NS_UNION : NS_ENUM);
+        const t = this.tagHead[slot] as number;
+        if (t >= 0 && this.tLevel[t] === 0) this.addRef(slot);
       }
     }
   }
@@ -614,7 +812,7 @@ class Parser {
     let depth = 1;
     while (depth > 0) {
       const c = this.peek();
-      if (c === T.EOF) this.error(`unbalanced ${describeCode(open)}`);
+      if (c === Tk.EOF) this.error(`unbalanced ${describeCode(open)}`);
       if (c === open) depth++;
       else if (c === close) depth--;
       this.pos++;
@@ -624,119 +822,129 @@ class Parser {
   // ---- struct, union, enum -------------------------------------------------
 
   private structOrUnion(entityStart: number): void {
-    const keyword: 'struct' | 'union' = this.peek() === K.struct ? 'struct' : 'union';
+    const isStruct = this.peek() === Kw.struct;
+    const ns = isStruct ? NS_STRUCT : NS_UNION;
     this.pos++;
-    const attrs = this.peek() === K.attribute ? this.attributes() : [];
-    let name: string | undefined;
-    if (this.peek() === T.IDENT) {
-      name = this.name();
+    const attrs = this.peek() === Kw.attribute ? this.attributes() : [];
+    let id = -1;
+    if (this.peek() === Tk.IDENT) {
+      id = this.ident[this.pos] as number;
       this.pos++;
     }
-    if (this.peek() !== LBRACE) {
-      if (name === undefined) this.error(`expected a ${keyword} name or '{', found ${this.found()}`);
+    if (this.peek() !== Pu.LBrace) {
+      if (id < 0) this.error(`expected a ${isStruct ? 'struct' : 'union'} name or '{', found ${this.found()}`);
       // `struct foo;` alone declares the tag in this scope; otherwise a use.
-      this.useTag(keyword, name, this.peek() === SEMI);
+      this.useTag(ns, id, this.peek() === Pu.Semi);
       return;
     }
     const outer = this.refs;
+    const outerStamp = this.stamp;
     let entity: Entity | undefined;
-    if (name !== undefined) {
-      const key = this.declareTag(keyword, name).key;
+    const key = (id << 2) | ns;
+    if (id >= 0) {
+      this.declareTag(ns, id);
       if (this.level === 0) {
-        outer.add(key);
-        entity = {
-          kind: keyword, name, storage: 'none', linkage: 'none', definition: true, inline: false, attributes: attrs,
-          firstToken: entityStart >= 0 ? entityStart : this.pos, lastToken: this.pos, bodyToken: this.pos, refs: new Set(), parent: '',
-        };
+        this.addRef(key);
+        entity = makeEntity(isStruct ? 'struct' : 'union', this.identifiers[id] as string, id, 'none', 'none', false, attrs,
+          entityStart >= 0 ? entityStart : this.pos, this.pos, [], key);
+        entity.definition = true;
         this.entities.push(entity);
         this.refs = entity.refs;
+        this.stamp = ++this.stamps;
       }
     }
-    this.expect(LBRACE);
-    while (!this.accept(RBRACE)) this.structMember();
-    if (this.peek() === K.attribute) {
+    this.expect(Pu.LBrace);
+    while (!this.accept(Pu.RBrace)) this.structMember();
+    if (this.peek() === Kw.attribute) {
       const more = this.attributes();
       entity?.attributes.push(...more);
     }
     if (entity) {
       entity.lastToken = this.pos - 1;
-      entity.refs.delete(`${keyword} ${name}`);
       this.refs = outer;
+      this.stamp = outerStamp;
       // The tag's own references are also the declaration's.
-      for (const r of entity.refs) outer.add(r);
+      for (const r of entity.refs) if (r !== key) this.addRef(r);
     }
   }
 
   private structMember(): void {
-    if (this.accept(SEMI)) return;
-    if (this.peek() === K.staticAssert) { this.staticAssert(); return; }
-    const specs = this.declSpecifiers(-1);
-    if (!specs.sawType) this.error(`expected a member declaration, found ${this.found()}`);
-    if (this.accept(SEMI)) return; // anonymous struct/union member
+    if (this.accept(Pu.Semi)) return;
+    if (this.peek() === Kw.staticAssert) { this.staticAssert(); return; }
+    this.declSpecifiers(-1);
+    if (!this.sSawType) this.error(`expected a member declaration, found ${this.found()}`);
+    if (this.accept(Pu.Semi)) return; // anonymous struct/union member
     for (;;) {
-      if (this.peek() !== COLON) this.declarator(false, true);
-      if (this.accept(COLON)) this.conditionalExpression();
-      while (this.peek() === K.attribute) this.attributes();
-      if (!this.accept(COMMA)) break;
+      if (this.peek() !== Pu.Colon) this.declarator(false, true);
+      if (this.accept(Pu.Colon)) this.conditionalExpression();
+      while (this.peek() === Kw.attribute) this.attributes();
+      if (!this.accept(Pu.Comma)) break;
     }
-    this.expect(SEMI, 'after the member');
+    this.expect(Pu.Semi, 'after the member');
   }
 
   private enumSpecifier(entityStart: number): void {
     this.pos++;
-    const attrs = this.peek() === K.attribute ? this.attributes() : [];
-    let name: string | undefined;
-    if (this.peek() === T.IDENT) {
-      name = this.name();
+    const attrs = this.peek() === Kw.attribute ? this.attributes() : [];
+    let id = -1;
+    if (this.peek() === Tk.IDENT) {
+      id = this.ident[this.pos] as number;
       this.pos++;
     }
     // enum foo : int — not in gcc-12's C.
-    if (this.peek() !== LBRACE) {
-      if (name === undefined) this.error(`expected an enum name or '{', found ${this.found()}`);
-      this.useTag('enum', name, false);
+    if (this.peek() !== Pu.LBrace) {
+      if (id < 0) this.error(`expected an enum name or '{', found ${this.found()}`);
+      this.useTag(NS_ENUM, id, false);
       return;
     }
     const outer = this.refs;
-    const key = name !== undefined ? this.declareTag('enum', name).key : '';
+    const outerStamp = this.stamp;
+    let key = -1;
     let entity: Entity | undefined;
-    if (name !== undefined) {
+    if (id >= 0) {
+      this.declareTag(NS_ENUM, id);
+      key = (id << 2) | NS_ENUM;
       if (this.level === 0) {
-        outer.add(key);
-        entity = {
-          kind: 'enum', name, storage: 'none', linkage: 'none', definition: true, inline: false, attributes: attrs,
-          firstToken: entityStart >= 0 ? entityStart : this.pos, lastToken: this.pos, bodyToken: this.pos, refs: new Set(), parent: '',
-        };
+        this.addRef(key);
+        entity = makeEntity('enum', this.identifiers[id] as string, id, 'none', 'none', false, attrs,
+          entityStart >= 0 ? entityStart : this.pos, this.pos, [], -1);
+        entity.definition = true;
         this.entities.push(entity);
       }
     }
-    this.expect(LBRACE);
-    while (this.peek() !== RBRACE) {
-      if (this.peek() !== T.IDENT) this.error(`expected an enumerator, found ${this.found()}`);
-      const ename = this.name();
+    this.expect(Pu.LBrace);
+    while (this.peek() !== Pu.RBrace) {
+      if (this.peek() !== Tk.IDENT) this.error(`expected an enumerator, found ${this.found()}`);
+      const eid = this.ident[this.pos] as number;
       const first = this.pos;
       this.pos++;
-      const enumRefs = new Set<string>();
-      const saved = this.refs;
-      this.refs = this.level === 0 ? enumRefs : saved;
-      const eattrs = this.peek() === K.attribute ? this.attributes() : [];
-      if (this.accept(ASSIGN)) this.conditionalExpression();
-      this.refs = saved;
-      this.bind(ename, BindingKind.Enumerator, false, 'none');
+      const enumRefs = this.level === 0 ? this.newRefs() : outer;
+      const eattrs = this.peek() === Kw.attribute ? this.attributes() : [];
+      if (this.accept(Pu.Assign)) this.conditionalExpression();
+      this.refs = outer;
+      this.stamp = outerStamp;
+      this.bind(eid, BindingKind.Enumerator, false, Link.None);
       if (this.level === 0) {
-        enumRefs.delete(ename);
-        this.entities.push({
-          kind: 'enumerator', name: ename, storage: 'none', linkage: 'none', definition: true, inline: false,
-          attributes: eattrs, firstToken: first, lastToken: this.pos - 1, bodyToken: -1, refs: enumRefs, parent: key,
-        });
-        for (const r of enumRefs) (entity?.refs ?? outer).add(r);
+        const own = eid << 2;
+        const e = makeEntity('enumerator', this.identifiers[eid] as string, eid, 'none', 'none', false, eattrs,
+          first, this.pos - 1, enumRefs, own);
+        e.definition = true;
+        e.parent = key;
+        this.entities.push(e);
+        this.noteKind(eid, 'enumerator');
+        if (entity !== undefined) {
+          for (const r of enumRefs) if (r !== own) entity.refs.push(r);
+        } else {
+          for (const r of enumRefs) if (r !== own) this.addRef(r);
+        }
       }
-      if (!this.accept(COMMA)) break;
+      if (!this.accept(Pu.Comma)) break;
     }
-    this.expect(RBRACE);
-    if (this.peek() === K.attribute) entity?.attributes.push(...this.attributes());
+    this.expect(Pu.RBrace);
+    if (entity !== undefined && this.peek() === Kw.attribute) entity.attributes.push(...this.attributes());
     if (entity) {
       entity.lastToken = this.pos - 1;
-      for (const r of entity.refs) outer.add(r);
+      for (const r of entity.refs) this.addRef(r);
     }
   }
 
@@ -744,152 +952,168 @@ class Parser {
 
   /**
    * A declarator; `abstract` allows it to have no name (type names,
-   * parameters). Parameter declarators may be either.
+   * parameters). Parameter declarators may be either. What it read is left
+   * in dName, dNameToken, dFirst, dParams and dAttributes.
    */
-  private declarator(abstract: boolean, member = false): Declarator {
-    const attributes: Attribute[] = [];
+  private declarator(abstract: boolean, member = false): void {
+    let attributes: Attribute[] | null = null;
     let pointers = 0;
     for (;;) {
       const c = this.peek();
-      if (c === STAR) { pointers++; this.pos++; continue; }
-      if (QUALIFIERS.has(c)) { this.pos++; continue; }
-      if (c === K.attribute) { attributes.push(...this.attributes()); continue; }
+      if (c === Pu.Star) { pointers++; this.pos++; continue; }
+      if (isQualifier(c)) { this.pos++; continue; }
+      if (c === Kw.attribute) {
+        const more = this.attributes();
+        attributes = attributes === null ? more : [...attributes, ...more];
+        continue;
+      }
       break;
     }
-    let inner: Declarator | undefined;
-    let name: string | undefined;
+    let name = -1;
     let nameToken = -1;
+    let inner = false;
+    let innerFirst: Deriv = Deriv.None;
+    let innerParams: number[] | null = null;
+    let innerAttributes: Attribute[] | null = null;
     const c = this.peek();
-    if (c === T.IDENT) {
+    if (c === Tk.IDENT) {
       // After complete specifiers an identifier is the declared name, even one
       // that is also a typedef name (`initxattrs initxattrs`).
-      name = this.name();
+      name = this.ident[this.pos] as number;
       nameToken = this.pos;
       this.pos++;
-    } else if (c === LPAREN && this.isNestedDeclarator(abstract)) {
+    } else if (c === Pu.LParen && this.isNestedDeclarator(abstract)) {
       this.pos++;
-      inner = this.declarator(abstract, member);
-      this.expect(RPAREN, 'to close the declarator');
-      name = inner.name;
-      nameToken = inner.nameToken;
+      this.declarator(abstract, member);
+      this.expect(Pu.RParen, 'to close the declarator');
+      inner = true;
+      name = this.dName;
+      nameToken = this.dNameToken;
+      innerFirst = this.dFirst;
+      innerParams = this.dParams;
+      innerAttributes = this.dAttributes;
     }
-    const suffixes: Deriv[] = [];
-    let params: string[] | undefined;
+    let firstSuffix: Deriv = Deriv.None;
+    let params: number[] | null = null;
     for (;;) {
       const s = this.peek();
-      if (s === LBRACKET) {
+      if (s === Pu.LBracket) {
         this.pos++;
-        while (this.peek() === K.static || QUALIFIERS.has(this.peek()) || this.peek() === K.attribute) {
-          if (this.peek() === K.attribute) this.attributes();
-          else this.pos++;
+        for (;;) {
+          const q = this.peek();
+          if (q === Kw.attribute) this.attributes();
+          else if (q === Kw.static || isQualifier(q)) this.pos++;
+          else break;
         }
-        if (this.peek() === STAR && this.peek(1) === RBRACKET) this.pos++;
-        else if (this.peek() !== RBRACKET) this.assignmentExpression();
-        this.expect(RBRACKET);
-        suffixes.push(Deriv.Array);
+        if (this.peek() === Pu.Star && this.peekAt(1) === Pu.RBracket) this.pos++;
+        else if (this.peek() !== Pu.RBracket) this.assignmentExpression();
+        this.expect(Pu.RBracket);
+        if (firstSuffix === Deriv.None) firstSuffix = Deriv.Array;
         continue;
       }
-      if (s === LPAREN) {
+      if (s === Pu.LParen) {
         const p = this.parameterList();
-        if (params === undefined && suffixes.length === 0) params = p;
-        suffixes.push(Deriv.Function);
+        if (firstSuffix === Deriv.None) {
+          firstSuffix = Deriv.Function;
+          params = p;
+        }
         continue;
       }
       break;
     }
-    const derivs: Deriv[] = [...(inner?.derivs ?? []), ...suffixes];
-    for (let i = 0; i < pointers; i++) derivs.push(Deriv.Pointer);
-    return {
-      name, nameToken, derivs,
-      params: inner && inner.derivs.length > 0 ? inner.params : (inner?.params ?? params),
-      attributes: [...attributes, ...(inner?.attributes ?? [])],
-    };
+    this.dName = name;
+    this.dNameToken = nameToken;
+    this.dFirst = innerFirst !== Deriv.None ? innerFirst : firstSuffix !== Deriv.None ? firstSuffix : pointers > 0 ? Deriv.Pointer : Deriv.None;
+    this.dParams = inner && innerFirst !== Deriv.None ? innerParams : params;
+    this.dAttributes = innerAttributes === null ? attributes : attributes === null ? innerAttributes : [...attributes, ...innerAttributes];
   }
 
   /** After '(' in a declarator: a parenthesized declarator, or a parameter list? */
   private isNestedDeclarator(abstract: boolean): boolean {
-    const n = this.peek(1);
-    if (n === STAR || n === LPAREN || n === LBRACKET || n === K.attribute) return true;
+    const n = this.peekAt(1);
+    if (n === Pu.Star || n === Pu.LParen || n === Pu.LBracket || n === Kw.attribute) return true;
     // `(T)` with T a typedef name is a parameter list (C11 6.7.6.3p11).
-    if (n === T.IDENT) return !abstract || !this.isTypedefName(this.pos + 1);
+    if (n === Tk.IDENT) return !abstract || !this.isTypedefName(this.pos + 1);
     return false;
   }
 
-  private parameterList(): string[] {
-    this.expect(LPAREN);
-    const names: string[] = [];
+  /** A parameter list; the identifier ids of the parameters' names. */
+  private parameterList(): number[] {
+    this.expect(Pu.LParen);
+    const names: number[] = [];
     this.enterScope();
-    if (this.peek() === K.void && this.peek(1) === RPAREN) this.pos++;
-    while (this.peek() !== RPAREN) {
-      if (this.accept(ELLIPSIS)) break;
-      if (this.peek() === T.IDENT && !this.isTypedefName(this.pos)) {
+    if (this.peek() === Kw.void && this.peekAt(1) === Pu.RParen) this.pos++;
+    while (this.peek() !== Pu.RParen) {
+      if (this.accept(Pu.Ellipsis)) break;
+      if (this.peek() === Tk.IDENT && !this.isTypedefName(this.pos)) {
         // K&R identifier list.
-        names.push(this.name());
+        names.push(this.ident[this.pos] as number);
         this.pos++;
       } else {
-        const specs = this.declSpecifiers(-1);
-        if (!specs.sawType && specs.storage === 'none' && specs.attributes.length === 0) {
+        this.declSpecifiers(-1);
+        if (!this.sSawType && this.sStorage === 'none' && this.sAttributes.length === 0) {
           this.error(`expected a parameter declaration, found ${this.found()}`);
         }
-        const d = this.declarator(true);
-        while (this.peek() === K.attribute) this.attributes();
-        if (d.name !== undefined) {
-          names.push(d.name);
-          this.bind(d.name, BindingKind.Object, false, 'none');
+        this.declarator(true);
+        const id = this.dName;
+        while (this.peek() === Kw.attribute) this.attributes();
+        if (id >= 0) {
+          names.push(id);
+          this.bind(id, BindingKind.Object, false, Link.None);
         }
       }
-      if (!this.accept(COMMA)) break;
+      if (!this.accept(Pu.Comma)) break;
     }
     this.exitScope();
-    this.expect(RPAREN, 'to close the parameter list');
+    this.expect(Pu.RParen, 'to close the parameter list');
     return names;
   }
 
   // ---- initializers --------------------------------------------------------
 
   private initializer(): void {
-    if (this.peek() !== LBRACE) {
+    if (this.peek() !== Pu.LBrace) {
       this.assignmentExpression();
       return;
     }
     this.pos++;
-    while (this.peek() !== RBRACE) {
+    while (this.peek() !== Pu.RBrace) {
       // Designators: .member, [index], [lo ... hi], and GNU's `member:`.
       let designated = false;
       for (;;) {
-        if (this.peek() === DOT && this.peek(1) === T.IDENT) { this.pos += 2; designated = true; continue; }
-        if (this.peek() === LBRACKET) {
+        if (this.peek() === Pu.Dot && this.peekAt(1) === Tk.IDENT) { this.pos += 2; designated = true; continue; }
+        if (this.peek() === Pu.LBracket) {
           this.pos++;
           this.conditionalExpression();
-          if (this.accept(ELLIPSIS)) this.conditionalExpression();
-          this.expect(RBRACKET);
+          if (this.accept(Pu.Ellipsis)) this.conditionalExpression();
+          this.expect(Pu.RBracket);
           designated = true;
           continue;
         }
         break;
       }
-      if (designated) this.expect(ASSIGN, 'after the designator');
-      else if (this.peek() === T.IDENT && this.peek(1) === COLON) this.pos += 2;
+      if (designated) this.expect(Pu.Assign, 'after the designator');
+      else if (this.peek() === Tk.IDENT && this.peekAt(1) === Pu.Colon) this.pos += 2;
       this.initializer();
-      if (!this.accept(COMMA)) break;
+      if (!this.accept(Pu.Comma)) break;
     }
-    this.expect(RBRACE, 'to close the initializer');
+    this.expect(Pu.RBrace, 'to close the initializer');
   }
 
   // ---- statements ----------------------------------------------------------
 
   private compoundStatement(): void {
-    this.expect(LBRACE);
+    this.expect(Pu.LBrace);
     this.enterScope();
-    if (this.peek() === K.label) {
+    if (this.peek() === Kw.label) {
       // __label__ a, b;
-      while (this.accept(K.label)) {
-        do this.pos++; while (this.accept(COMMA));
-        this.expect(SEMI);
+      while (this.accept(Kw.label)) {
+        do this.pos++; while (this.accept(Pu.Comma));
+        this.expect(Pu.Semi);
       }
     }
-    while (this.peek() !== RBRACE) {
-      if (this.peek() === T.EOF) this.error("expected '}' before end of file");
+    while (this.peek() !== Pu.RBrace) {
+      if (this.peek() === Tk.EOF) this.error("expected '}' before end of file");
       this.blockItem();
     }
     this.pos++;
@@ -898,11 +1122,11 @@ class Parser {
 
   private blockItem(): void {
     const c = this.peek();
-    if (c === K.staticAssert) { this.staticAssert(); return; }
-    if (c === K.label) {
-      while (this.accept(K.label)) {
-        do this.pos++; while (this.accept(COMMA));
-        this.expect(SEMI);
+    if (c === Kw.staticAssert) { this.staticAssert(); return; }
+    if (c === Kw.label) {
+      while (this.accept(Kw.label)) {
+        do this.pos++; while (this.accept(Pu.Comma));
+        this.expect(Pu.Semi);
       }
       return;
     }
@@ -916,87 +1140,87 @@ class Parser {
   /** At a block item: a declaration (not an expression, not a label)? */
   private startsDeclaration(): boolean {
     let i = this.pos;
-    while (this.tok(i) === K.extension) i++;
+    while (this.tok(i) === Kw.extension) i++;
     const c = this.tok(i);
-    if (c === T.IDENT) return this.isTypedefName(i) && this.tok(i + 1) !== COLON;
-    return this.isDeclSpecStart(i) && c !== K.extension;
+    if (c === Tk.IDENT) return this.isTypedefName(i) && this.tok(i + 1) !== Pu.Colon;
+    return this.isDeclSpecStart(i) && c !== Kw.extension;
   }
 
   private statement(): void {
     const c = this.peek();
     switch (c) {
-      case LBRACE: this.compoundStatement(); return;
-      case SEMI: this.pos++; return;
-      case K.if:
+      case Pu.LBrace: this.compoundStatement(); return;
+      case Pu.Semi: this.pos++; return;
+      case Kw.if:
         this.pos++;
         this.parenExpression();
         this.statement();
-        if (this.accept(K.else)) this.statement();
+        if (this.accept(Kw.else)) this.statement();
         return;
-      case K.switch:
-      case K.while:
+      case Kw.switch:
+      case Kw.while:
         this.pos++;
         this.parenExpression();
         this.statement();
         return;
-      case K.do:
+      case Kw.do:
         this.pos++;
         this.statement();
-        this.expect(K.while);
+        this.expect(Kw.while);
         this.parenExpression();
-        this.expect(SEMI);
+        this.expect(Pu.Semi);
         return;
-      case K.for:
+      case Kw.for:
         this.pos++;
-        this.expect(LPAREN);
+        this.expect(Pu.LParen);
         this.enterScope();
         if (this.startsDeclaration()) this.declaration(false);
         else {
-          if (this.peek() !== SEMI) this.expression();
-          this.expect(SEMI);
+          if (this.peek() !== Pu.Semi) this.expression();
+          this.expect(Pu.Semi);
         }
-        if (this.peek() !== SEMI) this.expression();
-        this.expect(SEMI);
-        if (this.peek() !== RPAREN) this.expression();
-        this.expect(RPAREN);
+        if (this.peek() !== Pu.Semi) this.expression();
+        this.expect(Pu.Semi);
+        if (this.peek() !== Pu.RParen) this.expression();
+        this.expect(Pu.RParen);
         this.statement();
         this.exitScope();
         return;
-      case K.goto:
+      case Kw.goto:
         this.pos++;
-        if (this.accept(STAR)) this.expression();
-        else this.expect(T.IDENT, 'after goto');
-        this.expect(SEMI);
+        if (this.accept(Pu.Star)) this.expression();
+        else this.expect(Tk.IDENT, 'after goto');
+        this.expect(Pu.Semi);
         return;
-      case K.continue:
-      case K.break:
+      case Kw.continue:
+      case Kw.break:
         this.pos++;
-        this.expect(SEMI);
+        this.expect(Pu.Semi);
         return;
-      case K.return:
+      case Kw.return:
         this.pos++;
-        if (this.peek() !== SEMI) this.expression();
-        this.expect(SEMI);
+        if (this.peek() !== Pu.Semi) this.expression();
+        this.expect(Pu.Semi);
         return;
-      case K.case:
+      case Kw.case:
         this.pos++;
         this.conditionalExpression();
-        if (this.accept(ELLIPSIS)) this.conditionalExpression();
-        this.expect(COLON);
+        if (this.accept(Pu.Ellipsis)) this.conditionalExpression();
+        this.expect(Pu.Colon);
         this.labelTail();
         return;
-      case K.default:
+      case Kw.default:
         this.pos++;
-        this.expect(COLON);
+        this.expect(Pu.Colon);
         this.labelTail();
         return;
-      case K.asm:
+      case Kw.asm:
         this.asmStatement();
         return;
-      case T.IDENT:
-        if (this.peek(1) === COLON) {
+      case Tk.IDENT:
+        if (this.peekAt(1) === Pu.Colon) {
           this.pos += 2;
-          while (this.peek() === K.attribute) this.attributes();
+          while (this.peek() === Kw.attribute) this.attributes();
           this.labelTail();
           return;
         }
@@ -1005,12 +1229,12 @@ class Parser {
         break;
     }
     this.expression();
-    this.expect(SEMI, 'after the expression');
+    this.expect(Pu.Semi, 'after the expression');
   }
 
   /** A label may end a block in GNU C (and C2x); otherwise a statement follows. */
   private labelTail(): void {
-    if (this.peek() === RBRACE) return;
+    if (this.peek() === Pu.RBrace) return;
     if (this.startsDeclaration()) {
       this.declaration(false);
       return;
@@ -1019,9 +1243,9 @@ class Parser {
   }
 
   private parenExpression(): void {
-    this.expect(LPAREN);
+    this.expect(Pu.LParen);
     this.expression();
-    this.expect(RPAREN);
+    this.expect(Pu.RParen);
   }
 
   /** asm [volatile|inline|goto]* ( "tmpl" : outputs : inputs : clobbers : labels ); */
@@ -1029,38 +1253,38 @@ class Parser {
     this.pos++;
     for (;;) {
       const c = this.peek();
-      if (c === K.volatile || c === K.inline || c === K.goto) { this.pos++; continue; }
+      if (c === Kw.volatile || c === Kw.inline || c === Kw.goto) { this.pos++; continue; }
       break;
     }
-    this.expect(LPAREN);
+    this.expect(Pu.LParen);
     this.asmTemplate();
-    for (let section = 0; section < 4 && this.accept(COLON); section++) {
+    for (let section = 0; section < 4 && this.accept(Pu.Colon); section++) {
       if (section < 2) {
-        while (this.peek() === LBRACKET || this.peek() === T.STRING) {
-          if (this.accept(LBRACKET)) {
-            this.expect(T.IDENT, 'as the asm operand name');
-            this.expect(RBRACKET);
+        while (this.peek() === Pu.LBracket || this.peek() === Tk.STRING) {
+          if (this.accept(Pu.LBracket)) {
+            this.expect(Tk.IDENT, 'as the asm operand name');
+            this.expect(Pu.RBracket);
           }
           this.stringLiterals();
-          this.expect(LPAREN);
+          this.expect(Pu.LParen);
           this.expression();
-          this.expect(RPAREN);
-          if (!this.accept(COMMA)) break;
+          this.expect(Pu.RParen);
+          if (!this.accept(Pu.Comma)) break;
         }
       } else if (section === 2) {
-        while (this.peek() === T.STRING) {
+        while (this.peek() === Tk.STRING) {
           this.stringLiterals();
-          if (!this.accept(COMMA)) break;
+          if (!this.accept(Pu.Comma)) break;
         }
       } else {
-        while (this.peek() === T.IDENT) {
+        while (this.peek() === Tk.IDENT) {
           this.pos++;
-          if (!this.accept(COMMA)) break;
+          if (!this.accept(Pu.Comma)) break;
         }
       }
     }
-    this.expect(RPAREN, 'to close the asm statement');
-    this.expect(SEMI);
+    this.expect(Pu.RParen, 'to close the asm statement');
+    this.expect(Pu.Semi);
   }
 
   private asmTemplate(): void {
@@ -1070,42 +1294,45 @@ class Parser {
   }
 
   private stringLiterals(): void {
-    if (this.peek() !== T.STRING) this.error(`expected a string literal, found ${this.found()}`);
-    while (this.peek() === T.STRING) this.pos++;
+    if (this.peek() !== Tk.STRING) this.error(`expected a string literal, found ${this.found()}`);
+    while (this.peek() === Tk.STRING) this.pos++;
   }
 
   // ---- expressions ---------------------------------------------------------
 
   private expression(): void {
     this.assignmentExpression();
-    while (this.accept(COMMA)) this.assignmentExpression();
+    while (this.accept(Pu.Comma)) this.assignmentExpression();
   }
 
   private assignmentExpression(): void {
-    this.conditionalExpression();
-    if (ASSIGN_OPS.has(this.peek())) {
-      this.pos++;
-      this.assignmentExpression();
-    }
+    this.operatorExpression(false);
   }
 
   private conditionalExpression(): void {
-    this.binaryExpression(1);
-    if (this.accept(QUESTION)) {
-      // GNU: `a ?: b`
-      if (this.peek() !== COLON) this.expression();
-      this.expect(COLON);
-      this.conditionalExpression();
-    }
+    this.operatorExpression(true);
   }
 
-  private binaryExpression(minPrec: number): void {
-    this.castExpression();
+  /**
+   * Operands joined by binary, conditional and (unless `conditionalOnly`)
+   * assignment operators. No tree is built, so precedence does not matter:
+   * C's grammar accepts any operator between two operands, and an assignment
+   * as the last operand of a conditional, as this loop does.
+   */
+  private operatorExpression(conditionalOnly: boolean): void {
     for (;;) {
-      const prec = BINARY_PREC[this.peek()] as number;
-      if (prec < minPrec || prec === 0) return;
-      this.pos++;
-      this.binaryExpression(prec + 1);
+      this.operand();
+      const c = this.peek();
+      if (BINARY_OP[c] === 1) { this.pos++; continue; }
+      if (c === Pu.Question) {
+        this.pos++;
+        // GNU: `a ?: b`
+        if (this.peek() !== Pu.Colon) this.expression();
+        this.expect(Pu.Colon);
+        continue;
+      }
+      if (!conditionalOnly && ASSIGN_OP[c] === 1) { this.pos++; continue; }
+      return;
     }
   }
 
@@ -1113,48 +1340,51 @@ class Parser {
   private parenthesizedTypeName(): boolean {
     this.pos++;
     this.typeName();
-    this.expect(RPAREN);
-    if (this.peek() !== LBRACE) return false;
+    this.expect(Pu.RParen);
+    if (this.peek() !== Pu.LBrace) return false;
     this.initializer();
     this.postfixTail();
     return true;
   }
 
-  private castExpression(): void {
-    if (this.peek() === LPAREN && this.isTypeNameStart(this.pos + 1)) {
-      if (!this.parenthesizedTypeName()) this.castExpression();
-      return;
-    }
-    this.unaryExpression();
-  }
-
-  private unaryExpression(): void {
-    const c = this.peek();
-    if (c === INC || c === DEC) { this.pos++; this.unaryExpression(); return; }
-    if (c === AMP || c === STAR || c === PLUS || c === MINUS || c === TILDE || c === BANG || c === K.real || c === K.imag || c === K.extension) {
-      this.pos++;
-      this.castExpression();
-      return;
-    }
-    if (c === ANDAND) {
-      // &&label: a label's address.
-      this.pos++;
-      this.expect(T.IDENT, 'after &&');
-      return;
-    }
-    if (c === K.sizeof || c === K.alignof) {
-      this.pos++;
-      if (this.peek() === LPAREN && this.isTypeNameStart(this.pos + 1)) {
-        this.parenthesizedTypeName();
+  /**
+   * A cast-expression: prefix operators and casts, then a primary expression
+   * and its postfix operators. After ++, -- and sizeof comes a
+   * unary-expression (no cast); &&label and sizeof(type) take no postfix.
+   */
+  private operand(): void {
+    let castAllowed = true;
+    for (let prefixes = 0; ; prefixes++) {
+      // The recursive parser this loop replaced ran out of stack on absurd
+      // chains; they stay an error ("nesting too deep", see parseTranslationUnit).
+      if (prefixes > MAX_PREFIXES) throw new RangeError('nesting too deep');
+      const c = this.peek();
+      if (c === Pu.LParen) {
+        if (castAllowed && this.isTypeNameStart(this.pos + 1)) {
+          if (this.parenthesizedTypeName()) return; // a compound literal, postfix included
+          continue;
+        }
+        break;
+      }
+      if (c === Pu.Inc || c === Pu.Dec) { this.pos++; castAllowed = false; continue; }
+      if (UNARY_OP[c] === 1) { this.pos++; castAllowed = true; continue; }
+      if (c === Pu.AndAnd) {
+        // &&label: a label's address.
+        this.pos++;
+        this.expect(Tk.IDENT, 'after &&');
         return;
       }
-      this.unaryExpression();
-      return;
+      if (c === Kw.sizeof || c === Kw.alignof) {
+        this.pos++;
+        if (this.peek() === Pu.LParen && this.isTypeNameStart(this.pos + 1)) {
+          this.parenthesizedTypeName();
+          return;
+        }
+        castAllowed = false;
+        continue;
+      }
+      break;
     }
-    this.postfixExpression();
-  }
-
-  private postfixExpression(): void {
     this.primaryExpression();
     this.postfixTail();
   }
@@ -1162,21 +1392,21 @@ class Parser {
   private postfixTail(): void {
     for (;;) {
       const c = this.peek();
-      if (c === LBRACKET) {
+      if (c === Pu.LBracket) {
         this.pos++;
         this.expression();
-        this.expect(RBRACKET);
-      } else if (c === LPAREN) {
+        this.expect(Pu.RBracket);
+      } else if (c === Pu.LParen) {
         this.pos++;
-        while (this.peek() !== RPAREN) {
+        while (this.peek() !== Pu.RParen) {
           this.assignmentExpression();
-          if (!this.accept(COMMA)) break;
+          if (!this.accept(Pu.Comma)) break;
         }
-        this.expect(RPAREN, 'to close the call');
-      } else if (c === DOT || c === ARROW) {
+        this.expect(Pu.RParen, 'to close the call');
+      } else if (c === Pu.Dot || c === Pu.Arrow) {
         this.pos++;
-        this.expect(T.IDENT, 'as the member name');
-      } else if (c === INC || c === DEC) {
+        this.expect(Tk.IDENT, 'as the member name');
+      } else if (c === Pu.Inc || c === Pu.Dec) {
         this.pos++;
       } else {
         return;
@@ -1187,59 +1417,59 @@ class Parser {
   private primaryExpression(): void {
     const c = this.peek();
     switch (c) {
-      case T.IDENT:
-        this.useName(this.name());
+      case Tk.IDENT:
+        this.useName(this.ident[this.pos] as number);
         this.pos++;
         return;
-      case T.NUMBER:
-      case T.CHAR:
+      case Tk.NUMBER:
+      case Tk.CHAR:
         this.pos++;
         return;
-      case T.STRING:
+      case Tk.STRING:
         this.stringLiterals();
         return;
-      case LPAREN:
+      case Pu.LParen:
         this.pos++;
-        if (this.peek() === LBRACE) {
+        if (this.peek() === Pu.LBrace) {
           this.compoundStatement(); // statement expression
         } else {
           this.expression();
         }
-        this.expect(RPAREN);
+        this.expect(Pu.RParen);
         return;
-      case K.generic:
+      case Kw.generic:
         this.genericSelection();
         return;
-      case K.offsetof:
+      case Kw.offsetof:
         this.pos++;
-        this.expect(LPAREN);
+        this.expect(Pu.LParen);
         this.typeName();
-        this.expect(COMMA);
+        this.expect(Pu.Comma);
         this.memberDesignator();
-        this.expect(RPAREN);
+        this.expect(Pu.RParen);
         return;
-      case K.vaArg:
-      case K.convertVector:
+      case Kw.vaArg:
+      case Kw.convertVector:
         this.pos++;
-        this.expect(LPAREN);
+        this.expect(Pu.LParen);
         this.assignmentExpression();
-        this.expect(COMMA);
+        this.expect(Pu.Comma);
         this.typeName();
-        this.expect(RPAREN);
+        this.expect(Pu.RParen);
         return;
-      case K.typesCompatible:
+      case Kw.typesCompatible:
         this.pos++;
-        this.expect(LPAREN);
+        this.expect(Pu.LParen);
         this.typeName();
-        this.expect(COMMA);
+        this.expect(Pu.Comma);
         this.typeName();
-        this.expect(RPAREN);
+        this.expect(Pu.RParen);
         return;
-      case K.shuffleVector:
+      case Kw.shuffleVector:
         this.pos++;
-        this.expect(LPAREN);
+        this.expect(Pu.LParen);
         this.expression();
-        this.expect(RPAREN);
+        this.expect(Pu.RParen);
         return;
       default:
         this.error(`expected an expression, found ${this.found()}`);
@@ -1248,24 +1478,24 @@ class Parser {
 
   /** member(.member|[index])* inside __builtin_offsetof. */
   private memberDesignator(): void {
-    this.expect(T.IDENT, 'as the member name');
+    this.expect(Tk.IDENT, 'as the member name');
     for (;;) {
-      if (this.accept(DOT)) { this.expect(T.IDENT, 'as the member name'); continue; }
-      if (this.accept(LBRACKET)) { this.expression(); this.expect(RBRACKET); continue; }
-      if (this.accept(ARROW)) { this.expect(T.IDENT, 'as the member name'); continue; }
+      if (this.accept(Pu.Dot)) { this.expect(Tk.IDENT, 'as the member name'); continue; }
+      if (this.accept(Pu.LBracket)) { this.expression(); this.expect(Pu.RBracket); continue; }
+      if (this.accept(Pu.Arrow)) { this.expect(Tk.IDENT, 'as the member name'); continue; }
       return;
     }
   }
 
   private genericSelection(): void {
     this.pos++;
-    this.expect(LPAREN);
+    this.expect(Pu.LParen);
     this.assignmentExpression();
-    while (this.accept(COMMA)) {
-      if (!this.accept(K.default)) this.typeName();
-      this.expect(COLON);
+    while (this.accept(Pu.Comma)) {
+      if (!this.accept(Kw.default)) this.typeName();
+      this.expect(Pu.Colon);
       this.assignmentExpression();
     }
-    this.expect(RPAREN);
+    this.expect(Pu.RParen);
   }
 }

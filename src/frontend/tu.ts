@@ -11,6 +11,8 @@ export interface TimedModel {
   model: TuModel;
   /** gcc -E's own run time (it overlaps with lexing and parsing). */
   preprocessSeconds: number;
+  /** Of which the parser spent waiting for gcc -E to write more. */
+  waitSeconds: number;
   totalSeconds: number;
 }
 
@@ -48,7 +50,12 @@ export async function timedTranslationUnit(target: TargetManifest, file: string)
   }
   if (failure !== undefined || model === undefined) throw failure;
   const end = performance.now();
-  return { model, preprocessSeconds: (pipe.endedAt - pipe.startedAt) / 1000, totalSeconds: (end - pipe.startedAt) / 1000 };
+  return {
+    model,
+    preprocessSeconds: (pipe.endedAt - pipe.startedAt) / 1000,
+    waitSeconds: pipe.waitedMs / 1000,
+    totalSeconds: (end - pipe.startedAt) / 1000,
+  };
 }
 
 export function formatModel(m: TuModel, all: boolean): string {
