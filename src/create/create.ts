@@ -113,7 +113,7 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
   /** Emit, build and verify once, with these same-file helpers copied for what the compiler knows of them. */
   const attempt = async (copyForKnowledge: Map<string, Set<string>>, round: number): Promise<Attempt> => {
     const tus: TuBuild[] = inputs.map((i) => ({
-      file: i.file, cName: i.cName, object: i.entries[0]?.object ?? 'vmlinux', dir: dirname(join(target.paths.source, i.file)),
+      file: i.file, cName: i.cName, object: i.entries[0]?.object ?? 'vmlinux',
       originalObject: i.originalObject, patchedObject: i.patchedObject, origCode: i.origCode, patchedCode: i.patchedCode,
       report: report.tus.find((t) => t.file === i.file),
       emitted: emitFunctions({
@@ -303,8 +303,6 @@ interface TuBuild {
   cName: string;
   /** The klp_object its functions belong to: 'vmlinux' or a module's name. */
   object: string;
-  /** The TU's directory in the source tree (its "local.h" includes). */
-  dir: string;
   originalObject: string;
   patchedObject: string;
   origCode: ObjectCode;
