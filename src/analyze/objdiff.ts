@@ -121,8 +121,8 @@ export function readObjectCode(elf: ElfFile): ObjectCode {
       const named = sectionSymbolName(sec);
       // `.data.<name>` of -fdata-sections holds <name>; a section the source named itself
       // (`.data.once` of WARN_ONCE) holds many variables, found like those of `.data..x`.
-      const holdsItsName = (bySection.get(sec.index) ?? []).some((x) => x.name === sectionSymbolRaw(sec) || foldNumbers(x.name) === named);
-      if (!named.startsWith('section:') && holdsItsName) return { target: named, addend };
+      const holdsItsName = () => (bySection.get(sec.index) ?? []).some((x) => x.name === sectionSymbolRaw(sec) || foldNumbers(x.name) === named);
+      if (!named.startsWith('section:') && holdsItsName()) return { target: named, addend };
       // A section holding several variables (.data..read_mostly, .data..percpu): the variable
       // the addend lands in, so layout changes around it do not show.
       const hit = symbolCovering(sec.index, type, addend, bias);
