@@ -13,7 +13,7 @@ import { analyze, formatAnalysis } from './analyze/analyze.js';
 import { defaultWorkDir } from './util/workdir.js';
 import { create } from './create/create.js';
 import { formatVerification } from './verify/verify.js';
-import { formatScoreboard, scoreboard } from './corpus/scoreboard.js';
+import { formatScoreboard, OUTCOMES, type Outcome, scoreboard } from './corpus/scoreboard.js';
 import { DEFAULT_PATHS, flagImpact, formatReport as formatFlagImpact } from './flagimpact/flag-impact.js';
 
 function print(json: boolean, value: unknown, text: string): void {
@@ -28,6 +28,21 @@ function positive(flag: string, value: string): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n <= 0) throw new KlpgenError(`${flag}: not a positive number: ${value}`);
   return n;
+}
+
+function shardOption(value: string): { k: number; n: number } {
+  const m = /^(\d+)\/(\d+)$/.exec(value);
+  const k = Number(m?.[1]);
+  const n = Number(m?.[2]);
+  if (!m || n < 1 || k < 1 || k > n) throw new KlpgenError(`--shard: expected K/N with 1 <= K <= N: ${value}`);
+  return { k, n };
+}
+
+function outcomesOption(value: string): Outcome[] {
+  const list = value.split(',').map((x) => x.trim()).filter(Boolean);
+  const bad = list.find((x) => !(OUTCOMES as readonly string[]).includes(x));
+  if (bad !== undefined || list.length === 0) throw new KlpgenError(`--redo: not an outcome: ${bad ?? value} (one of ${OUTCOMES.join(', ')})`);
+  return list as Outcome[];
 }
 
 export function buildProgram(): Command {
@@ -129,12 +144,17 @@ export function buildProgram(): Command {
     .option('--sample <n>', 'N patches spread evenly over the corpus')
     .option('--match <text>', 'only patches whose name contains this')
     .option('--no-vm', 'stop after create (no VM boot)')
+    .option('--journal <file>', 'append each score to FILE (JSON lines) and skip the patches it holds: resumable, shareable by shards')
+    .option('--shard <k/n>', 'only every N-th patch, starting with the K-th (run N processes side by side)')
+    .option('--redo <outcomes>', 'with --journal: run again the patches with these outcomes (comma-separated)')
     .addOption(abiOption())
     .option('--json', 'JSON output')
-    .action(async (dir: string, o: { abi?: string; json?: boolean; limit?: string; sample?: string; match?: string; vm: boolean }) => {
+    .action(async (dir: string, o: { abi?: string; json?: boolean; limit?: string; sample?: string; match?: string; vm: boolean; journal?: string; shard?: string; redo?: string }) => {
       const s = await scoreboard(await loadTarget(o.abi), dir, {
         limit: o.limit === undefined ? undefined : positive('--limit', o.limit),
         sample: o.sample === undefined ? undefined : positive('--sample', o.sample), match: o.match, vm: o.vm,
+        journal: o.journal, shard: o.shard === undefined ? undefined : shardOption(o.shard),
+        redo: o.redo === undefined ? undefined : outcomesOption(o.redo),
       });
       print(!!o.json, s, formatScoreboard(s));
     });

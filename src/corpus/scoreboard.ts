@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { create } from '../create/create.js';
 import type { TargetManifest } from '../target/manifest.js';
@@ -14,15 +14,17 @@ import { workloadsFor } from '../vm/workloads.js';
  * outcome. kpatch's naming: X.patch should make a verified module,
  * X-FAIL.patch should be refused.
  */
-export type Outcome =
-  | 'loaded'           // generated, verified, loaded, transition <= 10 s, unloaded cleanly
-  | 'loaded-unverified' // loaded, but verification found a difference
-  | 'refused'
-  | 'nothing'          // the fix changes no running code
-  | 'incomplete-fix'   // the patched file does not compile against the target: the fix needs changes this patch lacks
-  | 'failed-analyze'   // the analysis failed
-  | 'failed-build'
-  | 'failed-vm';
+export const OUTCOMES = [
+  'loaded',            // generated, verified, loaded, transition <= 10 s, unloaded cleanly
+  'loaded-unverified', // loaded, but verification found a difference
+  'refused',
+  'nothing',           // the fix changes no running code
+  'incomplete-fix',    // the patched file does not compile against the target: the fix needs changes this patch lacks
+  'failed-analyze',    // the analysis failed
+  'failed-build',
+  'failed-vm',
+] as const;
+export type Outcome = (typeof OUTCOMES)[number];
 
 export interface PatchScore {
   patch: string;
@@ -60,7 +62,37 @@ export function refusalKind(reason: string): string {
   return 'other';
 }
 
-export async function scoreboard(target: TargetManifest, dir: string, o: { limit?: number; sample?: number; match?: string; vm: boolean }): Promise<Scoreboard> {
+export interface ScoreboardOptions {
+  limit?: number;
+  sample?: number;
+  match?: string;
+  vm: boolean;
+  /** Only the patches whose index is K-1 modulo N (`--shard K/N`): N processes share a corpus. */
+  shard?: { k: number; n: number };
+  /**
+   * Append each patch's score to this file as one JSON line, and skip the patches it already
+   * holds: a long run resumes where it stopped, and shards running side by side share one file.
+   */
+  journal?: string;
+  /** Outcomes to run again although the journal holds them (after a fix to klpgen). */
+  redo?: Outcome[];
+}
+
+/** The journal's lines, last one per patch wins; a torn last line (a killed run) is ignored. */
+export function readJournal(file: string): Map<string, PatchScore> {
+  const done = new Map<string, PatchScore>();
+  if (!existsSync(file)) return done;
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      const s = JSON.parse(line) as PatchScore;
+      if (typeof s.patch === 'string' && typeof s.outcome === 'string') done.set(s.patch, s);
+    } catch { /* a line cut short when the run was killed */ }
+  }
+  return done;
+}
+
+export async function scoreboard(target: TargetManifest, dir: string, o: ScoreboardOptions): Promise<Scoreboard> {
   const root = resolve(dir);
   if (!existsSync(root)) throw new KlpgenError(`${dir}: no such corpus directory`);
   let patches = readdirSync(root).filter((f) => f.endsWith('.patch')).sort();
@@ -71,17 +103,26 @@ export async function scoreboard(target: TargetManifest, dir: string, o: { limit
     patches = Array.from({ length: o.sample }, (_, i) => all[Math.floor((i * all.length) / (o.sample as number))] as string);
   }
   if (o.limit !== undefined) patches = patches.slice(0, o.limit);
+  if (o.shard) {
+    const { k, n } = o.shard;
+    patches = patches.filter((_, i) => i % n === k - 1);
+  }
+  const journal = o.journal ? readJournal(o.journal) : new Map<string, PatchScore>();
   const scores: PatchScore[] = [];
-  const refusedBy: Record<string, number> = {};
   for (const [i, p] of patches.entries()) {
+    const previous = journal.get(p);
+    if (previous && !(o.redo ?? []).includes(previous.outcome)) {
+      scores.push(previous);
+      continue;
+    }
     const start = performance.now();
     const path = join(root, p);
     const expectFail = p.endsWith('-FAIL.patch');
     let outcome: Outcome;
     let detail = '';
+    const workDir = defaultWorkDir(target, 'score', [path]);
     try {
       const name = `sb_${p.replace(/\.patch$/, '').replace(/[^A-Za-z0-9]/g, '_')}`.slice(0, 45);
-      const workDir = defaultWorkDir(target, 'score', [path]);
       const made = await create(target, { patches: [path], name, out: join(workDir, 'out.ko'), replace: true, workDir, allowUnverified: true });
       const verified = made.verification.status === 'passed';
       if (!o.vm) {
@@ -111,8 +152,6 @@ export async function scoreboard(target: TargetManifest, dir: string, o: { limit
         outcome = 'refused';
         const first = msg.split('\n')[1]?.trim() ?? msg;
         detail = first;
-        const kind = refusalKind(first);
-        refusedBy[kind] = (refusedBy[kind] ?? 0) + 1;
       } else if (/change no running code/.test(msg)) {
         outcome = 'nothing';
         detail = msg;
@@ -133,8 +172,19 @@ export async function scoreboard(target: TargetManifest, dir: string, o: { limit
     const seconds = Math.round((performance.now() - start) / 100) / 10;
     const reasonFile = path.replace(/\.patch$/, '.reason');
     const expectedReason = expectFail && existsSync(reasonFile) ? readFileSync(reasonFile, 'utf8').trim() : undefined;
-    scores.push({ patch: p, outcome, asExpected, ...(expectedReason ? { expectedReason } : {}), detail: detail.slice(0, 300), seconds });
+    const score: PatchScore = { patch: p, outcome, asExpected, ...(expectedReason ? { expectedReason } : {}), detail: detail.slice(0, 300), seconds };
+    scores.push(score);
+    // One write per line: shards appending to one journal do not interleave.
+    if (o.journal) appendFileSync(o.journal, `${JSON.stringify(score)}\n`);
+    // A whole-corpus run would keep tens of GB of objects: keep the work dirs worth a look.
+    if (o.journal && outcome === 'loaded') rmSync(workDir, { recursive: true, force: true });
     info(`[${i + 1}/${patches.length}] ${p}: ${outcome} (${seconds} s)`);
+  }
+  const refusedBy: Record<string, number> = {};
+  for (const s of scores) {
+    if (s.outcome !== 'refused') continue;
+    const kind = refusalKind(s.detail);
+    refusedBy[kind] = (refusedBy[kind] ?? 0) + 1;
   }
   const byOutcome = {
     loaded: 0, 'loaded-unverified': 0, refused: 0, nothing: 0, 'incomplete-fix': 0, 'failed-analyze': 0, 'failed-build': 0, 'failed-vm': 0,
