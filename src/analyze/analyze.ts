@@ -10,7 +10,8 @@ import { run } from '../util/exec.js';
 import { info } from '../util/progress.js';
 import { indexModules, moduleKey } from '../vm/initramfs.js';
 import { inliningClosure, ipaClonesDumpPath, parseIpaClones } from './ipa-clones.js';
-import { alignLineNumbers, parseUnifiedZeroHunks } from './lines.js';
+import { alignLineNumbers, parseUnifiedZeroHunks, type LineHunk } from './lines.js';
+import { checkAgainstModel, occurringNames, readAdditions, type HeaderAdditions } from './header-additions.js';
 import { includersOf, overlayIncludes } from './includers.js';
 
 /** A changed header is analysed through at most this many including TUs. */
@@ -143,6 +144,7 @@ export async function analyze(target: TargetManifest, o: AnalyzeOptions): Promis
   await rm(join(workDir, '1-sources'), { recursive: true, force: true });
   const tus: { path: string; original: string; patched: string; directives: number }[] = [];
   const headers: string[] = [];
+  const headerHunks = new Map<string, LineHunk[]>();
   for (const f of changed) {
     const kind = fileKind(f.path);
     const change = f.original === null ? 'added' : f.patched === null ? 'deleted' : 'modified';
@@ -163,6 +165,7 @@ export async function analyze(target: TargetManifest, o: AnalyzeOptions): Promis
       const hunks = parseUnifiedZeroHunks(await lineDiff(workDir, f.original as string, f.patched as string));
       await mkdir(dirname(join(origRoot, f.path)), { recursive: true });
       await writeFile(join(origRoot, f.path), alignLineNumbers(f.original as string, hunks).text);
+      headerHunks.set(f.path, hunks);
       // Its neighbours too, so that "sibling.h" includes between them resolve inside each tree.
       const dir = dirname(f.path);
       for (const n of readdirSync(join(target.paths.source, dir))) {
@@ -191,10 +194,27 @@ export async function analyze(target: TargetManifest, o: AnalyzeOptions): Promis
   }
 
   // A changed header: every built TU that includes it is analysed with both versions.
+  // One included more widely passes only when it merely adds names no other file has.
+  const wide: { additions: HeaderAdditions; includers: string[] }[] = [];
   for (const h of headers) {
     const found = await includersOf(target.paths.source, h, HEADER_INCLUDER_LIMIT);
     if (found.tooMany !== undefined) {
-      report.refusals.push({ reason: `header changed and included by more than ${HEADER_INCLUDER_LIMIT} translation units: too many to analyse one by one`, file: h, line: 1 });
+      const tooWide = `header changed and included by more than ${HEADER_INCLUDER_LIMIT} translation units: too many to analyse one by one`;
+      const f = changed.find((c) => c.path === h) as ChangedFile;
+      const check = readAdditions(h, f.original as string, f.patched as string, headerHunks.get(h) ?? []);
+      if (!check.ok) {
+        report.refusals.push({ reason: `${tooWide}, and its change is not purely additive: ${check.why}`, file: h, line: check.line });
+        continue;
+      }
+      const names = [...check.additions.declared, ...check.additions.macros];
+      const occurring = await occurringNames(target.paths.source, names);
+      const [name, where] = [...occurring][0] ?? [];
+      if (name !== undefined) {
+        report.refusals.push({ reason: `${tooWide}; it adds ${name}, a name the tree already has (${where}), so other includers could change`, file: h, line: check.additions.ranges[0]?.[0] ?? 1 });
+        continue;
+      }
+      report.notes.push(`${h}: included by more than ${HEADER_INCLUDER_LIMIT} translation units, but its change only adds names no other file has (${names.join(', ') || 'comments'}): only the patch's own translation units can use them`);
+      wide.push({ additions: check.additions, includers: found.units });
       continue;
     }
     const built = await compileCommands(target, found.units);
@@ -215,9 +235,37 @@ export async function analyze(target: TargetManifest, o: AnalyzeOptions): Promis
   }
   report.changedHeaders = headers;
 
+  // The compiler's view of a widely included header's additions, from a TU that includes it.
+  const modelled = new Set<string>();
+  const onPatchedModel = (model: TuModel) => {
+    for (const w of wide) {
+      const h = w.additions.header;
+      if (modelled.has(h) || !model.entities.some((e) => e.span.file === h)) continue;
+      modelled.add(h);
+      const bad = checkAgainstModel(w.additions, model);
+      if (bad) report.refusals.push({ reason: `header changed and included by more than ${HEADER_INCLUDER_LIMIT} translation units, and its change is not purely additive: ${bad.why}`, file: h, line: bad.line });
+    }
+  };
+  const dirs = { origRoot, patchedRoot, workDir, headers, onPatchedModel };
   for (const tu of tus) {
     info(`analysing ${tu.path}`);
-    await analyzeTu(target, tu, { origRoot, patchedRoot, workDir, headers }, report);
+    await analyzeTu(target, tu, dirs, report);
+  }
+  for (const w of wide) {
+    if (modelled.has(w.additions.header)) continue;
+    // None of the patch's TUs includes it: one of its includers stands in.
+    const built = await compileCommands(target, w.includers);
+    const u = w.includers.find((x) => !(built.get(x) instanceof KlpgenError) && !tus.some((t) => t.path === x));
+    if (u === undefined) continue;
+    const text = readFileSync(join(target.paths.source, u), 'utf8');
+    for (const root of [origRoot, patchedRoot]) {
+      await mkdir(dirname(join(root, u)), { recursive: true });
+      await writeFile(join(root, u), text);
+    }
+    const tu = { path: u, original: text, patched: text, directives: 0 };
+    tus.push(tu);
+    info(`analysing ${u} (includes ${w.additions.header})`);
+    await analyzeTu(target, tu, dirs, report);
   }
   report.mustReplace.sort((a, b) => a.object.localeCompare(b.object) || a.symbol.localeCompare(b.symbol));
   report.ok = report.refusals.length === 0;
@@ -327,7 +375,7 @@ function ownOthers(model: TuModel, files: Set<string>, text: string): Map<string
 async function analyzeTu(
   target: TargetManifest,
   tu: { path: string; directives: number },
-  dirs: { origRoot: string; patchedRoot: string; workDir: string; headers?: string[] },
+  dirs: AnalysisDirs,
   report: AnalysisReport,
 ): Promise<void> {
   const cmd = await compileCommand(target, tu.path);
@@ -341,6 +389,16 @@ async function analyzeTu(
   await analyzeCompiledTu({ cmd, tu, dirs, object, symbols }, report);
 }
 
+export interface AnalysisDirs {
+  origRoot: string;
+  patchedRoot: string;
+  workDir: string;
+  /** Changed headers: their definitions count as the TU's own. */
+  headers?: string[];
+  /** Sees each TU's patched model (the wide-header check reads it). */
+  onPatchedModel?: (model: TuModel) => void;
+}
+
 /**
  * The analysis of one TU once its compile command is known; `symbols` gives
  * the running object's symbol table (or why there is none). Fixture tests
@@ -350,7 +408,7 @@ export async function analyzeCompiledTu(
   p: {
     cmd: CompileCommand;
     tu: { path: string; directives: number };
-    dirs: { origRoot: string; patchedRoot: string; workDir: string; headers?: string[] };
+    dirs: AnalysisDirs;
     object: string;
     symbols: () => SymbolIndex | string;
   },
@@ -362,6 +420,7 @@ export async function analyzeCompiledTu(
     buildVariant(cmd, join(dirs.origRoot, tu.path), dirs.origRoot, join(objDir, 'original'), tu.path),
     buildVariant(cmd, join(dirs.patchedRoot, tu.path), dirs.patchedRoot, join(objDir, 'patched'), tu.path),
   ]);
+  dirs.onPatchedModel?.(patched.model);
   const origText = await readFile(join(objDir, 'original', `${basename(tu.path, '.c')}.i`), 'utf8');
   const patchedText = await readFile(join(objDir, 'patched', `${basename(tu.path, '.c')}.i`), 'utf8');
 
