@@ -255,12 +255,13 @@ export function readAdditions(header: string, original: string, patched: string,
   return { ok: true, additions: { header, ranges, declared: [...new Set(declared)].sort(), macros: [...new Set(macros)].sort() } };
 }
 
-/** The first `{` at depth 0 follows a `)` (perhaps then attributes): a function body. */
+/** The first `{` at depth 0 opens a function body. */
 function isFunctionBody(decl: Token[]): boolean {
   let depth = 0;
   for (let i = 0; i < decl.length; i++) {
     const t = decl[i]?.text;
-    if (t === '{' && depth === 0) return decl.slice(0, i).some((x) => x.text === ')') && !decl.slice(0, i).some((x) => x.text === 'struct' || x.text === 'union' || x.text === 'enum' || x.text === '=');
+    // `f(...) {` and `f(...) __attribute__((x)) {`, not `struct tag {` or `= {`.
+    if (t === '{' && depth === 0) return decl[i - 1]?.text === ')';
     if (t === '{' || t === '(' || t === '[') depth++;
     else if (t === '}' || t === ')' || t === ']') depth--;
   }
