@@ -154,6 +154,8 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
             visit(r);
           } else if (d.linkage === 'internal' || d.linkage === 'external') {
             externs.set(r, d);
+            // Its declaration names its type, which may be local.
+            for (const t of d.refs) if (/^(struct|union|enum|typedef):/.test(t)) visit(t);
           }
           continue;
         }
@@ -264,7 +266,8 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
     // (An anonymous enum, found around its first enumerator, may start above the first entity.)
     if (target.span.line < firstCode && target.name !== '') continue;
     if (pieces.some((p) => p.line === target.span.line)) continue;
-    pieces.push({ line: target.span.line, endLine: target.span.endLine, text: takeLines(target.span.line, target.span.endLine), context: top });
+    const text = takeLines(target.span.line, target.span.endLine);
+    pieces.push({ line: target.span.line, endLine: target.span.endLine, text: target.kind === 'typedef' ? text : typeOnly(text), context: top });
   }
   const renamed = (text: string) => renameIdentifiers(text, replaced, prefix);
   for (const [name] of copy) {
@@ -498,7 +501,8 @@ function externDeclaration(d: TuEntity, preprocessed: string, model: TuModel, si
     return `${head.replace(/\bstatic\s+/, '').replace(/\b(inline|__inline__|__inline)\s+/g, '')};`;
   }
   const eq = findInitializer(text);
-  const decl = (eq >= 0 ? text.slice(0, eq) : text.replace(/;\s*$/, '')).replace(/\s+/g, ' ').trim();
+  // `static struct tag { ... } *x;`: the type is copied on its own, the declaration names its tag.
+  const decl = withoutTaggedBodies(eq >= 0 ? text.slice(0, eq) : text.replace(/;\s*$/, '')).replace(/\s+/g, ' ').trim();
   const extern = `extern ${decl.replace(/^(?:static|extern)\s+/, '')};`;
   // An array sized by its initializer (`x[] = {...}`, or a typedef of an array of unknown bound):
   // the declaration alone has no size, which ARRAY_SIZE() needs. The running kernel's object
@@ -510,6 +514,42 @@ function externDeclaration(d: TuEntity, preprocessed: string, model: TuModel, si
     return `${extern}\nextern typeof(${d.name}[0]) ${d.name}[${size} / sizeof(${d.name}[0])];`;
   }
   return extern;
+}
+
+/** The end of the brace group opening at `open`. */
+function closingBrace(text: string, open: number): number {
+  let depth = 0;
+  for (let i = open; i < text.length; i++) {
+    if (text[i] === '{') depth++;
+    else if (text[i] === '}' && --depth === 0) return i;
+  }
+  return -1;
+}
+
+/**
+ * A struct, union or enum definition that also declares variables (`static struct
+ * res_config { ... } *res_cfg;`) copied as the type alone: the variables stay the
+ * running kernel's. A typedef keeps its text (the typedef is the point).
+ */
+export function typeOnly(text: string): string {
+  const m = /\b(struct|union|enum)\b[^{;]*\{/.exec(text);
+  if (!m || /^\s*typedef\b/.test(text.slice(0, m.index))) return text;
+  const close = closingBrace(text, m.index + m[0].length - 1);
+  const rest = text.slice(close + 1);
+  // `} __packed;` is the type's own attribute, not a variable: left whole.
+  if (close < 0 || /^\s*;\s*$/.test(rest) || /\b__\w+/.test(rest.split(';')[0] as string)) return text;
+  return `${text.slice(m.index, close + 1)};`;
+}
+
+/** `struct tag { ... }` as `struct tag` (an anonymous one keeps its body: it has no other name). */
+export function withoutTaggedBodies(decl: string): string {
+  let out = decl;
+  for (let m = /\b(struct|union|enum)\s+(\w+)\s*\{/.exec(out); m; m = /\b(struct|union|enum)\s+(\w+)\s*\{/.exec(out)) {
+    const close = closingBrace(out, m.index + m[0].length - 1);
+    if (close < 0) break;
+    out = `${out.slice(0, m.index)}${m[1]} ${m[2]}${out.slice(close + 1)}`;
+  }
+  return out;
 }
 
 function findInitializer(text: string): number {
