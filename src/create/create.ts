@@ -110,6 +110,12 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
   const overlay = headerOverlay(join(workDir, '1-sources', 'patched'), report.changedHeaders ?? []);
   /** Export namespaces modpost asked for beyond those the original files import. */
   const namespaces: string[] = [];
+  /**
+   * Local types the new code uses only through expressions (`adev->ip_top->die_kset`, where a
+   * header declares the member as a pointer to a struct the .c defines): the model's references
+   * do not name them, the compiler's errors do.
+   */
+  const usedTypes: string[] = [];
   /** Emit, build and verify once, with these same-file helpers copied for what the compiler knows of them. */
   const attempt = async (copyForKnowledge: Map<string, Set<string>>, round: number): Promise<Attempt> => {
     const tus: TuBuild[] = inputs.map((i) => ({
@@ -121,7 +127,7 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
         originalFunctions: new Set(i.origCode.functions.keys()),
         dataSizes: new Map([...i.origCode.data.values()].map((v) => [v.name, v.size])),
         patchedReferences: new Set(i.entries.flatMap((e) => (i.patchedCode.functions.get(e.symbol)?.relocs ?? []).map((r) => r.raw))),
-        prefix: i.prefix, scaffoldingFile, cName: i.cName, copyForKnowledge: copyForKnowledge.get(i.file),
+        prefix: i.prefix, scaffoldingFile, cName: i.cName, copyForKnowledge: copyForKnowledge.get(i.file), alsoNeed: usedTypes,
       }),
     }));
     const scaffolding = emitScaffolding(name, tus.map((t) => t.cName), tus.flatMap((t) => t.emitted.installs), o.replace,
@@ -162,6 +168,14 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
     const missingNs = [...`${build.stdout}${build.stderr}`.matchAll(/uses symbol \S+ from namespace (\w+), but does not import it/g)].map((m) => m[1] as string);
     if (build.code !== 0 && missingNs.some((ns) => !namespaces.includes(ns))) {
       namespaces.push(...missingNs.filter((ns) => !namespaces.includes(ns)));
+      return attempt(copyForKnowledge, round);
+    }
+    // A local struct the new code needs complete: copy it, build again.
+    const incomplete = [...`${build.stdout}${build.stderr}`.matchAll(/(?:undefined|incomplete(?: element)?) type [‘'](struct|union|enum) (\w+)[’']/g)]
+      .map((m) => `${m[1]}:${m[2]}`).filter((k) => !usedTypes.includes(k) && inputs.some((i) => i.model.entities.some((e) => `${e.kind}:${e.name}` === k && e.span.file === i.file)));
+    if (build.code !== 0 && incomplete.length) {
+      usedTypes.push(...new Set(incomplete));
+      info(`the new code needs the complete type of ${[...new Set(incomplete)].join(', ')}: copied, building again`);
       return attempt(copyForKnowledge, round);
     }
     if (build.code !== 0) {

@@ -41,6 +41,8 @@ export interface EmitInput {
    * (a second attempt, when verification showed the patched build relied on what it knew of them).
    */
   copyForKnowledge?: Set<string>;
+  /** Further local definitions (`struct:name`) the new code needs: its build said so. */
+  alsoNeed?: readonly string[];
   /** This file's name in the module build (diagnostics after a copied function point back to it). */
   cName?: string;
   /** File name of the scaffolding, for the header comment. */
@@ -167,6 +169,7 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
     }
   };
   for (const name of copy.keys()) visit(`function:${name}`);
+  for (const key of input.alsoNeed ?? []) if (defs.has(key)) visit(key);
 
   const out: string[] = [];
   const map: { file: string; line: number }[] = [];
