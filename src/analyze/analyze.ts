@@ -556,6 +556,16 @@ export async function analyzeCompiledTu(
     final.set(name, why);
   }
 
+  // A static function the patched build inlined into every caller has no new body of its own.
+  // When each of its callers in the running kernel is replaced and nothing takes its address,
+  // its old copy is never called again: it is copied into the new callers, not installed.
+  const replacedCallers = new Set(final.keys());
+  for (const name of [...final.keys()]) {
+    if (!deadAfterTransition(name, orig.code, patched.code, callersOf(name), replacedCallers)) continue;
+    final.delete(name);
+    report.notes.push(`${tu.path}: ${name} is inlined into all its callers in the patched build, and all its callers in the running kernel are replaced: its old copy is no longer called, so it is not installed`);
+  }
+
   // Map to the running kernel.
   const tuLocals = new Set([...orig.code.functions.values()].filter((f) => f.bind === 'local').map((f) => f.name));
   if (final.size === 0) {
@@ -589,6 +599,32 @@ export async function analyzeCompiledTu(
     }
     report.mustReplace.push({ object, symbol: name, sympos: loc.sympos, file: tu.path, line: lineOf(patched.model, tu.path, name), reasons: why });
   }
+}
+
+/**
+ * A function whose running copy nothing can reach once the callers are replaced: static,
+ * without an out-of-line copy (or clone) in the patched build, called (not address-taken)
+ * only by replaced functions, and not stored in any data object.
+ */
+export function deadAfterTransition(name: string, orig: ObjectCode, patched: ObjectCode, callers: string[], replaced: Set<string>): boolean {
+  const f = orig.functions.get(name);
+  if (!f || f.bind !== 'local' || !hasFentry(f)) return false;
+  if ([...patched.functions.keys()].some((n) => n === name || n.startsWith(`${name}.`))) return false;
+  if (callers.length === 0) return false;
+  if (!callers.every((c) => replaced.has(c.replace(/\.cold(\.\d+)?$/, '')) && c !== name)) return false;
+  // Every reference from code is a direct call or jump: no pointer to the old copy escapes.
+  for (const c of callers) {
+    const code = orig.functions.get(c);
+    if (!code) return false;
+    for (const r of code.relocs) {
+      if (r.target !== name && r.raw !== name) continue;
+      const op = code.bytes[r.offset - 1];
+      const jcc = code.bytes[r.offset - 2] === 0x0f && op !== undefined && op >= 0x80 && op <= 0x8f;
+      if (op !== 0xe8 && op !== 0xe9 && !jcc) return false;
+    }
+  }
+  for (const d of orig.data.values()) if (d.relocs.some((r) => r.target === name || r.raw === name)) return false;
+  return true;
 }
 
 function lineOf(model: TuModel, file: string, name: string): number {

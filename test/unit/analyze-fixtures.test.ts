@@ -476,3 +476,21 @@ test('14. a static name that another TU of the kernel also has: sympos is its po
   });
   assertRefusals(r.report, []);
 });
+
+test('15. a static function the fix lets GCC inline into all its callers: the callers are replaced, the old copy is left unused', async () => {
+  const r = await runFixture('inlined-after-fix');
+  // The hazard: the running kernel calls an out-of-line trim, the patched build has none.
+  assert.equal(nm(r.orig.obj).get('trim'), 't');
+  assert.ok(!nm(r.patched.obj).has('trim'));
+  assert.match(r.patched.dumpText, /^Callgraph clone;trim;\d+;[^;]*;\d+;\d+;queue_push;\d+;[^;]*;\d+;\d+;inlining to$/m);
+  assert.deepEqual(referrers(r.orig.code, 'trim'), ['queue_pop', 'queue_push']);
+
+  // Installing trim would leave nothing to verify it against; every call to the old copy is
+  // from a replaced caller, so after the transition nothing reaches it.
+  assertMustReplace(r.report, {
+    queue_push: { sympos: 0, line: 14, reasons: ['code/object diff'] },
+    queue_pop: { sympos: 0, line: 20, reasons: ['code/object diff'] },
+  });
+  assert.ok(r.report.notes.some((n) => /trim is inlined into all its callers in the patched build/.test(n)), JSON.stringify(r.report.notes));
+  assertRefusals(r.report, []);
+});
