@@ -11,7 +11,8 @@ import { readSymvers } from '../kmod/symvers.js';
 import { redirectStaticLocals, staticLocalsOf } from '../kmod/static-locals.js';
 import { indexModules, moduleKey } from '../vm/initramfs.js';
 import { formatVerification, verify, type Verification } from '../verify/verify.js';
-import { emitFunctions, emitScaffolding, importedNamespaces, PREFIX, TARGET_MODULE, type EmittedFunctions } from '../emit/emit.js';
+import { ADDRESS_PREFIX, emitFunctions, emitScaffolding, importedNamespaces, PREFIX, TARGET_MODULE, type EmittedFunctions } from '../emit/emit.js';
+import { INLINING_TO, ipaClonesDumpPath, readIpaClones } from '../analyze/ipa-clones.js';
 import { compileCommand, objectOf } from '../target/compile-command.js';
 import type { TargetManifest } from '../target/manifest.js';
 import { makeEnv } from '../target/setup.js';
@@ -100,6 +101,7 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
       file, cName, modName, isModule, flags: tuFlags(cmd, reference), patchedText, preprocessed, model, entries, originalObject, patchedObject,
       origCode: readObjectCode(parseElf(await readFile(originalObject), originalObject)),
       patchedCode: readObjectCode(parseElf(await readFile(patchedObject), patchedObject)),
+      patchedInlined: inlinedInto(patchedObject, join(workDir, '1-sources', 'patched', file), new Set(entries.map((e) => e.symbol))),
       prefix: entries.some((e) => clash.has(e.symbol)) ? `livepatch_${cName.slice(stem.length + 1, -2).replace(/[^A-Za-z0-9_]/g, '_')}_` : PREFIX,
     });
   }
@@ -127,7 +129,7 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
         originalFunctions: new Set(i.origCode.functions.keys()),
         dataSizes: new Map([...i.origCode.data.values()].map((v) => [v.name, v.size])),
         patchedReferences: new Set(i.entries.flatMap((e) => (i.patchedCode.functions.get(e.symbol)?.relocs ?? []).map((r) => r.raw))),
-        prefix: i.prefix, scaffoldingFile, cName: i.cName, copyForKnowledge: copyForKnowledge.get(i.file), alsoNeed: usedTypes,
+        prefix: i.prefix, scaffoldingFile, cName: i.cName, copyForKnowledge: copyForKnowledge.get(i.file), alsoNeed: usedTypes, patchedInlined: i.patchedInlined,
       }),
     }));
     const scaffolding = emitScaffolding(name, tus.map((t) => t.cName), tus.flatMap((t) => t.emitted.installs), o.replace,
@@ -192,7 +194,7 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
       codeChanged: (t.report?.codeChanged ?? []).map((c) => c.name),
       replaced: new Set(t.emitted.installs.map((e) => e.symbol)),
       coveredByCallers: new Set((t.report?.codeChanged ?? []).map((c) => t.origCode.functions.get(c.name)).filter((f) => f !== undefined && !hasFentry(f)).map((f) => f!.name)),
-      symbolAliases: new Map([[TARGET_MODULE, '__this_module']]),
+      symbolAliases: new Map([[TARGET_MODULE, '__this_module'], ...t.emitted.externalized.filter((x) => x.name.startsWith(ADDRESS_PREFIX)).map((x) => [x.name, x.name.slice(ADDRESS_PREFIX.length)] as [string, string])]),
     }));
     return { tus, ko, verification: mergeVerifications(verifications, tus.map((t) => t.file)) };
   };
@@ -364,6 +366,8 @@ interface TuInput {
   patchedObject: string;
   origCode: ObjectCode;
   patchedCode: ObjectCode;
+  /** Functions the patched build inlined into the replaced ones. */
+  patchedInlined: Set<string>;
   prefix: string;
 }
 
@@ -424,6 +428,26 @@ function mergeVerifications(vs: Verification[], files: string[]): Verification {
   };
 }
 
+/** Functions the build of `object` inlined into `into` (directly or through other inlined ones): its ipa-clones dump. */
+function inlinedInto(object: string, source: string, into: Set<string>): Set<string> {
+  const dump = ipaClonesDumpPath(object, source);
+  if (!existsSync(dump)) return new Set();
+  const inlines = readIpaClones(dump).clones.filter((c) => c.reason === INLINING_TO);
+  const out = new Set<string>();
+  const hosts = new Set(into);
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const c of inlines) {
+      if (hosts.has(c.clone.name) && !out.has(c.origin.name)) {
+        out.add(c.origin.name);
+        hosts.add(c.origin.name);
+        grew = true;
+      }
+    }
+  }
+  return out;
+}
+
 /** Undefined symbols of an object file. */
 function undefinedIn(path: string): Set<string> {
   const elf = parseElf(readFileSync(path), path);
@@ -470,11 +494,13 @@ function resolveUndefined(
       continue;
     }
     const found = new Map<string, Resolution>();
+    // The running kernel's copy of a function the module also has a copy of (for inlining).
+    const real = s.name.startsWith(ADDRESS_PREFIX) ? s.name.slice(ADDRESS_PREFIX.length) : undefined;
     for (const c of users.length ? users : contexts) {
       for (const index of c.indexes) {
-        const loc = locateSymbol(index, s.name, c.tu.file, c.tuLocals);
+        const loc = locateSymbol(index, real ?? s.name, c.tu.file, c.tuLocals);
         if (loc.found) {
-          const r: Resolution = { name: s.name, resolution: 'klp', object: index.object, sympos: loc.sympos };
+          const r: Resolution = { name: s.name, resolution: 'klp', object: index.object, sympos: loc.sympos, ...(real ? { target: real } : {}) };
           found.set(`${r.object},${r.sympos}`, r);
           break;
         }

@@ -41,6 +41,12 @@ export interface EmitInput {
    * (a second attempt, when verification showed the patched build relied on what it knew of them).
    */
   copyForKnowledge?: Set<string>;
+  /**
+   * Functions the patched build inlined into the replaced ones (its ipa-clones dump). One whose
+   * address the new code also takes is copied for the calls, and its address stays the running
+   * kernel's (`klpgen_addr_NAME`, a KLP relocation to NAME).
+   */
+  patchedInlined?: ReadonlySet<string>;
   /** Further local definitions (`struct:name`) the new code needs: its build said so. */
   alsoNeed?: readonly string[];
   /** This file's name in the module build (diagnostics after a copied function point back to it). */
@@ -74,6 +80,8 @@ export interface InstalledFunction {
 export const PREFIX = 'livepatch_';
 /** What a module TU's THIS_MODULE becomes: the patched module's __this_module. */
 export const TARGET_MODULE = 'klpgen_target_module';
+/** `klpgen_addr_NAME` is the running kernel's NAME where the module also has a copy of NAME. */
+export const ADDRESS_PREFIX = 'klpgen_addr_';
 
 /** The new functions of one TU of the fix, and what they need from it. */
 export function emitFunctions(input: EmitInput): EmittedFunctions {
@@ -118,6 +126,9 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
   const foldedData = new Set<string>();
   /** Copies that are there for what the compiler learns from their bodies, not to run new code. */
   const knowledge = new Set<string>();
+  /** Copies for inlining whose address the new code also takes: that address is the kernel's. */
+  const addressTwins = new Set<string>();
+  const takeLines = (from: number, to: number) => lines.slice(from - 1, to).join('\n');
   const visit = (key: string) => {
     if (need.has(key)) return;
     need.add(key);
@@ -134,8 +145,18 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
           const absent = !input.originalFunctions.has(d.name);
           const inlinedThere = !input.patchedReferences.has(d.name);
           const forKnowledge = !!input.copyForKnowledge?.has(d.name) && !replaced.has(d.name);
-          const copyIt = absent || changed.has(d.name) || inlinedThere || forKnowledge;
-          if (copyIt) {
+          // Inlined into the new code and also referenced by it (its address taken).
+          // (Only for a direct call: inlined through a function pointer, `devm_add_action_or_reset(dev,
+          // f, x)`, the call and the address are one expression, and the kernel's address must win.)
+          const twin = !absent && !inlinedThere && !changed.has(d.name) && !replaced.has(d.name) && !!input.patchedInlined?.has(d.name) &&
+            e.kind === 'function' && e.span.file === file && new RegExp(`(?<![\\w.>])${d.name}\\s*\\(`).test(takeLines(e.span.line, e.span.endLine));
+          const copyIt = absent || changed.has(d.name) || inlinedThere || forKnowledge || twin;
+          if (twin && !forKnowledge && !copy.has(d.name)) {
+            copy.set(d.name, 'inlined into the new code in the patched build, which also takes its address: the address stays the running kernel\'s');
+            addressTwins.add(d.name);
+            externs.set(r, d);
+            visit(r);
+          } else if (copyIt) {
             if (!copy.has(d.name)) {
               copy.set(d.name, changed.has(d.name) ? 'its source changed' : absent ? 'no out-of-line copy in the running kernel'
                 : inlinedThere ? 'inlined into the new code in the patched build'
@@ -253,7 +274,6 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
     line: number; endLine: number; text: string; context: ConditionalContext;
     functionName?: string; refs?: string[]; external?: boolean; declaration?: boolean;
   }[] = [];
-  const takeLines = (from: number, to: number) => lines.slice(from - 1, to).join('\n');
   for (const key of need) {
     if (macros.has(key)) {
       for (const m of model.macros) {
@@ -285,6 +305,7 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
     }
     let text = takeLines(e.span.line, e.span.endLine);
     text = renamed(text);
+    text = renameAddressUses(text, addressTwins);
     if (replaced.has(name)) text = makeGlobal(text);
     else if (knowledge.has(name)) text = makeKnowledgeCopy(text);
     pieces.push({ line: e.span.line, endLine: e.span.endLine, text, context: top, functionName: name, refs: e.refs });
@@ -296,8 +317,11 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
   const externalized: { name: string; kind: string }[] = [];
   for (const [key, d] of [...externs].sort((a, b) => a[1].span.line - b[1].span.line)) {
     const users = pieces.filter((p) => p.functionName !== undefined && (p.refs ?? []).includes(key)).map((p) => p.line - 0.5);
-    pieces.push({ line: Math.min(d.span.line, ...users), endLine: d.span.line, text: externDeclaration(d, input.preprocessed, model, input.dataSizes), context: top, external: true });
-    externalized.push({ name: d.name, kind: d.kind });
+    const twin = addressTwins.has(d.name);
+    let decl = externDeclaration(d, input.preprocessed, model, input.dataSizes);
+    if (twin) decl = decl.replace(new RegExp(`\\b${d.name}(?=\\s*\\()`), `${ADDRESS_PREFIX}${d.name}`);
+    pieces.push({ line: Math.min(d.span.line, ...users), endLine: d.span.line, text: decl, context: top, external: true });
+    externalized.push({ name: twin ? `${ADDRESS_PREFIX}${d.name}` : d.name, kind: d.kind });
   }
   pieces.sort((a, b) => a.line - b.line);
   // Copied functions used above their definition: the .c declares them ahead (or relies on a
@@ -465,6 +489,15 @@ export function emitScaffolding(
  * Rename references to replaced functions to their new names, outside strings
  * and comments; a struct tag or a member of the same name is not one.
  */
+/** Uses of `names` that are not calls (`devm_add_action(dev, f, x)`, `&f`) renamed to the running kernel's copy. */
+export function renameAddressUses(text: string, names: ReadonlySet<string>): string {
+  if (names.size === 0) return text;
+  return text.replace(/\/\*[\s\S]*?\*\/|\/\/[^\n]*|"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|(?<![\w.]|->\s*|\b(?:struct|union|enum)\s+)([A-Za-z_]\w*)(?!\s*\(|\w)/g, (m, id: string | undefined) => {
+    if (id !== undefined && names.has(id)) return `${ADDRESS_PREFIX}${id}`;
+    return m;
+  });
+}
+
 export function renameIdentifiers(text: string, names: Set<string>, prefix = PREFIX): string {
   return text.replace(/\/\*[\s\S]*?\*\/|\/\/[^\n]*|"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|(?<![\w.]|->\s*|\b(?:struct|union|enum)\s+)([A-Za-z_]\w*)/g, (m, id: string | undefined) => {
     if (id !== undefined && names.has(id)) return `${prefix}${id}`;

@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
-import { importedNamespaces, opensComment, renameIdentifiers, typeOnly, withoutTaggedBodies } from '../../src/emit/emit.js';
+import { importedNamespaces, opensComment, renameAddressUses, renameIdentifiers, typeOnly, withoutTaggedBodies } from '../../src/emit/emit.js';
 
 test('opensComment: a #define whose comment runs on must be copied to the comment\'s end', () => {
   assert.equal(opensComment('#define VCNL_PS_OD\t\tBIT(3) /* start on-demand proximity'), true);
@@ -28,4 +28,11 @@ test('typeOnly / withoutTaggedBodies: a struct defined with its variable is copi
     assert.equal(typeOnly(same), same);
   }
   assert.equal(withoutTaggedBodies('static struct { int a; } anon'), 'static struct { int a; } anon');
+});
+
+test('renameAddressUses: the address of a function copied for inlining stays the running kernel\'s; calls, members and strings are kept', () => {
+  const text = 'INIT_WORK(&w->work, flush_one);\n\tflush_one(&w->work);\n\tops.flush_one = &flush_one;\n\tp->flush_one(x); /* flush_one */ pr_info("flush_one");\n\tstruct flush_one *f;';
+  assert.equal(renameAddressUses(text, new Set(['flush_one'])),
+    'INIT_WORK(&w->work, klpgen_addr_flush_one);\n\tflush_one(&w->work);\n\tops.flush_one = &klpgen_addr_flush_one;\n\tp->flush_one(x); /* flush_one */ pr_info("flush_one");\n\tstruct flush_one *f;');
+  assert.equal(renameAddressUses(text, new Set()), text);
 });
