@@ -481,7 +481,11 @@ function resolveUndefined(
   const missing: string[] = [];
   for (const s of elf.symbols()) {
     if (s.shndx !== 0 || !s.name || s.type === 4) continue;
-    if (exported.has(s.name) || s.name === '__this_module') {
+    // A symbol the patched module itself exports is not there until that module loads, which may
+    // be after the livepatch: a KLP relocation, resolved when it does (as for its local symbols).
+    const exporter = exported.get(s.name)?.object;
+    const ownExport = exporter !== undefined && contexts.some((c) => c.tu.object !== 'vmlinux' && moduleKey(c.tu.object) === moduleKey(exporter));
+    if ((exported.has(s.name) && !ownExport) || s.name === '__this_module') {
       out.push({ name: s.name, resolution: 'exported' });
       continue;
     }
