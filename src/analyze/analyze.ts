@@ -17,7 +17,7 @@ import { includersOf, overlayIncludes } from './includers.js';
 /** A changed header is analysed through at most this many including TUs. */
 export const HEADER_INCLUDER_LIMIT = 16;
 import { parseCallGraph, type CallGraph } from './callgraph.js';
-import { aliasesIn, diffFunctions, hasFentry, readObjectCode, referrers, type FunctionCode, type ObjectCode } from './objdiff.js';
+import { aliasesIn, changedTables, diffFunctions, hasFentry, readObjectCode, referrers, type FunctionCode, type ObjectCode } from './objdiff.js';
 import { applyFilePatch, parsePatch } from './patch.js';
 import { aliasesOf, loadSymbolIndex, locateSymbol, type SymbolIndex } from './symbols.js';
 
@@ -452,6 +452,14 @@ export async function analyzeCompiledTu(
   }
 
   // Object level.
+  // Entries of the kernel's registration tables (a new PCI fixup, module parameter, initcall):
+  // they change behaviour without changing a function, and cannot be added to a running kernel.
+  for (const t of changedTables(orig.code, patched.code)) {
+    report.refusals.push({
+      reason: `the fix ${t.after > t.before ? 'adds entries to' : t.after < t.before ? 'removes entries from' : 'changes'} ${t.section} (${t.before} -> ${t.after} bytes), a table the kernel reads from its image: a livepatch cannot change it`,
+      file: tu.path, line: firstAddedLineIn(tu.path, patchedText, origText),
+    });
+  }
   const changes = diffFunctions(orig.code, patched.code);
   const codeChanged = changes.flatMap((c) => (c.status === 'changed' ? [{ name: c.name, reason: c.reason, firstDifference: c.firstDifference }] : []));
   const closure = inliningClosure(parseIpaClones(orig.ipaClones, 'ipa-clones of the original build'), sourceChanged);
@@ -625,6 +633,24 @@ export function deadAfterTransition(name: string, orig: ObjectCode, patched: Obj
   }
   for (const d of orig.data.values()) if (d.relocs.some((r) => r.target === name || r.raw === name)) return false;
   return true;
+}
+
+/** The first line of the .c (patched numbering) that the preprocessed texts disagree on, from their line markers; 1 if none. */
+function firstAddedLineIn(file: string, patchedText: string, origText: string): number {
+  const lines = (text: string) => {
+    const out: number[] = [];
+    let inFile = false;
+    let line = 0;
+    for (const l of text.split('\n')) {
+      const m = /^# (\d+) "([^"]*)"/.exec(l);
+      if (m) { line = Number(m[1]); inFile = (m[2] as string).endsWith(file); continue; }
+      if (inFile && l.trim()) out.push(line);
+      line++;
+    }
+    return out;
+  };
+  const a = new Set(lines(origText));
+  return lines(patchedText).find((l) => !a.has(l)) ?? 1;
 }
 
 function lineOf(model: TuModel, file: string, name: string): number {

@@ -1,5 +1,5 @@
 import {
-  SHF_EXECINSTR, SHF_MERGE, SHF_STRINGS, SHN_UNDEF, STB_GLOBAL, STB_LOCAL, STB_WEAK, STT_FUNC, STT_OBJECT, STT_SECTION,
+  SHF_ALLOC, SHF_EXECINSTR, SHF_MERGE, SHF_STRINGS, SHN_UNDEF, STB_GLOBAL, STB_LOCAL, STB_WEAK, STT_FUNC, STT_OBJECT, STT_SECTION,
   relocTypeName, type ElfFile, type ElfSection, type ElfSymbol,
 } from '../elf/elf64.js';
 
@@ -48,6 +48,24 @@ export interface DataObject {
 export interface ObjectCode {
   functions: Map<string, FunctionCode>;
   data: Map<string, DataObject>;
+  /** Size of each allocated section, by name (tables the kernel collects: `.pci_fixup_*`, `__param`, ...). */
+  sectionSizes: Map<string, number>;
+}
+
+/**
+ * Sections the kernel reads as registration tables, filled by macros at file scope (PCI
+ * fixups, module and boot parameters, initcalls, trace events, error injection): an entry
+ * added or removed there changes what the kernel does without changing any function, and a
+ * livepatch cannot add it to the running kernel's table.
+ */
+export const REGISTRATION_TABLES = /^(\.pci_fixup_\w+|__param|\.init\.setup|\.initcall\w*\.init|\.con_initcall\.init|_ftrace_events|__syscalls_metadata|_error_injection_whitelist|__kprobe_blacklist|\.x86_cpu_dev\.init|\.apicdrivers|__earlycon_table|__\w+_of_table|\.acpi_probe_table)$/;
+
+/** Registration tables whose size differs between two builds, with both sizes. */
+export function changedTables(orig: ObjectCode, patched: ObjectCode): { section: string; before: number; after: number }[] {
+  const names = new Set([...orig.sectionSizes.keys(), ...patched.sectionSizes.keys()].filter((n) => REGISTRATION_TABLES.test(n)));
+  return [...names].sort()
+    .map((section) => ({ section, before: orig.sectionSizes.get(section) ?? 0, after: patched.sectionSizes.get(section) ?? 0 }))
+    .filter((t) => t.before !== t.after);
 }
 
 /**
@@ -180,7 +198,12 @@ export function readObjectCode(elf: ElfFile): ObjectCode {
       if (c) data.set(sym.name, { name: sym.name, bind: bindName(sym.bind), size: sym.size, ...c });
     }
   }
-  return { functions, data };
+  const sectionSizes = new Map<string, number>();
+  for (const sec of elf.sections) {
+    if ((sec.flags & SHF_ALLOC) === 0 || !sec.name) continue;
+    sectionSizes.set(sec.name, (sectionSizes.get(sec.name) ?? 0) + Number(sec.size));
+  }
+  return { functions, data, sectionSizes };
 }
 
 /**
