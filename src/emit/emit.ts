@@ -273,6 +273,8 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
   const pieces: {
     line: number; endLine: number; text: string; context: ConditionalContext;
     functionName?: string; refs?: string[]; external?: boolean; declaration?: boolean;
+    /** A replaced function whose name a macro makes (`MLX5E_DECLARE_STATS_GRP_OP_NUM_STATS(channels)`): renamed by a #define. */
+    macroNamed?: boolean;
   }[] = [];
   for (const key of need) {
     if (macros.has(key)) {
@@ -308,7 +310,9 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
     text = renameAddressUses(text, addressTwins);
     if (replaced.has(name)) text = makeGlobal(text);
     else if (knowledge.has(name)) text = makeKnowledgeCopy(text);
-    pieces.push({ line: e.span.line, endLine: e.span.endLine, text, context: top, functionName: name, refs: e.refs });
+    const open = text.indexOf('{');
+    const macroNamed = replaced.has(name) && !new RegExp(`\\b${prefix}${name}\\b`).test(open >= 0 ? text.slice(0, open) : text);
+    pieces.push({ line: e.span.line, endLine: e.span.endLine, text, context: top, functionName: name, refs: e.refs, macroNamed });
   }
   pieces.sort((a, b) => a.line - b.line);
 
@@ -354,8 +358,11 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
       if (previous?.external || previous?.declaration) emit('');
       // The original's line numbers and file name, so __LINE__ and __FILE__ (WARN_ON, dev_dbg
       // formats) are the patched build's; then back to this file's own numbering.
+      // A name pasted together by a macro is rescanned: a #define renames it where the text cannot.
+      if (p.macroNamed) emit(`#define ${p.functionName} ${prefix}${p.functionName}`);
       emit(`#line ${p.line} "${file}"`);
       emit(p.text, p.line);
+      if (p.macroNamed) emit(`#undef ${p.functionName}`);
       emit(`#line ${out.length + 2} "${input.cName ?? file}"`);
       emit('');
     } else {
