@@ -39,6 +39,8 @@ export interface NormalizedReloc {
 export interface DataObject {
   name: string;
   section: string;
+  /** Its offset in that section. */
+  offset: number;
   bind: 'local' | 'global' | 'weak';
   size: number;
   bytes: Buffer;
@@ -195,7 +197,7 @@ export function readObjectCode(elf: ElfFile): ObjectCode {
       const sec = elf.sections[sym.shndx];
       if (!sec || (sec.flags & SHF_EXECINSTR) !== 0) continue;
       const c = collect(sym);
-      if (c) data.set(sym.name, { name: sym.name, bind: bindName(sym.bind), size: sym.size, ...c });
+      if (c) data.set(sym.name, { name: sym.name, bind: bindName(sym.bind), size: sym.size, offset: Number(sym.value), ...c });
     }
   }
   const sectionSizes = new Map<string, number>();

@@ -21,7 +21,12 @@ export interface KernelSymbol {
   file: string;
   /** Index of the STT_FILE group it belongs to (-1 for globals). */
   group: number;
+  /** Section index (read from the ELF; not kept in the vmlinux cache). */
+  shndx?: number;
 }
+
+/** Where our object has its local data: a static's neighbours tell its copy apart in a linked module. */
+export type DataLayout = ReadonlyMap<string, { section: string; offset: number }>;
 
 export interface SymbolIndex {
   object: string;
@@ -72,7 +77,7 @@ function readSymbols(elfPath: string): KernelSymbol[] {
     out.push({
       name: s.name, address: s.value, size: s.size,
       kind: s.type === STT_FUNC ? 'function' : s.type === STT_OBJECT ? 'object' : 'other',
-      bind, file: bind === 'local' ? file : '', group: bind === 'local' ? group : -1,
+      bind, file: bind === 'local' ? file : '', group: bind === 'local' ? group : -1, shndx: s.shndx,
     });
   }
   return out;
@@ -147,11 +152,40 @@ export type SymbolLocation =
  * local symbol names of our object (to pick among several TUs sharing a
  * basename, e.g. the many core.c files).
  */
-export function locateSymbol(index: SymbolIndex, name: string, tuFile: string, tuLocals: Set<string>): SymbolLocation {
+/**
+ * A module stripped of its STT_FILE symbols (Debian's are): a static of ours that another
+ * linked object also has (`__already_done.9`) is told apart by its neighbours in its section.
+ * Our object's other statics of that section (`.data.once`) sit at the same distances from
+ * our copy in the module, since the linker moves each object's part of a section as a whole.
+ */
+function byLayout(index: SymbolIndex, name: string, all: KernelSymbol[], layout: DataLayout | undefined): SymbolLocation {
+  const ours = layout?.get(name);
+  const fail = (why: string): SymbolLocation => ({ found: false, why: `${name} occurs ${all.length} times in ${index.object}, which has no STT_FILE symbols: ${why}` });
+  if (!layout || !ours) return fail('not a static of ours whose place is known');
+  const peers = [...layout].filter(([n, l]) => n !== name && l.section === ours.section);
+  if (peers.length === 0) return fail(`no other static of ours in ${ours.section} to place it by`);
+  const at = new Map<string, Set<string>>();
+  for (const x of index.symbols) {
+    if (x.shndx === undefined) continue;
+    const k = `${x.shndx}:${x.address}`;
+    const set = at.get(k);
+    if (set) set.add(x.name); else at.set(k, new Set([x.name]));
+  }
+  const scored = all.map((c) => ({
+    c,
+    n: peers.filter(([n, l]) => at.get(`${c.shndx}:${c.address + BigInt(l.offset - ours.offset)}`)?.has(n)).length,
+  })).sort((a, b) => b.n - a.n);
+  const [first, second] = scored as [{ c: KernelSymbol; n: number }, { c: KernelSymbol; n: number }];
+  if (first.n === 0 || first.n === second.n) return fail(`its neighbours in ${ours.section} do not single out one copy`);
+  return { found: true, sympos: all.indexOf(first.c) + 1, symbol: first.c, duplicates: all.length, how: `${all.length} symbols named ${name}; ours has ${first.n} of our statics of ${ours.section} around it, as in our object` };
+}
+
+export function locateSymbol(index: SymbolIndex, name: string, tuFile: string, tuLocals: Set<string>, layout?: DataLayout): SymbolLocation {
   const all = index.byName.get(name) ?? [];
   if (all.length === 0) return { found: false, why: `${name} is not in ${index.object}'s symbol table` };
   if (all.length === 1) return { found: true, sympos: 0, symbol: all[0] as KernelSymbol, duplicates: 1, how: 'unique name' };
   const file = basename(tuFile);
+  if (index.groups.length === 0 && all.every((s) => s.bind === 'local')) return byLayout(index, name, all, layout);
   const ours = all.filter((s) => s.file === file);
   if (ours.length === 0) {
     const globals = all.filter((s) => s.bind !== 'local');

@@ -475,7 +475,8 @@ function resolveUndefined(
     }
     indexes.push(vmlinux);
     const tuLocals = new Set([...t.origCode.functions.values()].filter((f) => f.bind === 'local').map((f) => f.name));
-    return { tu: t, indexes, tuLocals, undefinedNames: undefinedIn(objectOfTu(t)) };
+    const layout = new Map([...t.origCode.data.values()].filter((d) => d.bind === 'local').map((d) => [d.name, { section: d.section, offset: d.offset }]));
+    return { tu: t, indexes, tuLocals, layout, undefinedNames: undefinedIn(objectOfTu(t)) };
   });
   const out: Resolution[] = [];
   const missing: string[] = [];
@@ -502,7 +503,7 @@ function resolveUndefined(
     const real = s.name.startsWith(ADDRESS_PREFIX) ? s.name.slice(ADDRESS_PREFIX.length) : undefined;
     for (const c of users.length ? users : contexts) {
       for (const index of c.indexes) {
-        const loc = locateSymbol(index, real ?? s.name, c.tu.file, c.tuLocals);
+        const loc = locateSymbol(index, real ?? s.name, c.tu.file, c.tuLocals, c.layout);
         if (loc.found) {
           const r: Resolution = { name: s.name, resolution: 'klp', object: index.object, sympos: loc.sympos, ...(real ? { target: real } : {}) };
           found.set(`${r.object},${r.sympos}`, r);

@@ -1,0 +1,41 @@
+import { strict as assert } from 'node:assert';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { readObjectCode } from '../../src/analyze/objdiff.js';
+import { loadSymbolIndex, locateSymbol } from '../../src/analyze/symbols.js';
+import { parseElf } from '../../src/elf/elf64.js';
+import { tempDir } from '../helpers.js';
+
+/** WARN_ONCE-style flags: static locals in .data.once, numbered by the file's own count of statics. */
+const tu = (prefix: string, flags: number, before = '') => [
+  before,
+  ...Array.from({ length: flags }, (_, i) => `int ${prefix}_check${i}(int x) { static int done __attribute__((section(".data.once"))); if (x > ${i} && !done) { done = 1; return 1; } return 0; }`),
+  '',
+].join('\n');
+
+test('locateSymbol: in a module stripped of STT_FILE symbols, a duplicated static is placed by its neighbours in its section', () => {
+  const dir = tempDir('neighbours');
+  writeFileSync(join(dir, 'a.c'), tu('alpha', 3));
+  // Another static first: b.c's flags are done.1 to done.5, a.c's done.0 to done.2.
+  writeFileSync(join(dir, 'b.c'), tu('beta', 5, 'int beta_first(void) { static int counter; return counter++; }'));
+  execFileSync('gcc-12', ['-O2', '-c', 'a.c', 'b.c'], { cwd: dir });
+  // Like a Debian module: linked from several objects, then strip --strip-debug (no STT_FILE left).
+  execFileSync('ld', ['-r', '-o', 'm.ko', 'a.o', 'b.o'], { cwd: dir });
+  execFileSync('strip', ['--strip-debug', 'm.ko'], { cwd: dir });
+  const index = loadSymbolIndex(join(dir, 'm.ko'), 'm', false);
+  assert.equal(index.groups.length, 0, 'the module still has STT_FILE symbols');
+  assert.equal(index.byName.get('done.1')?.length, 2, 'both files should have a done.1');
+
+  const layoutOf = (o: string) => {
+    const code = readObjectCode(parseElf(readFileSync(join(dir, o)), o));
+    return new Map([...code.data.values()].map((d) => [d.name, { section: d.section, offset: d.offset }]));
+  };
+  const inA = locateSymbol(index, 'done.1', 'drivers/x/a.c', new Set(), layoutOf('a.o'));
+  const inB = locateSymbol(index, 'done.1', 'drivers/x/b.c', new Set(), layoutOf('b.o'));
+  assert.ok(inA.found && inB.found, [inA, inB].map((x) => (x.found ? x.how : x.why)).join('; '));
+  assert.deepEqual([inA.sympos, inB.sympos], [1, 2]);
+  // Without our object's layout it is not guessed.
+  assert.equal(locateSymbol(index, 'done.1', 'drivers/x/a.c', new Set()).found, false);
+});
