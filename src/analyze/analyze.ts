@@ -193,6 +193,13 @@ export async function analyze(target: TargetManifest, o: AnalyzeOptions): Promis
     }
   }
 
+  // A changed .c this configuration does not build: the running kernel has none of its code.
+  for (const [u, r] of await compileCommands(target, tus.map((t) => t.path))) {
+    if (!(r instanceof KlpgenError) || !/not built in this configuration/.test(r.message)) continue;
+    report.notes.push(`${r.message.replace(/^[^:]*: it is/, `${u} is`)}: the running kernel has none of its code`);
+    tus.splice(tus.findIndex((t) => t.path === u), 1);
+  }
+
   // A changed header: every built TU that includes it is analysed with both versions.
   // One included more widely passes only when it merely adds names no other file has.
   const wide: { additions: HeaderAdditions; includers: string[] }[] = [];

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { dirname, isAbsolute, join, normalize, relative } from 'node:path';
@@ -66,7 +66,7 @@ export async function compileCommands(target: TargetManifest, files: string[]): 
       if (e instanceof KlpgenError) out.set(f, e); else throw e;
     }
   }
-  const missing = rels.filter((r) => !existsSync(cmdFileOf(target, r)));
+  const missing = rels.filter((r) => !existsSync(cmdFileOf(target, r)) && !configuredOff(target, r));
   if (missing.length > 1) {
     const layout = targetLayout(target.abi);
     await run('make', [...kbuildArgs(layout, target.abi), '-k', `-j${cpus().length}`, ...missing.map((r) => r.replace(/\.c$/, '.o'))], {
@@ -81,11 +81,40 @@ export async function compileCommands(target: TargetManifest, files: string[]): 
   return out;
 }
 
+/**
+ * Why the directory's Makefile leaves `rel`'s object out of this configuration, if it does:
+ * every line that names the object adds it under a CONFIG_ option the .config does not set
+ * (`nvmet-$(CONFIG_NVME_TARGET_AUTH) += fabrics-cmd-auth.o`). Kbuild would still compile
+ * such a file when asked for it alone, and fail or, worse, succeed.
+ */
+export function configuredOff(target: TargetManifest, rel: string): string | null {
+  const dir = rel.slice(0, rel.lastIndexOf('/'));
+  const obj = rel.slice(rel.lastIndexOf('/') + 1).replace(/\.c$/, '.o');
+  const makefile = ['Kbuild', 'Makefile'].map((n) => join(target.paths.source, dir, n)).find((f) => existsSync(f));
+  const config = join(target.paths.build, '.config');
+  if (!makefile || !existsSync(config)) return null;
+  const lines = readFileSync(makefile, 'utf8').replace(/\\\n/g, ' ').split('\n').filter((l) => !/^\s*#/.test(l));
+  const naming = lines.filter((l) => new RegExp(`(^|[\\s=])${obj.replace(/[.+]/g, '\\$&')}(\\s|$)`).test(l));
+  if (naming.length === 0) return null;
+  const set = new Set([...readFileSync(config, 'utf8').matchAll(/^(CONFIG_\w+)=[ym]$/gm)].map((m) => m[1] as string));
+  const guards: string[] = [];
+  for (const l of naming) {
+    const lhs = l.split(/[:+]?=/)[0] ?? '';
+    const g = /\$\((CONFIG_\w+)\)/.exec(lhs)?.[1];
+    if (!g || set.has(g)) return null;
+    guards.push(g);
+  }
+  const names = [...new Set(guards)];
+  return `${names.join(', ')} ${names.length > 1 ? 'are' : 'is'} not set`;
+}
+
 export async function compileCommand(target: TargetManifest, file: string): Promise<CompileCommand> {
   const rel = normaliseSourcePath(target, file);
   const obj = rel.replace(/\.c$/, '.o');
   const cmdFile = cmdFileOf(target, rel);
   if (!existsSync(cmdFile)) {
+    const off = configuredOff(target, rel);
+    if (off) throw new KlpgenError(`${rel}: it is not built in this configuration (${off})`);
     // Building the single object makes Kbuild write its .cmd, in our object tree only.
     const layout = targetLayout(target.abi);
     const r = await run('make', [...kbuildArgs(layout, target.abi), obj], { env: makeEnv() });
