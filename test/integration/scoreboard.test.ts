@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { Scoreboard } from '../../src/corpus/scoreboard.js';
@@ -54,4 +54,32 @@ test('scoreboard: refusal reasons are grouped by kind', () => {
   assert.equal(refusalKind('data change: the declaration or initializer of x changed'), 'data change');
   assert.equal(refusalKind('f changed but cannot be traced (no __fentry__ call)'), 'untraceable function');
   assert.equal(refusalKind('init_x is __init code: it is gone after boot'), '__init/__exit code');
+});
+
+test('scoreboard: --journal keeps each score and a re-run skips it; --shard K/N splits the corpus; --redo runs an outcome again', () => {
+  const dir = tempDir('journal');
+  const journal = join(dir, 'scores.jsonl');
+  const run = (...extra: string[]) => {
+    const r = klpgen(['scoreboard', join(ROOT, 'corpus/6.1.0-54'), '--match', 'kernel-trace-fgraph', '--no-vm', '--abi', '6.1.0-54', '--journal', journal, '--json', ...extra]);
+    assert.equal(r.code, 0, r.stderr);
+    return { board: JSON.parse(r.stdout) as Scoreboard, stderr: r.stderr };
+  };
+  const first = run();
+  assert.equal(first.board.byOutcome.refused, 1);
+  const lines = readFileSync(journal, 'utf8').trim().split('\n');
+  assert.equal(lines.length, 1);
+  assert.equal((JSON.parse(lines[0] as string) as { outcome: string }).outcome, 'refused');
+  // Read back, not run again: no analysis this time, and the same score.
+  const second = run();
+  assert.doesNotMatch(second.stderr, /analysing/);
+  assert.deepEqual(second.board.patches, first.board.patches);
+  // One patch matched: shard 1/2 has it, shard 2/2 has nothing.
+  assert.equal(run('--shard', '2/2').board.total, 0);
+  assert.equal(run('--shard', '1/2').board.total, 1);
+  // --redo refused: analysed again, one more line in the journal.
+  assert.match(run('--redo', 'refused').stderr, /analysing/);
+  assert.equal(readFileSync(journal, 'utf8').trim().split('\n').length, 2);
+  const bad = klpgen(['scoreboard', join(ROOT, 'corpus/6.1.0-54'), '--shard', '3/2', '--abi', '6.1.0-54']);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /^klpgen: error: --shard: expected K\/N with 1 <= K <= N: 3\/2$/m);
 });
