@@ -492,10 +492,6 @@ export function emitScaffolding(
   return `${klp.join('\n')}\n`;
 }
 
-/**
- * Rename references to replaced functions to their new names, outside strings
- * and comments; a struct tag or a member of the same name is not one.
- */
 /** Uses of `names` that are not calls (`devm_add_action(dev, f, x)`, `&f`) renamed to the running kernel's copy. */
 export function renameAddressUses(text: string, names: ReadonlySet<string>): string {
   if (names.size === 0) return text;
@@ -505,6 +501,10 @@ export function renameAddressUses(text: string, names: ReadonlySet<string>): str
   });
 }
 
+/**
+ * Rename references to replaced functions to their new names, outside strings
+ * and comments; a struct tag or a member of the same name is not one.
+ */
 export function renameIdentifiers(text: string, names: Set<string>, prefix = PREFIX): string {
   return text.replace(/\/\*[\s\S]*?\*\/|\/\/[^\n]*|"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|(?<![\w.]|->\s*|\b(?:struct|union|enum)\s+)([A-Za-z_]\w*)/g, (m, id: string | undefined) => {
     if (id !== undefined && names.has(id)) return `${prefix}${id}`;
