@@ -284,7 +284,7 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
   let converted: Buffer;
   try {
     converted = klpConvert(built, resolution.filter((r) => r.resolution === 'klp').map((r) => ({
-      name: r.name, object: r.object as string, sympos: r.sympos as number, ...(r.target ? { target: r.target } : {}),
+      name: r.name, object: r.object as string, sympos: r.sympos as number, ...(r.target ? { target: r.target } : {}), ...(r.relaObject ? { relaObject: r.relaObject } : {}),
     })), ko);
   } catch (e) {
     // A reference the kernel cannot defer (a jump label or tracepoint of a module object) is a refusal.
@@ -310,7 +310,7 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
   };
 }
 
-interface Resolution { name: string; resolution: 'exported' | 'klp'; object?: string; sympos?: number; target?: string }
+interface Resolution { name: string; resolution: 'exported' | 'klp'; object?: string; sympos?: number; target?: string; relaObject?: string }
 
 /** One TU of the fix: its builds, and the file of new functions made from it. */
 interface TuBuild {
@@ -448,6 +448,17 @@ function inlinedInto(object: string, source: string, into: Set<string>): Set<str
   return out;
 }
 
+/** The modules a target module depends on (its .modinfo `depends=`), by moduleKey. */
+function moduleDepends(target: TargetManifest, module: string): Set<string> {
+  const ko = indexModules(target.paths.modules).get(moduleKey(module));
+  if (!ko) return new Set();
+  const elf = parseElf(readFileSync(ko), ko);
+  const info = elf.sections.find((s) => s.name === '.modinfo');
+  const text = info ? elf.sectionData(info).toString('latin1') : '';
+  const depends = /(?:^|\0)depends=([^\0]*)/.exec(text)?.[1] ?? '';
+  return new Set(depends.split(',').filter(Boolean).map(moduleKey));
+}
+
 /** Undefined symbols of an object file. */
 function undefinedIn(path: string): Set<string> {
   const elf = parseElf(readFileSync(path), path);
@@ -486,6 +497,15 @@ function resolveUndefined(
     // be after the livepatch: a KLP relocation, resolved when it does (as for its local symbols).
     const exporter = exported.get(s.name)?.object;
     const ownExport = exporter !== undefined && contexts.some((c) => c.tu.object !== 'vmlinux' && moduleKey(c.tu.object) === moduleKey(exporter));
+    // An export of a module the patched module depends on: loaded before it, but perhaps never
+    // (dell_wmi's dell-smbios on other hardware). An ordinary reference would make the livepatch
+    // depend on it and fail to load there; resolved when the patched module loads, it cannot.
+    const dependent = exporter === undefined || exporter === 'vmlinux' || ownExport ? undefined
+      : contexts.find((c) => c.tu.object !== 'vmlinux' && moduleDepends(target, c.tu.object).has(moduleKey(exporter)));
+    if (dependent) {
+      out.push({ name: s.name, resolution: 'klp', object: moduleKey(exporter as string), sympos: 0, relaObject: dependent.tu.object });
+      continue;
+    }
     if ((exported.has(s.name) && !ownExport) || s.name === '__this_module') {
       out.push({ name: s.name, resolution: 'exported' });
       continue;

@@ -69,6 +69,11 @@ export interface KlpExternal {
   object: string;
   /** Position among same-named symbols of the object in kallsyms order; 0 for a unique symbol. */
   sympos: number;
+  /**
+   * The object whose `.klp.rela` section carries the relocation (default: `object`): an export
+   * of a module the patched module depends on is resolved when the patched module loads.
+   */
+  relaObject?: string;
 }
 
 /**
@@ -184,10 +189,11 @@ export function klpConvert(ko: Buffer, externals: readonly KlpExternal[], source
         continue;
       }
       checkDeferrable(target.name, r, ext, fail);
-      const key = `${ext.object}\0${target.index}`;
+      const object = ext.relaObject ?? ext.object;
+      const key = `${object}\0${target.index}`;
       let group = klpEntries.get(key);
       if (group === undefined) {
-        group = { object: ext.object, target, entries: [] };
+        group = { object, target, entries: [] };
         klpEntries.set(key, group);
       }
       group.entries.push(r);
@@ -241,7 +247,7 @@ function checkExternal(ext: KlpExternal, fail: (msg: string) => never): void {
 function checkDeferrable(section: string, r: WriterReloc, ext: KlpExternal, fail: (msg: string) => never): void {
   const where = `relocation ${relocTypeName(r.type)} at ${section}+0x${r.offset.toString(16)} against ${ext.name} (${ext.object})`;
   if (!KERNEL_RELOC_TYPES.has(r.type)) fail(`${where}: the kernel's apply_relocate_add() does not support this relocation type`);
-  if (ext.object === 'vmlinux') return; // applied early, with the ordinary relocations
+  if ((ext.relaObject ?? ext.object) === 'vmlinux') return; // applied early, with the ordinary relocations
   const why = LOAD_TIME_SECTIONS.get(section);
   if (why !== undefined) {
     fail(`${where} cannot be a livepatch relocation: ${section} is used while the livepatch module loads (${why}), `

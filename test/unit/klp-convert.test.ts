@@ -310,6 +310,19 @@ test('klp-convert: module objects, sympos, and one section per (object, target)'
   assert.ok(symbolRows(out).some((s) => s.name === '.klp.sym.ext4.bar,2' && s.ndx === 'OS [0xff20]'));
 });
 
+test('klp-convert: an export of a module the patched module depends on rides in the patched module\'s section', () => {
+  const file = compile('refs');
+  const out = write('refs-dep.o', klpConvert(readFileSync(file), [
+    { name: 'bar', object: 'sparse_keymap', sympos: 0, relaObject: 'dell_wmi' },
+    { name: 'foo', object: 'dell_wmi', sympos: 0 },
+  ], file));
+  const ra = relocsByName(out);
+  // Resolved when dell_wmi loads (its dependencies are loaded by then): no section of its own.
+  assert.deepEqual([...ra.keys()].filter((k) => k.startsWith('.klp.')), ['.klp.rela.dell_wmi..text', '.klp.rela.dell_wmi..data']);
+  assert.ok(ra.get('.klp.rela.dell_wmi..text')!.some((l) => l.includes('.klp.sym.sparse_keymap.bar,0 ')));
+  assert.ok(ra.get('.klp.rela.dell_wmi..text')!.some((l) => l.includes('.klp.sym.dell_wmi.foo,0 ')));
+});
+
 test('klp-convert: with -ffunction-sections each function gets its own .klp.rela.vmlinux..text.<fn>', () => {
   const file = compile('refs', [...KERNEL_FLAGS, '-ffunction-sections', '-g']);
   const out = write('refs-fs.o', klpConvert(readFileSync(file), VMLINUX_FOO_BAR, file));
