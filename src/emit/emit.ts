@@ -273,8 +273,8 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
   const pieces: {
     line: number; endLine: number; text: string; context: ConditionalContext;
     functionName?: string; refs?: string[]; external?: boolean; declaration?: boolean;
-    /** A replaced function whose name a macro makes (`MLX5E_DECLARE_STATS_GRP_OP_NUM_STATS(channels)`): renamed by a #define. */
-    macroNamed?: boolean;
+    /** Replaced functions whose names a macro makes (`MLX5E_DECLARE_STATS_GRP_OP_NUM_STATS(channels)`): renamed by #defines. */
+    macroNamed?: string[];
   }[] = [];
   for (const key of need) {
     if (macros.has(key)) {
@@ -312,7 +312,15 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
     else if (knowledge.has(name)) text = makeKnowledgeCopy(text);
     const open = text.indexOf('{');
     const macroNamed = replaced.has(name) && !new RegExp(`\\b${prefix}${name}\\b`).test(open >= 0 ? text.slice(0, open) : text);
-    pieces.push({ line: e.span.line, endLine: e.span.endLine, text, context: top, functionName: name, refs: e.refs, macroNamed });
+    // One macro invocation can define several functions (pci-sysfs' resource##n##_resize_show
+    // and _store): it is copied once.
+    const same = pieces.find((p) => p.functionName !== undefined && p.line === e.span.line);
+    if (same) {
+      if (macroNamed) same.macroNamed = [...(same.macroNamed ?? []), name];
+      same.refs = [...new Set([...(same.refs ?? []), ...e.refs])];
+      continue;
+    }
+    pieces.push({ line: e.span.line, endLine: e.span.endLine, text, context: top, functionName: name, refs: e.refs, macroNamed: macroNamed ? [name] : undefined });
   }
   pieces.sort((a, b) => a.line - b.line);
 
@@ -359,10 +367,10 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
       // The original's line numbers and file name, so __LINE__ and __FILE__ (WARN_ON, dev_dbg
       // formats) are the patched build's; then back to this file's own numbering.
       // A name pasted together by a macro is rescanned: a #define renames it where the text cannot.
-      if (p.macroNamed) emit(`#define ${p.functionName} ${prefix}${p.functionName}`);
+      for (const n of p.macroNamed ?? []) emit(`#define ${n} ${prefix}${n}`);
       emit(`#line ${p.line} "${file}"`);
       emit(p.text, p.line);
-      if (p.macroNamed) emit(`#undef ${p.functionName}`);
+      for (const n of p.macroNamed ?? []) emit(`#undef ${n}`);
       emit(`#line ${out.length + 2} "${input.cName ?? file}"`);
       emit('');
     } else {
