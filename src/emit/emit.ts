@@ -128,6 +128,8 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
   const knowledge = new Set<string>();
   /** Copies for inlining whose address the new code also takes: that address is the kernel's. */
   const addressTwins = new Set<string>();
+  /** Copies the patched build calls out of line, with the attributes that keep them so. */
+  const outOfLine = new Map<string, string>();
   const takeLines = (from: number, to: number) => lines.slice(from - 1, to).join('\n');
   const visit = (key: string) => {
     if (need.has(key)) return;
@@ -143,7 +145,9 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
         if (!d && !macros.has(r)) continue;
         if (d?.kind === 'function') {
           const absent = !input.originalFunctions.has(d.name);
-          const inlinedThere = !input.patchedReferences.has(d.name);
+          // The patched build calls it, or a clone of it (`f.constprop.0`), out of line.
+          const calledAsClone = [...input.patchedReferences].some((n) => n.startsWith(`${d.name}.`) && /^\.(constprop|isra|part)\.\d+$/.test(n.slice(d.name.length)));
+          const inlinedThere = !input.patchedReferences.has(d.name) && !calledAsClone;
           const forKnowledge = !!input.copyForKnowledge?.has(d.name) && !replaced.has(d.name);
           // Inlined into the new code and also referenced by it (its address taken).
           // (Only for a direct call: inlined through a function pointer, `devm_add_action_or_reset(dev,
@@ -157,6 +161,10 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
             externs.set(r, d);
             visit(r);
           } else if (copyIt) {
+            // Copied, but called out of line in the patched build: the module's compiler must not
+            // inline its one call (GCC inlines a static function called once), nor clone it when
+            // the patched build did not.
+            if ((absent || changed.has(d.name)) && !inlinedThere && !replaced.has(d.name) && !forKnowledge) outOfLine.set(d.name, calledAsClone ? 'noinline' : 'noinline, noclone');
             if (!copy.has(d.name)) {
               copy.set(d.name, changed.has(d.name) ? 'its source changed' : absent ? 'no out-of-line copy in the running kernel'
                 : inlinedThere ? 'inlined into the new code in the patched build'
@@ -310,6 +318,7 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
     text = renameAddressUses(text, addressTwins);
     if (replaced.has(name)) text = makeGlobal(text);
     else if (knowledge.has(name)) text = makeKnowledgeCopy(text);
+    else if (outOfLine.has(name)) text = `__attribute__((${(outOfLine.get(name) as string).split(', ').map((a) => `__${a}__`).join(', ')}))\n${text}`;
     const open = text.indexOf('{');
     const macroNamed = replaced.has(name) && !new RegExp(`\\b${prefix}${name}\\b`).test(open >= 0 ? text.slice(0, open) : text);
     // One macro invocation can define several functions (pci-sysfs' resource##n##_resize_show
