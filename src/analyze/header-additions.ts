@@ -35,6 +35,29 @@ interface LineState {
 const TOP: LineState = { comment: false, depth: 0, continued: false };
 const atTop = (s: LineState) => !s.comment && s.depth === 0 && !s.continued;
 
+/**
+ * At `line[i]`: the index just past the comment or literal that starts there (or, when
+ * `st.comment`, the block comment that continues there), or `i` when none does. `//` runs to
+ * the line's end; `st.comment` carries a block comment over to the next line.
+ */
+function skipInert(line: string, i: number, st: { comment: boolean }): number {
+  if (st.comment) {
+    const end = line.indexOf('*/', i);
+    if (end < 0) return line.length;
+    st.comment = false;
+    return end + 2;
+  }
+  const c = line[i];
+  if (c === '/' && line[i + 1] === '*') { st.comment = true; return i + 2; }
+  if (c === '/' && line[i + 1] === '/') return line.length;
+  if (c === '"' || c === "'") {
+    let j = i + 1;
+    while (j < line.length && line[j] !== c) j += line[j] === '\\' ? 2 : 1;
+    return j + 1;
+  }
+  return i;
+}
+
 /** Comment, bracket-depth and directive-continuation state after each line (index 0: before line 1). */
 export function lineStates(lines: string[], start: LineState = TOP): LineState[] {
   const out: LineState[] = [start];
@@ -42,23 +65,11 @@ export function lineStates(lines: string[], start: LineState = TOP): LineState[]
   for (const line of lines) {
     const directive = continued || (!comment && /^\s*#/.test(line));
     let i = 0;
+    const st = { comment };
     while (i < line.length) {
       const c = line[i];
-      if (comment) {
-        const end = line.indexOf('*/', i);
-        if (end < 0) { i = line.length; break; }
-        comment = false;
-        i = end + 2;
-        continue;
-      }
-      if (c === '/' && line[i + 1] === '*') { comment = true; i += 2; continue; }
-      if (c === '/' && line[i + 1] === '/') break;
-      if (c === '"' || c === "'") {
-        i++;
-        while (i < line.length && line[i] !== c) i += line[i] === '\\' ? 2 : 1;
-        i++;
-        continue;
-      }
+      const next = skipInert(line, i, st);
+      if (next !== i) { i = next; continue; }
       // A directive's body (a macro's replacement list) does not open C scopes.
       if (!directive) {
         if (c === '{' || c === '(' || c === '[') depth++;
@@ -66,6 +77,7 @@ export function lineStates(lines: string[], start: LineState = TOP): LineState[]
       }
       i++;
     }
+    comment = st.comment;
     continued = directive && !comment && /\\\s*$/.test(line);
     out.push({ comment, depth, continued });
   }
@@ -80,25 +92,16 @@ interface Token { text: string; line: number }
 /** Identifiers and punctuation of C text, comments and literals dropped; `lineBase` numbers the first line. */
 function tokenize(lines: string[], lineBase: number): Token[] {
   const out: Token[] = [];
-  let comment = false;
+  const st = { comment: false };
   lines.forEach((line, k) => {
     let i = 0;
     while (i < line.length) {
-      if (comment) {
-        const end = line.indexOf('*/', i);
-        if (end < 0) break;
-        comment = false;
-        i = end + 2;
-        continue;
-      }
       const c = line[i] as string;
-      if (c === '/' && line[i + 1] === '*') { comment = true; i += 2; continue; }
-      if (c === '/' && line[i + 1] === '/') break;
-      if (c === '"' || c === "'") {
-        i++;
-        while (i < line.length && line[i] !== c) i += line[i] === '\\' ? 2 : 1;
-        i++;
-        out.push({ text: c === '"' ? '""' : "''", line: lineBase + k });
+      const inComment = st.comment;
+      const next = skipInert(line, i, st);
+      if (next !== i) {
+        if (!inComment && (c === '"' || c === "'")) out.push({ text: c === '"' ? '""' : "''", line: lineBase + k });
+        i = next;
         continue;
       }
       const m = /^[A-Za-z_]\w*|^\d\w*/.exec(line.slice(i));
