@@ -129,6 +129,8 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
         originalFunctions: new Set(i.origCode.functions.keys()),
         dataSizes: new Map([...i.origCode.data.values()].map((v) => [v.name, v.size])),
         patchedReferences: new Set(i.entries.flatMap((e) => (i.patchedCode.functions.get(e.symbol)?.relocs ?? []).map((r) => r.raw))),
+        valueTables: new Set([...i.origCode.data.values()].filter((v) => v.bind === 'local' && v.section.startsWith('.rodata') && v.relocs.length === 0).map((v) => v.name)),
+        patchedFunctionRefs: new Map([...i.patchedCode.functions.values()].map((f) => [f.name, new Set(f.relocs.map((r) => r.raw))])),
         prefix: i.prefix, scaffoldingFile, cName: i.cName, copyForKnowledge: copyForKnowledge.get(i.file), alsoNeed: usedTypes, patchedInlined: i.patchedInlined,
       }),
     }));
@@ -163,7 +165,9 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
       // Unexported symbols are resolved below by klp-convert, not by modpost.
       'KBUILD_MODPOST_WARN=1',
       // Same inputs, same bytes: the work dir's path must not reach the debug info (also of the .mod.c).
-      `KCFLAGS=-fdebug-prefix-map=${kmodDir}=livepatch -fmacro-prefix-map=${kmodDir}/=`,
+      // The kernel's __FILE__ is relative to its tree ("include/net/sch_generic.h" in a WARN):
+      // so are the headers this build finds in the full source or in the fix's changed copies.
+      `KCFLAGS=-fdebug-prefix-map=${kmodDir}=livepatch ${[kmodDir, target.paths.source, join(workDir, '1-sources', 'patched')].map((d) => `-fmacro-prefix-map=${d}/=`).join(' ')}`,
       'modules',
     ], { env: makeEnv() }));
     // modpost names an export namespace the new code needs and no original file imported: import it, build again.

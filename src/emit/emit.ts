@@ -47,6 +47,14 @@ export interface EmitInput {
    * kernel's (`klpgen_addr_NAME`, a KLP relocation to NAME).
    */
   patchedInlined?: ReadonlySet<string>;
+  /**
+   * The original object's read-only static tables that hold only values (in `.rodata`, no
+   * relocations). One the patched build's new code no longer references was folded there
+   * (`tbl[CONST].field` read at compile time): it is copied, so the module's compiler folds it too.
+   */
+  valueTables?: ReadonlySet<string>;
+  /** The patched object's functions and the names their code references (`.cold` parts and clones included). */
+  patchedFunctionRefs?: ReadonlyMap<string, ReadonlySet<string>>;
   /** Further local definitions (`struct:name`) the new code needs: its build said so. */
   alsoNeed?: readonly string[];
   /** This file's name in the module build (diagnostics after a copied function point back to it). */
@@ -113,6 +121,17 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
   for (const e of model.entities) {
     if (e.kind === 'function' && e.definition && !own(e) && e.inline) headerInlines.set(`function:${e.name}`, e);
   }
+  const headerStatics = new Map<string, TuEntity>();
+  for (const e of model.entities) {
+    if (e.kind === 'function' && e.definition && !own(e) && e.linkage === 'internal' && !e.flags.noinline && !e.flags.alwaysInline) headerStatics.set(`function:${e.name}`, e);
+  }
+  /** The patched build calls it, or a clone of it (`f.constprop.0`), out of line. */
+  const calledAsClone = (name: string) => [...input.patchedReferences].some((n) => n.startsWith(`${name}.`) && /^\.(constprop|isra|part)\.\d+$/.test(n.slice(name.length)));
+  /**
+   * Static functions of headers the replaced functions call out of line in the patched build,
+   * where the .c has other callers; the module may have only one, which GCC would inline.
+   */
+  const headerOutOfLine = new Map<string, string>();
   const replaced = new Set(entries.map((e) => e.symbol));
 
   // Which functions are copied: the replaced ones, and every function of the .c they
@@ -124,6 +143,8 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
   const externs = new Map<string, TuEntity>();
   /** Static variables the original object does not have: copied. */
   const foldedData = new Set<string>();
+  /** Value tables the new code reads: copied unless the patched build's code still references them. */
+  const tableReads = new Map<string, TuEntity>();
   /** Copies that are there for what the compiler learns from their bodies, not to run new code. */
   const knowledge = new Set<string>();
   /** Copies for inlining whose address the new code also takes: that address is the kernel's. */
@@ -138,6 +159,8 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
     if (e) {
       for (const r of e.refs) {
         const d = defs.get(r);
+        const h = d ? undefined : headerStatics.get(r);
+        if (h && (input.patchedReferences.has(h.name) || calledAsClone(h.name))) headerOutOfLine.set(h.name, calledAsClone(h.name) ? 'noinline' : 'noinline, noclone');
         if (!d && headerInlines.has(r)) {
           visit(r);
           continue;
@@ -146,8 +169,8 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
         if (d?.kind === 'function') {
           const absent = !input.originalFunctions.has(d.name);
           // The patched build calls it, or a clone of it (`f.constprop.0`), out of line.
-          const calledAsClone = [...input.patchedReferences].some((n) => n.startsWith(`${d.name}.`) && /^\.(constprop|isra|part)\.\d+$/.test(n.slice(d.name.length)));
-          const inlinedThere = !input.patchedReferences.has(d.name) && !calledAsClone;
+          const asClone = calledAsClone(d.name);
+          const inlinedThere = !input.patchedReferences.has(d.name) && !asClone;
           const forKnowledge = !!input.copyForKnowledge?.has(d.name) && !replaced.has(d.name);
           // Inlined into the new code and also referenced by it (its address taken).
           // (Only for a direct call: inlined through a function pointer, `devm_add_action_or_reset(dev,
@@ -164,7 +187,7 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
             // Copied, but called out of line in the patched build: the module's compiler must not
             // inline its one call (GCC inlines a static function called once), nor clone it when
             // the patched build did not.
-            if ((absent || changed.has(d.name)) && !inlinedThere && !replaced.has(d.name) && !forKnowledge) outOfLine.set(d.name, calledAsClone ? 'noinline' : 'noinline, noclone');
+            if ((absent || changed.has(d.name)) && !inlinedThere && !replaced.has(d.name) && !forKnowledge) outOfLine.set(d.name, asClone ? 'noinline' : 'noinline, noclone');
             if (!copy.has(d.name)) {
               copy.set(d.name, changed.has(d.name) ? 'its source changed' : absent ? 'no out-of-line copy in the running kernel'
                 : inlinedThere ? 'inlined into the new code in the patched build'
@@ -183,6 +206,8 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
             // kernel has no instance to share, and a copy holds no state.
             foldedData.add(d.name);
             visit(r);
+          } else if (d.linkage === 'internal' && d.definition && input.valueTables?.has(d.name) && input.patchedFunctionRefs) {
+            tableReads.set(r, d);
           } else if (d.linkage === 'internal' || d.linkage === 'external') {
             externs.set(r, d);
             // Its declaration names its type, which may be local.
@@ -199,6 +224,23 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
   };
   for (const name of copy.keys()) visit(`function:${name}`);
   for (const key of input.alsoNeed ?? []) if (defs.has(key)) visit(key);
+  // Whether the patched build folded a table is known once every copy is: a table one of their
+  // patched bodies references (itself, its .cold part or a clone) is the running kernel's.
+  // (Copies made only to be inlined do not count: the module has no out-of-line body of them.)
+  const keptOutOfLine = new Set([...replaced, ...knowledge, ...outOfLine.keys()]);
+  const referencedThere = new Set<string>();
+  for (const [fn, names] of input.patchedFunctionRefs ?? []) {
+    if (keptOutOfLine.has(fn.replace(/(\.(cold|part|constprop|isra)(\.\d+)?)+$/, ''))) for (const n of names) referencedThere.add(n);
+  }
+  for (const [key, d] of tableReads) {
+    if (referencedThere.has(d.name)) {
+      externs.set(key, d);
+      for (const t of d.refs) if (/^(struct|union|enum|typedef):/.test(t)) visit(t);
+    } else {
+      foldedData.add(d.name);
+      visit(key);
+    }
+  }
 
   const out: string[] = [];
   const map: { file: string; line: number }[] = [];
@@ -274,6 +316,15 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
     emit('');
   }
 
+  if (headerOutOfLine.size) {
+    emit('/* Called out of line by the patched build, which has more callers: not inlined here either. */');
+    emit('#pragma GCC diagnostic push');
+    emit('#pragma GCC diagnostic ignored "-Wattributes"');
+    for (const [n, attrs] of [...headerOutOfLine].sort()) emit(`static __typeof__(${n}) ${n} __attribute__((${attrs.split(', ').map((a) => `__${a}__`).join(', ')}));`);
+    emit('#pragma GCC diagnostic pop');
+    emit('');
+  }
+
   // Local definitions (types, macros, enums, inline helpers), in source order: C already
   // requires declaration before use, so the original order is a dependency order.
   // Macros keep their #if groups (every variant is copied: the preprocessor picks as it did);
@@ -300,7 +351,7 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
     if (target.span.line < firstCode && target.name !== '') continue;
     if (pieces.some((p) => p.line === target.span.line)) continue;
     const text = takeLines(target.span.line, target.span.endLine);
-    pieces.push({ line: target.span.line, endLine: target.span.endLine, text: target.kind === 'typedef' ? text : typeOnly(text), context: top });
+    pieces.push({ line: target.span.line, endLine: target.span.endLine, text: target.kind === 'typedef' || target.kind === 'variable' ? text : typeOnly(text), context: top });
   }
   const renamed = (text: string) => renameIdentifiers(text, replaced, prefix);
   for (const [name] of copy) {
