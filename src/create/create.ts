@@ -9,6 +9,7 @@ import { loadSymbolIndex, locateSymbol, type SymbolIndex } from '../analyze/symb
 import { klpConvert } from '../kmod/klp-convert.js';
 import { readSymvers } from '../kmod/symvers.js';
 import { redirectStaticLocals, staticLocalsOf } from '../kmod/static-locals.js';
+import { redirectAddressUses } from '../kmod/address-uses.js';
 import { indexModules, moduleKey } from '../vm/initramfs.js';
 import { formatVerification, verify, type Verification } from '../verify/verify.js';
 import { ADDRESS_PREFIX, emitFunctions, emitScaffolding, importedNamespaces, PREFIX, TARGET_MODULE, type EmittedFunctions } from '../emit/emit.js';
@@ -281,7 +282,11 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
       staticNotes.push(`static local ${base} of ${owners.join(', ')}: new in the fix, a fresh instance`);
     }
   }
-  const built = redirectStaticLocals(await readFile(ko), redirects, ko);
+  const withLocals = redirectStaticLocals(await readFile(ko), redirects, ko);
+  // Addresses of copied helpers are the running kernel's functions (calls may reach the copies).
+  const addressed = redirectAddressUses(withLocals, [...new Set(tus.flatMap((t) => t.emitted.kernelAddressed))], ADDRESS_PREFIX, ko);
+  for (const a of addressed.redirects) staticNotes.push(`address of ${a.name} (${a.moved.length} use${a.moved.length === 1 ? '' : 's'}): the running kernel's function, the module's copy is only called`);
+  const built = addressed.ko;
 
   // Symbols the running kernel does not export become KLP relocations (klp-convert).
   const resolution = resolveUndefined(target, built, ko, tus, (t) => join(kmodDir, objName(t.cName)), redirectedIn);

@@ -70,6 +70,8 @@ export interface EmittedFunctions {
   externalized: { name: string; kind: string }[];
   /** Functions copied into the module (replaced ones and helpers). */
   copied: { name: string; as: string; why: string }[];
+  /** Copies of functions the running kernel has unchanged: an address the module takes of one is the kernel's. */
+  kernelAddressed: string[];
   /** For each generated line, the original file and line it comes from (0 for generated lines). */
   lineMap: { file: string; line: number }[];
   /** The functions this file installs, with their names in the module. */
@@ -177,8 +179,15 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
           // f, x)`, the call and the address are one expression, and the kernel's address must win.)
           const twin = !absent && !inlinedThere && !changed.has(d.name) && !replaced.has(d.name) && !!input.patchedInlined?.has(d.name) &&
             e.kind === 'function' && e.span.file === file && new RegExp(`(?<![\\w.>])${d.name}\\s*\\(`).test(takeLines(e.span.line, e.span.endLine));
-          const copyIt = absent || changed.has(d.name) || inlinedThere || forKnowledge || twin;
-          if (twin && !forKnowledge && !copy.has(d.name)) {
+          // Inlined through a function pointer the new code also passes on (`devm_add_action_or_reset(dev,
+          // f, x)` calls f on failure): copied for the call; its address is made the kernel's in the object.
+          const throughPointer = !twin && !absent && !inlinedThere && !changed.has(d.name) && !replaced.has(d.name) && !!input.patchedInlined?.has(d.name) &&
+            e.kind === 'function' && e.span.file === file;
+          const copyIt = absent || changed.has(d.name) || inlinedThere || forKnowledge || twin || throughPointer;
+          if (throughPointer && !forKnowledge && !copy.has(d.name)) {
+            copy.set(d.name, 'inlined into the new code in the patched build through a pointer it also passes on: calls reach the copy, its address stays the running kernel\'s');
+            visit(r);
+          } else if (twin && !forKnowledge && !copy.has(d.name)) {
             copy.set(d.name, 'inlined into the new code in the patched build, which also takes its address: the address stays the running kernel\'s');
             addressTwins.add(d.name);
             externs.set(r, d);
@@ -353,6 +362,10 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
     const text = takeLines(target.span.line, target.span.endLine);
     pieces.push({ line: target.span.line, endLine: target.span.endLine, text: target.kind === 'typedef' || target.kind === 'variable' ? text : typeOnly(text), context: top });
   }
+  // A type defined inside another (`struct crndstate` within the struct that uses it, an enum
+  // within a struct) comes with the outer one: copied on its own as well, it would be defined twice.
+  const nested = pieces.filter((p) => pieces.some((q) => q !== p && q.line <= p.line && p.endLine <= q.endLine && (q.line < p.line || p.endLine < q.endLine)));
+  for (const p of nested) pieces.splice(pieces.indexOf(p), 1);
   const renamed = (text: string) => renameIdentifiers(text, replaced, prefix);
   for (const [name] of copy) {
     const e = defs.get(`function:${name}`);
@@ -446,6 +459,7 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
     source: `${out.join('\n')}\n`,
     externalized,
     copied: [...copy].map(([name, why]) => ({ name, as: replaced.has(name) ? `${prefix}${name}` : name, why })),
+    kernelAddressed: [...copy.keys()].filter((n) => !replaced.has(n) && !changed.has(n) && input.originalFunctions.has(n)).sort(),
     lineMap: map,
     installs: entries.map((e) => ({ object: e.object, symbol: e.symbol, sympos: e.sympos, as: `${prefix}${e.symbol}` })),
   };
