@@ -120,7 +120,7 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
    */
   const usedTypes: string[] = [];
   /** Emit, build and verify once, with these same-file helpers copied for what the compiler knows of them. */
-  const attempt = async (copyForKnowledge: Map<string, Set<string>>, round: number): Promise<Attempt> => {
+  const attempt = async (copyForKnowledge: Map<string, Set<string>>, round: number, linkage: 'local' | 'global' = 'local'): Promise<Attempt> => {
     const tus: TuBuild[] = inputs.map((i) => ({
       file: i.file, cName: i.cName, object: i.entries[0]?.object ?? 'vmlinux',
       originalObject: i.originalObject, patchedObject: i.patchedObject, origCode: i.origCode, patchedCode: i.patchedCode,
@@ -132,7 +132,7 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
         patchedReferences: new Set(i.entries.flatMap((e) => (i.patchedCode.functions.get(e.symbol)?.relocs ?? []).map((r) => r.raw))),
         valueTables: new Set([...i.origCode.data.values()].filter((v) => v.bind === 'local' && v.section.startsWith('.rodata') && v.relocs.length === 0).map((v) => v.name)),
         patchedFunctionRefs: new Map([...i.patchedCode.functions.values()].map((f) => [f.name, new Set(f.relocs.map((r) => r.raw))])),
-        prefix: i.prefix, scaffoldingFile, cName: i.cName, copyForKnowledge: copyForKnowledge.get(i.file), alsoNeed: usedTypes, patchedInlined: i.patchedInlined,
+        prefix: i.prefix, scaffoldingFile, cName: i.cName, copyForKnowledge: copyForKnowledge.get(i.file), linkage, alsoNeed: usedTypes, patchedInlined: i.patchedInlined,
       }),
     }));
     const scaffolding = emitScaffolding(name, tus.map((t) => t.cName), tus.flatMap((t) => t.emitted.installs), o.replace,
@@ -208,11 +208,20 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
   // not verify, the patched build knew something of the helpers the differing functions call
   // (modref, pure/const, what a callee does with its arguments): copy those too and try again.
   const copyForKnowledge = new Map(files.map((f) => [f, new Set<string>()]));
-  let result = await attempt(copyForKnowledge, 0);
-  const differing = (a: Attempt) => a.verification?.functions.filter((f) => !f.equal).length ?? Infinity;
+  const differing = (a: Attempt) => a.verification ? a.verification.functions.filter((f) => !f.equal).length + a.verification.uncovered.length : Infinity;
+  // Static functions first stay static, as the patched build's compiler saw them; when that does
+  // not verify (the module's callers taught the compiler more), the same copies made global.
+  const bothLinkages = async (round: number): Promise<{ result: Attempt; linkage: 'local' | 'global' }> => {
+    const local = await attempt(copyForKnowledge, round, 'local');
+    if (local.verification?.status === 'passed') return { result: local, linkage: 'local' };
+    info(`${local.verification ? `${differing(local)} differing` : 'not built'} with static functions kept static: trying them global`);
+    const global = await attempt(copyForKnowledge, round, 'global');
+    return differing(global) < differing(local) ? { result: global, linkage: 'global' } : { result: local, linkage: 'local' };
+  };
+  let { result, linkage } = await bothLinkages(0);
   const snapshot = () => new Map([...copyForKnowledge].map(([f, names]) => [f, new Set(names)]));
-  let best = { round: 0, differing: differing(result), copies: snapshot() };
-  let last = 0;
+  let best = { round: 0, differing: differing(result), copies: snapshot(), linkage };
+  let last = { round: 0, linkage };
   for (let round = 1; round <= MAX_KNOWLEDGE_ROUNDS && result.verification?.status === 'failed'; round++) {
     let added = 0;
     for (const [file, names] of helpersOfDiffering(result)) {
@@ -221,20 +230,20 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
     }
     if (added === 0) break;
     info(`the module does not verify: copying ${added} helper${added === 1 ? '' : 's'} the patched build knew the bodies of`);
-    const next = await attempt(copyForKnowledge, round);
-    last = round;
-    if (!next.verification) {
-      info(`with those copies the module does not build: ${(next.error ?? '').split('\n').slice(1, 3).join(' ').trim()}`);
-      result = next;
+    const next = await bothLinkages(round);
+    last = { round, linkage: next.linkage };
+    if (!next.result.verification) {
+      info(`with those copies the module does not build: ${(next.result.error ?? '').split('\n').slice(1, 3).join(' ').trim()}`);
+      result = next.result;
       break;
     }
-    result = next;
-    const n = differing(next);
-    info(`round ${round + 1}: ${n} function${n === 1 ? '' : 's'} still differ${n === 1 ? 's' : ''}, ${next.verification.uncovered.length} changed ones uncovered`);
-    if (n < best.differing) best = { round, differing: n, copies: snapshot() };
+    result = next.result;
+    const n = differing(result);
+    info(`round ${round + 1}: ${n} function${n === 1 ? '' : 's'} still differ${n === 1 ? 's' : ''}`);
+    if (n < best.differing) best = { round, differing: n, copies: snapshot(), linkage: next.linkage };
   }
   // When no attempt verifies, keep the one that proved the most functions (the smaller of equals).
-  if (result.verification?.status !== 'passed' && best.round !== last) result = await attempt(best.copies, best.round);
+  if (result.verification?.status !== 'passed' && (best.round !== last.round || best.linkage !== last.linkage)) result = await attempt(best.copies, best.round, best.linkage);
   if (!result.verification || !result.ko) throw new KlpgenError(result.error ?? 'the module was not built');
   const { tus, ko, verification } = result;
   info(`built ${ko}`);

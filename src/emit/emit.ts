@@ -42,6 +42,14 @@ export interface EmitInput {
    */
   copyForKnowledge?: Set<string>;
   /**
+   * 'local' (the default): static functions stay static, as in the patched build, whose compiler
+   * knew all their callers: knowledge copies, and replaced functions the module's other new
+   * functions call (made global for the scaffolding in the assembler, behind the compiler's back).
+   * 'global': the compiler knows none of their callers, for when the module's few callers would
+   * teach it more than the patched build knew.
+   */
+  linkage?: 'local' | 'global';
+  /**
    * Functions the patched build inlined into the replaced ones (its ipa-clones dump). One whose
    * address the new code also takes is copied for the calls, and its address stays the running
    * kernel's (`klpgen_addr_NAME`, a KLP relocation to NAME).
@@ -367,6 +375,8 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
   const nested = pieces.filter((p) => pieces.some((q) => q !== p && q.line <= p.line && p.endLine <= q.endLine && (q.line < p.line || p.endLine < q.endLine)));
   for (const p of nested) pieces.splice(pieces.indexOf(p), 1);
   const renamed = (text: string) => renameIdentifiers(text, replaced, prefix);
+  const local = input.linkage !== 'global';
+  const calledInModule = (name: string) => [...copy.keys()].some((o) => o !== name && !!defs.get(`function:${o}`)?.refs.includes(`function:${name}`));
   for (const [name] of copy) {
     const e = defs.get(`function:${name}`);
     if (!e) {
@@ -380,9 +390,10 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
     let text = takeLines(e.span.line, e.span.endLine);
     text = renamed(text);
     text = renameAddressUses(text, addressTwins);
-    if (replaced.has(name)) text = makeGlobal(text);
-    else if (knowledge.has(name)) text = makeKnowledgeCopy(text);
-    else if (outOfLine.has(name)) text = `__attribute__((${(outOfLine.get(name) as string).split(', ').map((a) => `__${a}__`).join(', ')}))\n${text}`;
+    // (Attributes and asm go on the definition's first line: its #line numbers the lines below.)
+    if (replaced.has(name)) text = local && e.linkage === 'internal' && calledInModule(name) ? `__asm__(".globl ${prefix}${name}"); ${text}` : makeGlobal(text);
+    else if (knowledge.has(name)) text = makeKnowledgeCopy(text, !local);
+    else if (outOfLine.has(name)) text = `__attribute__((${(outOfLine.get(name) as string).split(', ').map((a) => `__${a}__`).join(', ')})) ${text}`;
     const open = text.indexOf('{');
     const macroNamed = replaced.has(name) && !new RegExp(`\\b${prefix}${name}\\b`).test(open >= 0 ? text.slice(0, open) : text);
     // One macro invocation can define several functions (pci-sysfs' resource##n##_resize_show
@@ -444,6 +455,11 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
       emit(`#line ${p.line} "${file}"`);
       emit(p.text, p.line);
       for (const n of p.macroNamed ?? []) emit(`#undef ${n}`);
+      // Made static by the macro, and called by nothing here: kept, and global for the scaffolding.
+      for (const n of (p.macroNamed ?? []).filter((m) => defs.get(`function:${m}`)?.linkage === 'internal')) {
+        emit(`__asm__(".globl ${prefix}${n}");`);
+        emit(`static __typeof__(&${prefix}${n}) klpgen_keep_${n} __attribute__((__used__)) = ${prefix}${n};`);
+      }
       emit(`#line ${out.length + 2} "${input.cName ?? file}"`);
       emit('');
     } else {
@@ -597,13 +613,13 @@ export function renameIdentifiers(text: string, names: Set<string>, prefix = PRE
 /**
  * A helper copied only so that the compiler sees its body, as it did in the
  * patched build: out of line and never cloned (the new code calls it as the
- * patched build calls the original), and global, so that the compiler cannot
+ * patched build calls the original); made global when the compiler must not
  * specialise it for the module's few callers.
  */
-function makeKnowledgeCopy(text: string): string {
+function makeKnowledgeCopy(text: string, global: boolean): string {
   const open = text.indexOf('{');
   const head = open >= 0 ? text.slice(0, open) : text;
-  return `__attribute__((__noinline__, __noclone__))\n${head.replace(/\bstatic\s+/, '')}${open >= 0 ? text.slice(open) : ''}`;
+  return `__attribute__((__noinline__, __noclone__)) ${global ? head.replace(/\bstatic\s+/, '') : head}${open >= 0 ? text.slice(open) : ''}`;
 }
 
 /** A new function is referenced from the scaffolding file: it must not be static. */
