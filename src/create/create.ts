@@ -5,16 +5,18 @@ import { analyze, type AnalysisReport, type ReplaceEntry, type TuReport } from '
 import { buildModel, type TuModel } from '../frontend/model.js';
 import { parseElf } from '../elf/elf64.js';
 import { hasFentry, readObjectCode, type ObjectCode } from '../analyze/objdiff.js';
-import { loadSymbolIndex, locateSymbol, type SymbolIndex } from '../analyze/symbols.js';
+import { loadSymbolIndex, locateSymbol, type DataLayout, type SymbolIndex } from '../analyze/symbols.js';
 import { klpConvert } from '../kmod/klp-convert.js';
 import { readSymvers } from '../kmod/symvers.js';
 import { redirectStaticLocals, staticLocalsOf } from '../kmod/static-locals.js';
 import { redirectAddressUses } from '../kmod/address-uses.js';
+import { sourceLines, type CodePlace } from '../kmod/source-lines.js';
 import { indexModules, moduleKey } from '../vm/initramfs.js';
 import { formatVerification, verify, type Verification } from '../verify/verify.js';
 import { ADDRESS_PREFIX, emitFunctions, emitScaffolding, importedNamespaces, PREFIX, TARGET_MODULE, type EmittedFunctions } from '../emit/emit.js';
 import { INLINING_TO, ipaClonesDumpPath, readIpaClones } from '../analyze/ipa-clones.js';
-import { compileCommand, objectOf } from '../target/compile-command.js';
+import { parseUnifiedZeroHunks } from '../analyze/lines.js';
+import { compileArgv, compileCommand, objectOf } from '../target/compile-command.js';
 import type { TargetManifest } from '../target/manifest.js';
 import { makeEnv } from '../target/setup.js';
 import { compilerDiagnostics } from '../kmod/build.js';
@@ -279,6 +281,20 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
     let found = atSameOffset.size ? atSameOffset : new Set(owners.flatMap((fn) => (owner.origCode.functions.get(fn)?.relocs ?? []).map((r) => r.raw).filter(same)));
     // An owner inlined everywhere in the original: its static is then the only one of that name.
     if (found.size === 0) found = new Set([...owner.origCode.data.keys()].filter(same));
+    // Several of that name (two WARN_ONCEs, two printk_ratelimited): the one whose references
+    // come from the same source lines. The analysis' original is compiled with the patched
+    // file's line numbers outside the hunks, so an unchanged line reads the same in both.
+    let fresh = false;
+    if (found.size > 1) {
+      const byLine = await sameLineStatic(ko, l.references, owner.originalObject, owner.origCode, found, { [owner.cName]: basename(owner.file) },
+        basename(owner.file), await addedLines(target.paths.source, workDir, owner.file));
+      if (byLine === 'fresh') fresh = true;
+      else if (byLine) found = new Set([byLine]);
+    }
+    if (fresh) {
+      staticNotes.push(`static local ${base} of ${owners.join(', ')}: written on lines the fix adds, used by no original line: a fresh instance`);
+      continue;
+    }
     if (found.size > 1) {
       throw new KlpgenError(`refused:\n  ${owner.file}: static local ${base} of ${owners.join(', ')} matches ${[...found].join(', ')} in the original build`, 2);
     }
@@ -297,8 +313,23 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
   for (const a of addressed.redirects) staticNotes.push(`address of ${a.name} (${a.moved.length} use${a.moved.length === 1 ? '' : 's'}): the running kernel's function, the module's copy is only called`);
   const built = addressed.ko;
 
+  // A module's statics are placed by their neighbours when its symbols carry no file names:
+  // the analysis' objects have a section per variable, so the layout is read off a build of
+  // the file as the kernel built it (one .data, as in the running module).
+  const layouts = new Map<string, DataLayout>();
+  for (const t of new Set(redirectedIn.values())) {
+    if (t.object === 'vmlinux') continue;
+    const cmd = await compileCommand(target, t.file);
+    const obj = join(tuDirs(workDir, t.file).original, 'as-built.o');
+    const argv = compileArgv(cmd, { output: obj });
+    const r = await run(argv[0] as string, argv.slice(1), { cwd: cmd.cwd });
+    if (r.code !== 0) continue;
+    const code = readObjectCode(parseElf(await readFile(obj), obj));
+    layouts.set(t.file, new Map([...code.data.values()].filter((d) => d.bind === 'local').map((d) => [d.name, { section: d.section, offset: d.offset }])));
+  }
+
   // Symbols the running kernel does not export become KLP relocations (klp-convert).
-  const resolution = resolveUndefined(target, built, ko, tus, (t) => join(kmodDir, objName(t.cName)), redirectedIn);
+  const resolution = resolveUndefined(target, built, ko, tus, (t) => join(kmodDir, objName(t.cName)), redirectedIn, layouts);
   let converted: Buffer;
   try {
     converted = klpConvert(built, resolution.filter((r) => r.resolution === 'klp').map((r) => ({
@@ -419,6 +450,53 @@ function helpersOfDiffering(a: Attempt): Map<string, Set<string>> {
   return out;
 }
 
+/**
+ * Of the original's statics `candidates`, the one whose code references come from the source
+ * lines (with their inlining chains) the module's references come from; undefined when none
+ * or several do, or a line is unknown.
+ */
+async function sameLineStatic(ko: string, references: { fn: string; offset: number }[], originalObject: string, origCode: ObjectCode, candidates: Set<string>,
+  fileNames: Record<string, string>, tuBase: string, added: Set<number>): Promise<string | 'fresh' | undefined> {
+  const elf = parseElf(await readFile(ko), ko);
+  const symbols = elf.symbols();
+  const modulePlaces: CodePlace[] = [];
+  for (const r of references) {
+    const f = symbols.find((x) => x.name === r.fn && x.type === 2 && x.shndx > 0 && x.shndx < 0xff00);
+    const sec = f ? elf.sections[f.shndx] : undefined;
+    if (!f || !sec) return undefined;
+    modulePlaces.push({ section: sec.name, offset: Number(f.value) + r.offset });
+  }
+  // (GCC names a .cold part's lines after the module's own file, though numbered by its #line.)
+  const ours = new Set((await sourceLines(ko, modulePlaces)).map((chain) => chain.split('<').map((c) => {
+    const [f, n] = c.split(':') as [string, string];
+    return `${fileNames[f] ?? f}:${n}`;
+  }).join('<')));
+  if (ours.size === 0 || ours.has('?')) return undefined;
+  const places: { name: string; place: CodePlace }[] = [];
+  for (const f of origCode.functions.values()) {
+    for (const r of f.relocs) if (candidates.has(r.raw)) places.push({ name: r.raw, place: { section: f.section, offset: f.offset + r.offset } });
+  }
+  const lines = await sourceLines(originalObject, places.map((p) => p.place));
+  const matching = new Set(places.filter((p, i) => ours.has(lines[i] as string)).map((p) => p.name));
+  // The .c line each of our references is written on (the outermost of its chain in the .c).
+  const written = [...ours].map((chain) => Number(chain.split('<').filter((c) => c.startsWith(`${tuBase}:`)).pop()?.split(':')[1] ?? NaN));
+  if (matching.size === 0 && written.every((n) => added.has(n))) return 'fresh';
+  if (matching.size !== 1) return undefined;
+  const [name] = matching;
+  // Every line of ours is one of its lines: not a partial overlap with another static's.
+  const its = new Set(places.map((p, i) => (p.name === name ? lines[i] : undefined)).filter((x) => x !== undefined));
+  return [...ours].every((k) => its.has(k)) ? name : undefined;
+}
+
+/** Line numbers of the patched file that the fix adds or rewrites. */
+async function addedLines(sourceRoot: string, workDir: string, file: string): Promise<Set<number>> {
+  const r = await run('diff', ['-U0', join(sourceRoot, file), join(workDir, '1-sources', 'patched', file)]);
+  if (r.code > 1) throw new KlpgenError(`diff failed: ${r.stderr.trim()}`);
+  const out = new Set<number>();
+  for (const h of parseUnifiedZeroHunks(r.stdout)) for (let n = h.newStart; n < h.newStart + h.newLines; n++) out.add(n);
+  return out;
+}
+
 /** STEM.c for a one-TU fix; STEM-BASE.c per TU otherwise (the path when two bases are equal). */
 function uniqueFileNames(stem: string, files: string[]): Map<string, string> {
   if (files.length === 1) return new Map([[files[0] as string, `${stem}.c`]]);
@@ -492,6 +570,7 @@ function undefinedIn(path: string): Set<string> {
  */
 function resolveUndefined(
   target: TargetManifest, ko: Buffer, koPath: string, tus: TuBuild[], objectOfTu: (t: TuBuild) => string, redirectedIn: Map<string, TuBuild>,
+  layouts: ReadonlyMap<string, DataLayout> = new Map(),
 ): Resolution[] {
   const exported = readSymvers(target.paths.moduleSymvers);
   const elf = parseElf(ko, koPath);
@@ -504,7 +583,7 @@ function resolveUndefined(
     }
     indexes.push(vmlinux);
     const tuLocals = new Set([...t.origCode.functions.values()].filter((f) => f.bind === 'local').map((f) => f.name));
-    const layout = new Map([...t.origCode.data.values()].filter((d) => d.bind === 'local').map((d) => [d.name, { section: d.section, offset: d.offset }]));
+    const layout = layouts.get(t.file) ?? new Map([...t.origCode.data.values()].filter((d) => d.bind === 'local').map((d) => [d.name, { section: d.section, offset: d.offset }]));
     return { tu: t, indexes, tuLocals, layout, undefinedNames: undefinedIn(objectOfTu(t)) };
   });
   const out: Resolution[] = [];
