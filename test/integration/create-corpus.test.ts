@@ -12,7 +12,7 @@ import { ROOT, klpgen, tempDir } from '../helpers.js';
  * within 10 s and unloads cleanly; a fix inside a module is tested with that
  * module loaded first.
  */
-interface Expected { patch: string; abi: string; mustReplace: string[]; refused: boolean; todo?: string }
+interface Expected { patch: string; abi: string; mustReplace: string[]; refused: boolean; todo?: string; verified?: boolean }
 const DIR = join(ROOT, 'test/corpus/expected');
 const cases = readdirSync(DIR).filter((f) => f.endsWith('.json')).sort()
   .map((f) => ({ name: f.replace(/\.json$/, ''), exp: JSON.parse(readFileSync(join(DIR, f), 'utf8')) as Expected }))
@@ -38,6 +38,7 @@ for (const { name, exp } of cases) {
       assert.equal(c.code, 0, c.stderr);
       const made = JSON.parse(c.stdout) as CreateReport;
       verified.set(name, made.verification.status);
+      if (exp.verified) assert.equal(made.verification.status, 'passed', JSON.stringify(made.verification.functions.filter((f) => !f.equal)));
       assert.deepEqual(made.analysis.mustReplace.map((e) => `${e.object}:${e.symbol},${e.sympos}`).sort(), exp.mustReplace);
       const objects = [...new Set(exp.mustReplace.map((e) => e.split(':')[0] as string))].filter((o) => o !== 'vmlinux');
       const v = klpgen(['vm-test', ko, ...objects.flatMap((o) => ['--load-modules', o]), '--abi', exp.abi, '--json']);
