@@ -61,7 +61,7 @@ export function verify(v: VerifyInput): Verification {
       functions.push({ name: m, of: p, equal: false, reason: !mine ? 'not in the module' : 'not in the patched build (inlined there)' });
       continue;
     }
-    const d = compareCode(renamed(mine, rename), renamed(withJumpLabelNops(theirs, mine), new Map()));
+    const d = compareCode(renamed(selfCallsResolved(mine), rename), renamed(selfCallsResolved(withJumpLabelNops(theirs, mine)), new Map()));
     functions.push(d ? { name: m, of: p, equal: false, firstDifference: d.firstDifference, reason: d.reason } : { name: m, of: p, equal: true });
     // Its pieces GCC split off (foo.cold, foo.part.0) are its code too.
     for (const [pieceName, piece] of module.functions) {
@@ -103,6 +103,19 @@ function withJumpLabelNops(theirs: FunctionCode, mine: FunctionCode): FunctionCo
     }
   }
   return { ...theirs, bytes, relocs: theirs.relocs.filter((r) => !dropped.has(r.offset)) };
+}
+
+/**
+ * A recursive call: to a local function in its own section the assembler writes the
+ * displacement and no relocation (the patched build's static function); to a global one, a
+ * relocation (the module's, global for the scaffolding). Both read as the displacement.
+ */
+function selfCallsResolved(f: FunctionCode): FunctionCode {
+  const self = f.relocs.filter((r) => r.target === f.name && (r.type === 'R_X86_64_PC32' || r.type === 'R_X86_64_PLT32'));
+  if (self.length === 0) return f;
+  const bytes = Buffer.from(f.bytes);
+  for (const r of self) if (r.offset + 4 <= bytes.length) bytes.writeInt32LE(Number(r.addend) - r.offset, r.offset);
+  return { ...f, bytes, relocs: f.relocs.filter((r) => !self.includes(r)) };
 }
 
 function isPiece(name: string): boolean {
