@@ -9,7 +9,7 @@ import { loadSymbolIndex, locateSymbol, type DataLayout, type SymbolIndex } from
 import { klpConvert } from '../kmod/klp-convert.js';
 import { readSymvers } from '../kmod/symvers.js';
 import { redirectStaticLocals, staticLocalsOf } from '../kmod/static-locals.js';
-import { redirectAddressUses } from '../kmod/address-uses.js';
+import { redirectAddressUses, redirectStandIns } from '../kmod/address-uses.js';
 import { sourceLines, type CodePlace } from '../kmod/source-lines.js';
 import { indexModules, moduleKey } from '../vm/initramfs.js';
 import { formatVerification, verify, type Verification } from '../verify/verify.js';
@@ -122,7 +122,7 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
    */
   const usedTypes: string[] = [];
   /** Emit, build and verify once, with these same-file helpers copied for what the compiler knows of them. */
-  const attempt = async (copyForKnowledge: Map<string, Set<string>>, round: number, linkage: 'local' | 'global' = 'local'): Promise<Attempt> => {
+  const attempt = async (copyForKnowledge: Map<string, Set<string>>, round: number, linkage: Linkage = 'callers'): Promise<Attempt> => {
     const tus: TuBuild[] = inputs.map((i) => ({
       file: i.file, cName: i.cName, object: i.entries[0]?.object ?? 'vmlinux',
       originalObject: i.originalObject, patchedObject: i.patchedObject, origCode: i.origCode, patchedCode: i.patchedCode,
@@ -132,6 +132,7 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
         originalFunctions: new Set(i.origCode.functions.keys()),
         dataSizes: new Map([...i.origCode.data.values()].map((v) => [v.name, v.size])),
         patchedReferences: new Set(i.entries.flatMap((e) => (i.patchedCode.functions.get(e.symbol)?.relocs ?? []).map((r) => r.raw))),
+        dataSections: new Map([...i.origCode.data.values()].map((v) => [v.name, v.section])),
         valueTables: new Set([...i.origCode.data.values()].filter((v) => v.bind === 'local' && v.section.startsWith('.rodata') && v.relocs.length === 0).map((v) => v.name)),
         patchedFunctionRefs: new Map([...i.patchedCode.functions.values()].map((f) => [f.name, new Set(f.relocs.map((r) => r.raw))])),
         prefix: i.prefix, scaffoldingFile, cName: i.cName, copyForKnowledge: copyForKnowledge.get(i.file), linkage, alsoNeed: usedTypes, patchedInlined: i.patchedInlined,
@@ -211,16 +212,20 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
   // (modref, pure/const, what a callee does with its arguments): copy those too and try again.
   const copyForKnowledge = new Map(files.map((f) => [f, new Set<string>()]));
   const differing = (a: Attempt) => a.verification ? a.verification.functions.filter((f) => !f.equal).length + a.verification.uncovered.length : Infinity;
-  // Static functions first stay static, as the patched build's compiler saw them; when that does
-  // not verify (the module's callers taught the compiler more), the same copies made global.
-  const bothLinkages = async (round: number): Promise<{ result: Attempt; linkage: 'local' | 'global' }> => {
-    const local = await attempt(copyForKnowledge, round, 'local');
-    if (local.verification?.status === 'passed') return { result: local, linkage: 'local' };
-    info(`${local.verification ? `${differing(local)} differing` : 'not built'} with static functions kept static: trying them global`);
-    const global = await attempt(copyForKnowledge, round, 'global');
-    return differing(global) < differing(local) ? { result: global, linkage: 'global' } : { result: local, linkage: 'local' };
+  // Static functions and variables first stay static where the patched build's compiler saw
+  // the same users; when that does not verify, knowledge copies static regardless (the module's
+  // callers may teach the compiler nothing more), then everything global.
+  const eachLinkage = async (round: number): Promise<{ result: Attempt; linkage: Linkage }> => {
+    let best: { result: Attempt; linkage: Linkage } | undefined;
+    for (const linkage of ['callers', 'static', 'global'] as const) {
+      if (best) info(`${best.result.verification ? `${differing(best.result)} differing` : 'not built'} with ${best.linkage} linkage: trying ${linkage}`);
+      const result = await attempt(copyForKnowledge, round, linkage);
+      if (!best || differing(result) < differing(best.result)) best = { result, linkage };
+      if (result.verification?.status === 'passed') break;
+    }
+    return best as { result: Attempt; linkage: Linkage };
   };
-  let { result, linkage } = await bothLinkages(0);
+  let { result, linkage } = await eachLinkage(0);
   const snapshot = () => new Map([...copyForKnowledge].map(([f, names]) => [f, new Set(names)]));
   let best = { round: 0, differing: differing(result), copies: snapshot(), linkage };
   let last = { round: 0, linkage };
@@ -232,7 +237,7 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
     }
     if (added === 0) break;
     info(`the module does not verify: copying ${added} helper${added === 1 ? '' : 's'} the patched build knew the bodies of`);
-    const next = await bothLinkages(round);
+    const next = await eachLinkage(round);
     last = { round, linkage: next.linkage };
     if (!next.result.verification) {
       info(`with those copies the module does not build: ${(next.result.error ?? '').split('\n').slice(1, 3).join(' ').trim()}`);
@@ -311,7 +316,10 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
   // Addresses of copied helpers are the running kernel's functions (calls may reach the copies).
   const addressed = redirectAddressUses(withLocals, [...new Set(tus.flatMap((t) => t.emitted.kernelAddressed))], ADDRESS_PREFIX, ko);
   for (const a of addressed.redirects) staticNotes.push(`address of ${a.name} (${a.moved.length} use${a.moved.length === 1 ? '' : 's'}): the running kernel's function, the module's copy is only called`);
-  const built = addressed.ko;
+  // Static variables declared static in the module are stand-ins: their references become the kernel's.
+  const standIns = redirectStandIns(addressed.ko, [...new Set(tus.flatMap((t) => t.emitted.kernelData))], ADDRESS_PREFIX, ko);
+  for (const [n, count] of standIns.moved) staticNotes.push(`static variable ${n}: declared static as the patched build saw it; its ${count} reference${count === 1 ? '' : 's'} are the running kernel's`);
+  const built = standIns.ko;
 
   // A module's statics are placed by their neighbours when its symbols carry no file names:
   // the analysis' objects have a section per variable, so the layout is read off a build of
@@ -395,6 +403,8 @@ function headerOverlay(patchedRoot: string, headers: string[]): string[] {
   }
   return [...dirs];
 }
+
+type Linkage = 'callers' | 'static' | 'global';
 
 /** How many times a module that does not verify is rebuilt with more helpers copied. */
 const MAX_KNOWLEDGE_ROUNDS = 3;

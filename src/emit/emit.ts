@@ -42,13 +42,16 @@ export interface EmitInput {
    */
   copyForKnowledge?: Set<string>;
   /**
-   * 'local' (the default): static functions stay static, as in the patched build, whose compiler
-   * knew all their callers: knowledge copies, and replaced functions the module's other new
-   * functions call (made global for the scaffolding in the assembler, behind the compiler's back).
-   * 'global': the compiler knows none of their callers, for when the module's few callers would
-   * teach it more than the patched build knew.
+   * How static functions and variables of the .c are declared, so the module's compiler knows
+   * what the patched build's knew:
+   * - 'callers' (the default): static where the module has all the callers the patched build
+   *   had (the same facts from them); replaced ones are made global for the scaffolding in the
+   *   assembler, behind the compiler's back; static variables are static stand-ins;
+   * - 'static': knowledge copies static even with fewer callers (safe: only the module calls
+   *   them; they match when those callers taught the compiler nothing more);
+   * - 'global': functions global, variables extern (the compiler knows none of their users).
    */
-  linkage?: 'local' | 'global';
+  linkage?: 'callers' | 'static' | 'global';
   /**
    * Functions the patched build inlined into the replaced ones (its ipa-clones dump). One whose
    * address the new code also takes is copied for the calls, and its address stays the running
@@ -61,6 +64,8 @@ export interface EmitInput {
    * (`tbl[CONST].field` read at compile time): it is copied, so the module's compiler folds it too.
    */
   valueTables?: ReadonlySet<string>;
+  /** Sections of the original object's variables (`.bss.x`, `.rodata.y`, `.data..percpu`). */
+  dataSections?: ReadonlyMap<string, string>;
   /** The patched object's functions and the names their code references (`.cold` parts and clones included). */
   patchedFunctionRefs?: ReadonlyMap<string, ReadonlySet<string>>;
   /** Further local definitions (`struct:name`) the new code needs: its build said so. */
@@ -80,6 +85,8 @@ export interface EmittedFunctions {
   copied: { name: string; as: string; why: string }[];
   /** Copies of functions the running kernel has unchanged: an address the module takes of one is the kernel's. */
   kernelAddressed: string[];
+  /** Static variables declared static in the module as stand-ins: every reference is the kernel's variable. */
+  kernelData: string[];
   /** For each generated line, the original file and line it comes from (0 for generated lines). */
   lineMap: { file: string; line: number }[];
   /** The functions this file installs, with their names in the module. */
@@ -349,6 +356,8 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
   const pieces: {
     line: number; endLine: number; text: string; context: ConditionalContext;
     functionName?: string; refs?: string[]; external?: boolean; declaration?: boolean;
+    /** A static variable of the running kernel, declared static here (its references are moved to the kernel's). */
+    standIn?: boolean;
     /** Replaced functions whose names a macro makes (`MLX5E_DECLARE_STATS_GRP_OP_NUM_STATS(channels)`): renamed by #defines. */
     macroNamed?: string[];
   }[] = [];
@@ -377,6 +386,13 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
   const renamed = (text: string) => renameIdentifiers(text, replaced, prefix);
   const local = input.linkage !== 'global';
   const calledInModule = (name: string) => [...copy.keys()].some((o) => o !== name && !!defs.get(`function:${o}`)?.refs.includes(`function:${name}`));
+  // What the patched build's compiler learnt of a static function from its callers holds here
+  // when the module has all of them (the same facts); with fewer, it would learn more.
+  const baseName = (fn: string) => fn.replace(/(\.(cold|part|constprop|isra)(\.\d+)?)+$/, '');
+  const allCallersHere = (name: string) => {
+    const callers = [...(input.patchedFunctionRefs ?? [])].filter(([fn, refs]) => refs.has(name) && baseName(fn) !== name).map(([fn]) => baseName(fn));
+    return callers.length > 0 && callers.every((c) => copy.has(c));
+  };
   for (const [name] of copy) {
     const e = defs.get(`function:${name}`);
     if (!e) {
@@ -391,8 +407,8 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
     text = renamed(text);
     text = renameAddressUses(text, addressTwins);
     // (Attributes and asm go on the definition's first line: its #line numbers the lines below.)
-    if (replaced.has(name)) text = local && e.linkage === 'internal' && calledInModule(name) ? `__asm__(".globl ${prefix}${name}"); ${text}` : makeGlobal(text);
-    else if (knowledge.has(name)) text = makeKnowledgeCopy(text, !local);
+    if (replaced.has(name)) text = local && e.linkage === 'internal' && calledInModule(name) && allCallersHere(name) ? `__asm__(".globl ${prefix}${name}"); ${text}` : makeGlobal(text);
+    else if (knowledge.has(name)) text = makeKnowledgeCopy(text, !local || (input.linkage !== 'static' && !allCallersHere(name)));
     else if (outOfLine.has(name)) text = `__attribute__((${(outOfLine.get(name) as string).split(', ').map((a) => `__${a}__`).join(', ')})) ${text}`;
     const open = text.indexOf('{');
     const macroNamed = replaced.has(name) && !new RegExp(`\\b${prefix}${name}\\b`).test(open >= 0 ? text.slice(0, open) : text);
@@ -411,11 +427,24 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
   // What stays in the running kernel is declared where the .c has it, or just above its first
   // user when the .c declares it ahead: after the local types its declaration names.
   const externalized: { name: string; kind: string }[] = [];
+  const kernelData: string[] = [];
   for (const [key, d] of [...externs].sort((a, b) => a[1].span.line - b[1].span.line)) {
     const users = pieces.filter((p) => p.functionName !== undefined && (p.refs ?? []).includes(key)).map((p) => p.line - 0.5);
     const twin = addressTwins.has(d.name);
     let decl = externDeclaration(d, input.preprocessed, model, input.dataSizes);
     if (twin) decl = decl.replace(new RegExp(`\\b${d.name}(?=\\s*\\()`), `${ADDRESS_PREFIX}${d.name}`);
+    // A static variable, declared static as the patched build's compiler saw it (only this
+    // file's code can reach it): the module's instance is a stand-in whose every reference is
+    // moved to the running kernel's variable once the module is built. `used`, because the
+    // module may only read it: its compiler must not take the stand-in's zeros for constants.
+    const section = input.dataSections?.get(d.name);
+    const standIn = local && d.kind === 'variable' && d.linkage === 'internal' && d.definition && !twin && section !== undefined &&
+      !/^\.(rodata|data\.\.percpu|data\.once)/.test(section) && /^extern [^\n]*;$/.test(decl) && !/\[\s*\]/.test(decl) && !/__section__|__percpu/.test(decl);
+    if (standIn) {
+      pieces.push({ line: Math.min(d.span.line, ...users), endLine: d.span.line, text: decl.replace(/^extern /, 'static ').replace(/;$/, ' __attribute__((__used__));'), context: top, external: true, standIn: true });
+      kernelData.push(d.name);
+      continue;
+    }
     pieces.push({ line: Math.min(d.span.line, ...users), endLine: d.span.line, text: decl, context: top, external: true });
     externalized.push({ name: twin ? `${ADDRESS_PREFIX}${d.name}` : d.name, kind: d.kind });
   }
@@ -441,7 +470,10 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
   let previous: (typeof pieces)[number] | undefined;
   wrapInConditionals(pieces, (p) => {
     if (p.external) {
-      if (!previous?.external) emit('/* In the running kernel: reached through KLP relocations. */');
+      if (!previous?.external || !!previous.standIn !== !!p.standIn) {
+        emit(p.standIn ? '/* In the running kernel, static as the patched build saw it: after the build, KLP relocations to the kernel\'s. */'
+          : '/* In the running kernel: reached through KLP relocations. */');
+      }
       emit(p.text, Math.ceil(p.endLine));
     } else if (p.declaration) {
       if (previous?.external || previous?.declaration) emit('');
@@ -475,6 +507,7 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
     source: `${out.join('\n')}\n`,
     externalized,
     copied: [...copy].map(([name, why]) => ({ name, as: replaced.has(name) ? `${prefix}${name}` : name, why })),
+    kernelData: kernelData.sort(),
     kernelAddressed: [...copy.keys()].filter((n) => !replaced.has(n) && !changed.has(n) && input.originalFunctions.has(n)).sort(),
     lineMap: map,
     installs: entries.map((e) => ({ object: e.object, symbol: e.symbol, sympos: e.sympos, as: `${prefix}${e.symbol}` })),
