@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { redirectAddressUses } from '../../src/kmod/address-uses.js';
+import { redirectAddressUses, redirectStandIns } from '../../src/kmod/address-uses.js';
 import { ROOT } from '../helpers.js';
 
 const FIXTURE = join(ROOT, 'test', 'fixtures', 'address-uses', 'pointer-and-call.c');
@@ -51,6 +51,31 @@ test('address uses of a copied helper move to the kernel symbol; calls and __mco
     assert.ok(before.some((r) => r.startsWith('.rela__mcount_loc')), 'fixture has no __mcount_loc');
     // Nothing named: the object is returned as it was.
     assert.equal(redirectAddressUses(readFileSync(obj), [], 'klpgen_addr_').ko.equals(readFileSync(obj)), true);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('every reference to a stand-in, from code or data, moves to the kernel variable; others stay', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'klpgen-standin-'));
+  try {
+    const obj = join(dir, 'a.o');
+    execFileSync('gcc-12', ['-c', '-O2', '-fno-pic', '-mcmodel=kernel', '-ffunction-sections', '-fdata-sections', '-o', obj, join(ROOT, 'test', 'fixtures', 'address-uses', 'stand-ins.c')]);
+    const { ko, moved } = redirectStandIns(readFileSync(obj), ['counter', 'pair'], 'klpgen_addr_', obj);
+    const outPath = join(dir, 'b.o');
+    writeFileSync(outPath, ko);
+    const after = relocations(outPath);
+    assert.deepEqual([...moved.keys()].sort(), ['counter', 'pair']);
+    // Code: counter read and written, &pair.b, pair.a; data: where[] names both.
+    assert.ok(after.some((r) => r.startsWith('.rela.text.user ') && r.endsWith(' klpgen_addr_counter')), after.join('\n'));
+    assert.ok(after.some((r) => r.startsWith('.rela.text.user ') && r.endsWith(' klpgen_addr_pair')), after.join('\n'));
+    assert.ok(after.some((r) => /^\.rela\.(data\.rel\.ro|data|rodata)\.where /.test(r) && r.endsWith(' klpgen_addr_counter')), after.join('\n'));
+    assert.ok(after.some((r) => /^\.rela\.(data\.rel\.ro|data|rodata)\.where /.test(r) && r.endsWith(' klpgen_addr_pair')), after.join('\n'));
+    // Nothing left on the stand-ins' own sections; the other static is untouched.
+    assert.deepEqual(after.filter((r) => /\s\.bss\.(counter|pair)$|\s(counter|pair)$/.test(r)), []);
+    assert.ok(after.some((r) => / \.bss\.untouched$| untouched$/.test(r)), after.join('\n'));
+    // A stand-in the object does not define is an error, not a silent stand-in.
+    assert.throws(() => redirectStandIns(readFileSync(obj), ['nowhere'], 'klpgen_addr_', obj), /stand-in nowhere is missing/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
