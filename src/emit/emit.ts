@@ -340,12 +340,25 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
     emit('');
   }
 
-  if (headerOutOfLine.size) {
+  // GCC ignores noinline on the kernel's inline functions (gnu_inline): the running kernel's own
+  // out-of-line copy is called instead, as the patched build calls its copy.
+  const gnuInline = (n: string) => !!headerStatics.get(`function:${n}`)?.attributes.some((a) => a.name === 'gnu_inline');
+  const kernelCopies = [...headerOutOfLine].filter(([n, attrs]) => gnuInline(n) && attrs === 'noinline, noclone' && input.originalFunctions.has(n)).map(([n]) => n).sort();
+  const attributed = [...headerOutOfLine].filter(([n]) => !gnuInline(n)).sort();
+  if (attributed.length) {
     emit('/* Called out of line by the patched build, which has more callers: not inlined here either. */');
     emit('#pragma GCC diagnostic push');
     emit('#pragma GCC diagnostic ignored "-Wattributes"');
-    for (const [n, attrs] of [...headerOutOfLine].sort()) emit(`static __typeof__(${n}) ${n} __attribute__((${attrs.split(', ').map((a) => `__${a}__`).join(', ')}));`);
+    for (const [n, attrs] of attributed) emit(`static __typeof__(${n}) ${n} __attribute__((${attrs.split(', ').map((a) => `__${a}__`).join(', ')}));`);
     emit('#pragma GCC diagnostic pop');
+    emit('');
+  }
+  if (kernelCopies.length) {
+    emit('/* Inline functions the patched build calls out of line: the running kernel\'s copies (KLP relocations). */');
+    for (const n of kernelCopies) {
+      emit(`extern __typeof__(${n}) ${ADDRESS_PREFIX}${n};`);
+      emit(`#define ${n} ${ADDRESS_PREFIX}${n}`);
+    }
     emit('');
   }
 
@@ -426,7 +439,7 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
 
   // What stays in the running kernel is declared where the .c has it, or just above its first
   // user when the .c declares it ahead: after the local types its declaration names.
-  const externalized: { name: string; kind: string }[] = [];
+  const externalized: { name: string; kind: string }[] = kernelCopies.map((n) => ({ name: `${ADDRESS_PREFIX}${n}`, kind: 'function' }));
   const kernelData: string[] = [];
   for (const [key, d] of [...externs].sort((a, b) => a[1].span.line - b[1].span.line)) {
     const users = pieces.filter((p) => p.functionName !== undefined && (p.refs ?? []).includes(key)).map((p) => p.line - 0.5);
