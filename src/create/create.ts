@@ -180,15 +180,21 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
     const missingNs = [...`${build.stdout}${build.stderr}`.matchAll(/uses symbol \S+ from namespace (\w+), but does not import it/g)].map((m) => m[1] as string);
     if (build.code !== 0 && missingNs.some((ns) => !namespaces.includes(ns))) {
       namespaces.push(...missingNs.filter((ns) => !namespaces.includes(ns)));
-      return attempt(copyForKnowledge, round);
+      return attempt(copyForKnowledge, round, linkage);
     }
     // A local struct the new code needs complete: copy it, build again.
-    const incomplete = [...`${build.stdout}${build.stderr}`.matchAll(/(?:undefined|incomplete(?: element)?) type [‘'](struct|union|enum) (\w+)[’']/g)]
-      .map((m) => `${m[1]}:${m[2]}`).filter((k) => !usedTypes.includes(k) && inputs.some((i) => i.model.entities.some((e) => `${e.kind}:${e.name}` === k && e.span.file === i.file)));
+    const output = `${build.stdout}${build.stderr}`;
+    // (`storage size of 'kattr' isn't known` names the variable: its type is on that line of the .c.)
+    const sized = [...output.matchAll(/^([^\s:]+\.c):(\d+):\d+: error: storage size of [‘'](\w+)[’'] isn[’']t known/gm)].flatMap((m) => {
+      const text = inputs.find((i) => i.file === m[1])?.patchedText.split('\n')[Number(m[2]) - 1] ?? '';
+      const t = new RegExp(`\\b(struct|union|enum)\\s+(\\w+)[\\s*]+${m[3]}\\b`).exec(text);
+      return t ? [`${t[1]}:${t[2]}`] : [];
+    });
+    const incomplete = [...[...output.matchAll(/(?:undefined|incomplete(?: element)?) type [‘'](struct|union|enum) (\w+)[’']/g)].map((m) => `${m[1]}:${m[2]}`), ...sized].filter((k) => !usedTypes.includes(k) && inputs.some((i) => i.model.entities.some((e) => `${e.kind}:${e.name}` === k && e.span.file === i.file)));
     if (build.code !== 0 && incomplete.length) {
       usedTypes.push(...new Set(incomplete));
       info(`the new code needs the complete type of ${[...new Set(incomplete)].join(', ')}: copied, building again`);
-      return attempt(copyForKnowledge, round);
+      return attempt(copyForKnowledge, round, linkage);
     }
     if (build.code !== 0) {
       return { tus, error: `building the livepatch failed (sources in ${srcDir}):\n${mapDiagnostics(compilerDiagnostics(`${build.stdout}${build.stderr}`), tus)}` };

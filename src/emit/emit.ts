@@ -169,12 +169,31 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
   /** Copies the patched build calls out of line, with the attributes that keep them so. */
   const outOfLine = new Map<string, string>();
   const takeLines = (from: number, to: number) => lines.slice(from - 1, to).join('\n');
+  /**
+   * The last line of what starts at `from`: a definition a macro invocation makes has the
+   * invocation's first line as its span, while its arguments may go on (INTERVAL_TREE_DEFINE(...,
+   * three lines)): taken up to the closing parenthesis.
+   */
+  const invocationEnd = (from: number, to: number) => {
+    let depth = 0;
+    let end = to;
+    const count = (l: string) => { for (const c of l.replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|\/\/.*$/g, '')) depth += c === '(' ? 1 : c === ')' ? -1 : 0; };
+    for (let n = from; n <= to; n++) count(lines[n - 1] ?? '');
+    while (depth > 0 && end < lines.length) count(lines[end++] ?? '');
+    // SYSCALL_DEFINE3(...) { body }: the body belongs to another function the invocation makes
+    // (__do_sys_name); the whole invocation is copied whichever of them is needed.
+    for (const e of model.entities) if (own(e) && e.span.line === from && e.span.endLine > end) end = e.span.endLine;
+    return end;
+  };
   const visit = (key: string) => {
     if (need.has(key)) return;
     need.add(key);
     const e = defs.get(key) ?? headerInlines.get(key);
     if (e) {
-      for (const r of e.refs) {
+      // A function a macro invocation makes is copied as the whole invocation (SYSCALL_DEFINE's
+      // wrappers and __do_sys_x body): what its other definitions use is needed too.
+      const siblings = e.kind === 'function' && own(e) ? model.entities.filter((f) => f !== e && f.kind === 'function' && own(f) && f.definition && f.span.line === e.span.line) : [];
+      for (const r of [...new Set([...e.refs, ...siblings.flatMap((f) => f.refs)])]) {
         const d = defs.get(r);
         const h = d ? undefined : headerStatics.get(r);
         if (h && (input.patchedReferences.has(h.name) || calledAsClone(h.name))) headerOutOfLine.set(h.name, calledAsClone(h.name) ? 'noinline' : 'noinline, noclone');
@@ -389,8 +408,9 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
     // (An anonymous enum, found around its first enumerator, may start above the first entity.)
     if (target.span.line < firstCode && target.name !== '') continue;
     if (pieces.some((p) => p.line === target.span.line)) continue;
-    const text = takeLines(target.span.line, target.span.endLine);
-    pieces.push({ line: target.span.line, endLine: target.span.endLine, text: target.kind === 'typedef' || target.kind === 'variable' ? text : typeOnly(text), context: top });
+    const endLine = invocationEnd(target.span.line, target.span.endLine);
+    const text = takeLines(target.span.line, endLine);
+    pieces.push({ line: target.span.line, endLine, text: target.kind === 'typedef' || target.kind === 'variable' ? text : typeOnly(text), context: top });
   }
   // A type defined inside another (`struct crndstate` within the struct that uses it, an enum
   // within a struct) comes with the outer one: copied on its own as well, it would be defined twice.
@@ -416,13 +436,31 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
       }
       throw new KlpgenError(`${file}: no definition of ${name} in the patched source`);
     }
-    let text = takeLines(e.span.line, e.span.endLine);
+    const endLine = invocationEnd(e.span.line, e.span.endLine);
+    let text = takeLines(e.span.line, endLine);
     text = renamed(text);
     text = renameAddressUses(text, addressTwins);
     // (Attributes and asm go on the definition's first line: its #line numbers the lines below.)
     if (replaced.has(name)) text = local && e.linkage === 'internal' && calledInModule(name) && allCallersHere(name) ? `__asm__(".globl ${prefix}${name}"); ${text}` : makeGlobal(text);
-    else if (knowledge.has(name)) text = makeKnowledgeCopy(text, !local || (input.linkage !== 'static' && !allCallersHere(name)));
-    else if (outOfLine.has(name)) text = `__attribute__((${(outOfLine.get(name) as string).split(', ').map((a) => `__${a}__`).join(', ')})) ${text}`;
+    // Kept out of line: `noinline` goes on a declaration ahead of the definition, where GCC
+    // honours it even for the kernel's `inline` (gnu_inline) functions and for a definition a
+    // macro invocation makes; on the definition itself, gnu_inline would win.
+    let keepOutOfLine: string | undefined;
+    let isStatic = e.linkage === 'internal';
+    const ownHead = new RegExp(`\\b${name}\\s*\\(`).test(text.slice(0, Math.max(0, text.indexOf('{'))));
+    if (knowledge.has(name) && !replaced.has(name)) {
+      keepOutOfLine = 'noinline, noclone';
+      // Global when the module's few callers would teach the compiler more than the patched build knew.
+      if (ownHead && (!local || (input.linkage !== 'static' && !allCallersHere(name)))) { text = withoutStatic(text); isStatic = false; }
+    } else if (outOfLine.has(name) && !replaced.has(name)) keepOutOfLine = outOfLine.get(name);
+    if (keepOutOfLine) {
+      const proto = externDeclaration(e, input.preprocessed, model, input.dataSizes).replace(/;$/, '');
+      pieces.push({
+        line: e.span.line - 0.3, endLine: e.span.line, declaration: true, context: top,
+        text: ['#pragma GCC diagnostic push', '#pragma GCC diagnostic ignored "-Wattributes"',
+          `${isStatic ? 'static ' : ''}${proto} __attribute__((${keepOutOfLine.split(', ').map((a) => `__${a}__`).join(', ')}));`, '#pragma GCC diagnostic pop'].join('\n'),
+      });
+    }
     const open = text.indexOf('{');
     const macroNamed = replaced.has(name) && !new RegExp(`\\b${prefix}${name}\\b`).test(open >= 0 ? text.slice(0, open) : text);
     // One macro invocation can define several functions (pci-sysfs' resource##n##_resize_show
@@ -433,7 +471,10 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
       same.refs = [...new Set([...(same.refs ?? []), ...e.refs])];
       continue;
     }
-    pieces.push({ line: e.span.line, endLine: e.span.endLine, text, context: top, functionName: name, refs: e.refs, macroNamed: macroNamed ? [name] : undefined });
+    // A macro invocation that defines data and functions (INTERVAL_TREE_DEFINE): one copy, as a function's.
+    const dataThere = pieces.findIndex((p) => p.functionName === undefined && !p.external && p.line === e.span.line && p.endLine === endLine);
+    if (dataThere >= 0) pieces.splice(dataThere, 1);
+    pieces.push({ line: e.span.line, endLine, text, context: top, functionName: name, refs: e.refs, macroNamed: macroNamed ? [name] : undefined });
   }
   pieces.sort((a, b) => a.line - b.line);
 
@@ -442,6 +483,8 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
   const externalized: { name: string; kind: string }[] = kernelCopies.map((n) => ({ name: `${ADDRESS_PREFIX}${n}`, kind: 'function' }));
   const kernelData: string[] = [];
   for (const [key, d] of [...externs].sort((a, b) => a[1].span.line - b[1].span.line)) {
+    // Defined by a macro invocation the module copies (SYSCALL_DEFINE makes __do_sys_x too).
+    if (d.kind === 'function' && d.span.file === file && pieces.some((p) => p.functionName !== undefined && p.line === d.span.line)) continue;
     const users = pieces.filter((p) => p.functionName !== undefined && (p.refs ?? []).includes(key)).map((p) => p.line - 0.5);
     const twin = addressTwins.has(d.name);
     let decl = externDeclaration(d, input.preprocessed, model, input.dataSizes);
@@ -656,16 +699,11 @@ export function renameIdentifiers(text: string, names: Set<string>, prefix = PRE
   });
 }
 
-/**
- * A helper copied only so that the compiler sees its body, as it did in the
- * patched build: out of line and never cloned (the new code calls it as the
- * patched build calls the original); made global when the compiler must not
- * specialise it for the module's few callers.
- */
-function makeKnowledgeCopy(text: string, global: boolean): string {
+/** A definition made global (a knowledge copy the compiler must not specialise for the module's few callers). */
+function withoutStatic(text: string): string {
   const open = text.indexOf('{');
   const head = open >= 0 ? text.slice(0, open) : text;
-  return `__attribute__((__noinline__, __noclone__)) ${global ? head.replace(/\bstatic\s+/, '') : head}${open >= 0 ? text.slice(open) : ''}`;
+  return `${head.replace(/\bstatic\s+/, '')}${open >= 0 ? text.slice(open) : ''}`;
 }
 
 /** A new function is referenced from the scaffolding file: it must not be static. */
