@@ -122,7 +122,10 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
    */
   const usedTypes: string[] = [];
   /** Emit, build and verify once, with these same-file helpers copied for what the compiler knows of them. */
+  /** Which attempt the module on disk is (each attempt builds into the same directory). */
+  let onDisk = { round: -1, linkage: 'callers' as Linkage };
   const attempt = async (copyForKnowledge: Map<string, Set<string>>, round: number, linkage: Linkage = 'callers'): Promise<Attempt> => {
+    onDisk = { round, linkage };
     const tus: TuBuild[] = inputs.map((i) => ({
       file: i.file, cName: i.cName, object: i.entries[0]?.object ?? 'vmlinux',
       originalObject: i.originalObject, patchedObject: i.patchedObject, origCode: i.origCode, patchedCode: i.patchedCode,
@@ -236,7 +239,6 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
   let { result, linkage } = await eachLinkage(0);
   const snapshot = () => new Map([...copyForKnowledge].map(([f, names]) => [f, new Set(names)]));
   let best = { round: 0, differing: differing(result), copies: snapshot(), linkage };
-  let last = { round: 0, linkage };
   for (let round = 1; round <= MAX_KNOWLEDGE_ROUNDS && result.verification?.status === 'failed'; round++) {
     let added = 0;
     for (const [file, names] of helpersOfDiffering(result)) {
@@ -246,7 +248,6 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
     if (added === 0) break;
     info(`the module does not verify: copying ${added} helper${added === 1 ? '' : 's'} the patched build knew the bodies of`);
     const next = await eachLinkage(round);
-    last = { round, linkage: next.linkage };
     if (!next.result.verification) {
       info(`with those copies the module does not build: ${(next.result.error ?? '').split('\n').slice(1, 3).join(' ').trim()}`);
       result = next.result;
@@ -257,8 +258,9 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
     info(`round ${round + 1}: ${n} function${n === 1 ? '' : 's'} still differ${n === 1 ? 's' : ''}`);
     if (n < best.differing) best = { round, differing: n, copies: snapshot(), linkage: next.linkage };
   }
-  // When no attempt verifies, keep the one that proved the most functions (the smaller of equals).
-  if (result.verification?.status !== 'passed' && (best.round !== last.round || best.linkage !== last.linkage)) result = await attempt(best.copies, best.round, best.linkage);
+  // When no attempt verifies, keep the one that proved the most functions (the smaller of equals),
+  // rebuilt unless it is the module on disk.
+  if (result.verification?.status !== 'passed' && (best.round !== onDisk.round || best.linkage !== onDisk.linkage)) result = await attempt(best.copies, best.round, best.linkage);
   if (!result.verification || !result.ko) throw new KlpgenError(result.error ?? 'the module was not built');
   const { tus, ko, verification } = result;
   info(`built ${ko}`);
