@@ -335,7 +335,7 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
   // the analysis' objects have a section per variable, so the layout is read off a build of
   // the file as the kernel built it (one .data, as in the running module).
   const layouts = new Map<string, DataLayout>();
-  for (const t of new Set(redirectedIn.values())) {
+  for (const t of tus) {
     if (t.object === 'vmlinux') continue;
     const cmd = await compileCommand(target, t.file);
     const obj = join(tuDirs(workDir, t.file).original, 'as-built.o');

@@ -240,6 +240,9 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
             visit(r);
           } else if (!replaced.has(d.name)) {
             externs.set(r, d);
+            // Its prototype may name a local type (`ext4_update_sb_callback func`).
+            const proto = externDeclaration(d, input.preprocessed, model, input.dataSizes);
+            for (const t of d.refs) if (/^(struct|union|enum|typedef):/.test(t) && new RegExp(`\\b${t.slice(t.indexOf(':') + 1)}\\b`).test(proto)) visit(t);
           }
           continue;
         }
@@ -735,7 +738,8 @@ function externDeclaration(d: TuEntity, preprocessed: string, model: TuModel, si
   const arrayTypedef = d.refs.some((r) => r.startsWith('typedef:') && model.entities.some((t) => t.kind === 'typedef' && `typedef:${t.name}` === r &&
     /\[\s*\]\s*;?\s*$/.test(preprocessed.slice(t.iSpan[0], t.iSpan[1]))));
   const size = sizes?.get(d.name);
-  if (size && (/\[\s*\]$/.test(decl) || arrayTypedef)) {
+  // (`x[] __attribute__((__section__(".data..read_mostly")))`: the bound is before the attributes.)
+  if (size && (/\[\s*\](\s*__attribute__\s*\(\(.*\)\))*$/.test(decl) || arrayTypedef)) {
     return `${extern}\nextern typeof(${d.name}[0]) ${d.name}[${size} / sizeof(${d.name}[0])];`;
   }
   return extern;
