@@ -175,9 +175,11 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
    * three lines)): taken up to the closing parenthesis.
    */
   const invocationEnd = (from: number, to: number) => {
+    // A definition with its own braces is whole; a macro invocation's span has none.
+    if (takeLines(from, to).includes('{')) return to;
     let depth = 0;
     let end = to;
-    const count = (l: string) => { for (const c of l.replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|\/\/.*$/g, '')) depth += c === '(' ? 1 : c === ')' ? -1 : 0; };
+    const count = (l: string) => { for (const c of l.replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|\/\*.*?\*\/|\/\/.*$/g, '')) depth += c === '(' ? 1 : c === ')' ? -1 : 0; };
     for (let n = from; n <= to; n++) count(lines[n - 1] ?? '');
     while (depth > 0 && end < lines.length) count(lines[end++] ?? '');
     // SYSCALL_DEFINE3(...) { body }: the body belongs to another function the invocation makes
