@@ -232,7 +232,10 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
             // Copied, but called out of line in the patched build: the module's compiler must not
             // inline its one call (GCC inlines a static function called once), nor clone it when
             // the patched build did not.
-            if ((absent || changed.has(d.name)) && !inlinedThere && !replaced.has(d.name) && !forKnowledge) outOfLine.set(d.name, asClone ? 'noinline' : 'noinline, noclone');
+            // (Called only as its `.part.N` split: the patched build inlined its head, which
+            // noinline would forbid; GCC is left to split it the same way.)
+            const onlySplit = asClone && !input.patchedReferences.has(d.name) && ![...input.patchedReferences].some((n) => /^\.(constprop|isra)\.\d+$/.test(n.slice(d.name.length)) && n.startsWith(`${d.name}.`));
+            if ((absent || changed.has(d.name)) && !inlinedThere && !replaced.has(d.name) && !forKnowledge && !onlySplit) outOfLine.set(d.name, asClone ? 'noinline' : 'noinline, noclone');
             if (!copy.has(d.name)) {
               copy.set(d.name, changed.has(d.name) ? 'its source changed' : absent ? 'no out-of-line copy in the running kernel'
                 : inlinedThere ? 'inlined into the new code in the patched build'
