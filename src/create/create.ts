@@ -11,6 +11,7 @@ import { readSymvers } from '../kmod/symvers.js';
 import { redirectStaticLocals, staticLocalsOf } from '../kmod/static-locals.js';
 import { redirectAddressUses, redirectStandIns } from '../kmod/address-uses.js';
 import { sourceLines, type CodePlace } from '../kmod/source-lines.js';
+import { dropModuleTracepoints } from '../kmod/inert-tracepoints.js';
 import { indexModules, moduleKey } from '../vm/initramfs.js';
 import { formatVerification, verify, type Verification } from '../verify/verify.js';
 import { ADDRESS_PREFIX, emitFunctions, emitScaffolding, importedNamespaces, PREFIX, TARGET_MODULE, type EmittedFunctions } from '../emit/emit.js';
@@ -348,9 +349,16 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
 
   // Symbols the running kernel does not export become KLP relocations (klp-convert).
   const resolution = resolveUndefined(target, built, ko, tus, (t) => join(kmodDir, objName(t.cName)), redirectedIn, layouts);
+  // Tracepoints of a module stay inert in the new code (kpatch does the same): their jump
+  // labels and static calls could not be set up when the livepatch loads.
+  const moduleTracepoints = new Set(resolution.filter((r) => r.resolution === 'klp' && (r.relaObject ?? r.object) !== 'vmlinux' && /^(__tracepoint_|__SCK__tp_func_)/.test(r.name)).map((r) => r.name));
+  const inert = dropModuleTracepoints(built, moduleTracepoints, ko);
+  for (const name of [...inert.dropped.keys()].filter((n) => n.startsWith('__tracepoint_')).sort()) {
+    staticNotes.push(`tracepoint ${name.slice('__tracepoint_'.length)} of ${resolution.find((r) => r.name === name)?.object}: inert in the new code (its key is in a module the livepatch may load before)`);
+  }
   let converted: Buffer;
   try {
-    converted = klpConvert(built, resolution.filter((r) => r.resolution === 'klp').map((r) => ({
+    converted = klpConvert(inert.ko, resolution.filter((r) => r.resolution === 'klp').map((r) => ({
       name: r.name, object: r.object as string, sympos: r.sympos as number, ...(r.target ? { target: r.target } : {}), ...(r.relaObject ? { relaObject: r.relaObject } : {}),
     })), ko);
   } catch (e) {
