@@ -135,8 +135,9 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
         report, file: i.file, patchedText: i.patchedText, model: i.model, preprocessed: i.preprocessed, name, modName: i.modName, isModule: i.isModule,
         originalFunctions: new Set(i.origCode.functions.keys()),
         dataSizes: new Map([...i.origCode.data.values()].map((v) => [v.name, v.size])),
+        patchedReferences: new Set(i.entries.flatMap((e) => (i.patchedCode.functions.get(e.symbol)?.relocs ?? []).map((r) => r.raw))),
         // (A replaced function's split-off pieces are its code too: `foo.cold` calls what foo calls.)
-        patchedReferences: new Set([...i.patchedCode.functions.values()].filter((f) => i.entries.some((e) => f.name === e.symbol || f.name === `${e.symbol}.cold`))
+        patchedPieceReferences: new Set([...i.patchedCode.functions.values()].filter((f) => i.entries.some((e) => f.name === `${e.symbol}.cold`))
           .flatMap((f) => f.relocs.map((r) => r.raw))),
         dataSections: new Map([...i.origCode.data.values()].map((v) => [v.name, v.section])),
         valueTables: new Set([...i.origCode.data.values()].filter((v) => v.bind === 'local' && v.section.startsWith('.rodata') && v.relocs.length === 0).map((v) => v.name)),

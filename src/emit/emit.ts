@@ -27,6 +27,8 @@ export interface EmitInput {
    * compiler can make the same decision and the new code matches the patched build.
    */
   patchedReferences: Set<string>;
+  /** What their `.cold` parts reference (a header's static the cold path calls out of line). */
+  patchedPieceReferences?: Set<string>;
   /** The patched .c text and its model (from the analysis' patched build). */
   file: string;
   patchedText: string;
@@ -198,7 +200,7 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
       for (const r of [...new Set([...e.refs, ...siblings.flatMap((f) => f.refs)])]) {
         const d = defs.get(r);
         const h = d ? undefined : headerStatics.get(r);
-        if (h && (input.patchedReferences.has(h.name) || calledAsClone(h.name))) headerOutOfLine.set(h.name, calledAsClone(h.name) ? 'noinline' : 'noinline, noclone');
+        if (h && (input.patchedReferences.has(h.name) || !!input.patchedPieceReferences?.has(h.name) || calledAsClone(h.name))) headerOutOfLine.set(h.name, calledAsClone(h.name) ? 'noinline' : 'noinline, noclone');
         if (!d && headerInlines.has(r)) {
           visit(r);
           continue;
