@@ -309,7 +309,7 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
       else if (byLine) found = new Set([byLine]);
     }
     if (fresh) {
-      staticNotes.push(`static local ${base} of ${owners.join(', ')}: written on lines the fix adds, used by no original line: a fresh instance`);
+      staticNotes.push(`static local ${base} of ${owners.join(', ')}: a once flag or ratelimit written on lines the fix adds, used by no original line: a fresh instance`);
       continue;
     }
     if (found.size > 1) {
@@ -509,7 +509,11 @@ async function sameLineStatic(ko: string, references: { fn: string; offset: numb
   const matching = new Set(places.filter((p, i) => ours.has(lines[i] as string)).map((p) => p.name));
   // The .c line each of our references is written on (the outermost of its chain in the .c).
   const written = [...ours].map((chain) => Number(chain.split('<').filter((c) => c.startsWith(`${tuBase}:`)).pop()?.split(':')[1] ?? NaN));
-  if (matching.size === 0 && written.every((n) => added.has(n))) return 'fresh';
+  // Only a static that holds no state worth keeping (a once flag, a ratelimit, a lockdep key:
+  // kpatch never correlates those either) may start fresh; a counter written on a changed line
+  // may be the running kernel's, and is refused rather than guessed.
+  const stateless = /^(_rs|__already_done|__print_once|__warned|__key|__func__|__FUNCTION__|CSWTCH|descriptor)$/.test(candidates.values().next().value?.replace(/\.\d+$/, '') ?? '');
+  if (matching.size === 0 && stateless && written.every((n) => added.has(n))) return 'fresh';
   if (matching.size !== 1) return undefined;
   const [name] = matching;
   // Every line of ours is one of its lines: not a partial overlap with another static's.

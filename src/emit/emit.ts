@@ -212,9 +212,8 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
           const asClone = calledAsClone(d.name);
           const inlinedThere = !input.patchedReferences.has(d.name) && !asClone;
           const forKnowledge = !!input.copyForKnowledge?.has(d.name) && !replaced.has(d.name);
-          // Inlined into the new code and also referenced by it (its address taken).
-          // (Only for a direct call: inlined through a function pointer, `devm_add_action_or_reset(dev,
-          // f, x)`, the call and the address are one expression, and the kernel's address must win.)
+          // Inlined into the new code and also referenced by it (its address taken), through a
+          // direct call: the text names the address apart from the call (klpgen_addr_f).
           const twin = !absent && !inlinedThere && !changed.has(d.name) && !replaced.has(d.name) && !!input.patchedInlined?.has(d.name) &&
             e.kind === 'function' && e.span.file === file && new RegExp(`(?<![\\w.>])${d.name}\\s*\\(`).test(takeLines(e.span.line, e.span.endLine));
           // Inlined through a function pointer the new code also passes on (`devm_add_action_or_reset(dev,
