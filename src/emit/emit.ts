@@ -145,7 +145,7 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
     if (e.kind === 'function' && e.definition && !own(e) && e.linkage === 'internal' && !e.flags.noinline && !e.flags.alwaysInline) headerStatics.set(`function:${e.name}`, e);
   }
   /** The patched build calls it, or a clone of it (`f.constprop.0`), out of line. */
-  const calledAsClone = (name: string) => [...input.patchedReferences].some((n) => n.startsWith(`${name}.`) && /^\.(constprop|isra|part)\.\d+$/.test(n.slice(name.length)));
+  const calledAsClone = (name: string, kinds = /^\.(constprop|isra|part)\.\d+$/) => [...input.patchedReferences].some((n) => n.startsWith(`${name}.`) && kinds.test(n.slice(name.length)));
   /**
    * Static functions of headers the replaced functions call out of line in the patched build,
    * where the .c has other callers; the module may have only one, which GCC would inline.
@@ -208,7 +208,6 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
         if (!d && !macros.has(r)) continue;
         if (d?.kind === 'function') {
           const absent = !input.originalFunctions.has(d.name);
-          // The patched build calls it, or a clone of it (`f.constprop.0`), out of line.
           const asClone = calledAsClone(d.name);
           const inlinedThere = !input.patchedReferences.has(d.name) && !asClone;
           const forKnowledge = !!input.copyForKnowledge?.has(d.name) && !replaced.has(d.name);
@@ -235,7 +234,7 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
             // the patched build did not.
             // (Called only as its `.part.N` split: the patched build inlined its head, which
             // noinline would forbid; GCC is left to split it the same way.)
-            const onlySplit = asClone && !input.patchedReferences.has(d.name) && ![...input.patchedReferences].some((n) => /^\.(constprop|isra)\.\d+$/.test(n.slice(d.name.length)) && n.startsWith(`${d.name}.`));
+            const onlySplit = asClone && !input.patchedReferences.has(d.name) && !calledAsClone(d.name, /^\.(constprop|isra)\.\d+$/);
             if ((absent || changed.has(d.name)) && !inlinedThere && !replaced.has(d.name) && !forKnowledge && !onlySplit) outOfLine.set(d.name, asClone ? 'noinline' : 'noinline, noclone');
             if (!copy.has(d.name)) {
               copy.set(d.name, changed.has(d.name) ? 'its source changed' : absent ? 'no out-of-line copy in the running kernel'
