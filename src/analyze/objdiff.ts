@@ -126,6 +126,11 @@ export function readObjectCode(elf: ElfFile): ObjectCode {
       const hits = list.filter((x) => x.value <= at && at < x.value + BigInt(Math.max(1, x.size)));
       if (hits.length === 1) return hits[0];
     }
+    // Nothing there: one past an array's end (a loop's bound), `array+size` where it is named.
+    for (const b of biases) {
+      const ends = list.filter((x) => x.size > 0 && x.value + BigInt(x.size) === addend + b);
+      if (ends.length === 1) return ends[0];
+    }
     return undefined;
   };
 

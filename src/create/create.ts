@@ -345,7 +345,7 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
     const r = await run(argv[0] as string, argv.slice(1), { cwd: cmd.cwd });
     if (r.code !== 0) continue;
     const code = readObjectCode(parseElf(await readFile(obj), obj));
-    layouts.set(t.file, new Map([...code.data.values()].filter((d) => d.bind === 'local').map((d) => [d.name, { section: d.section, offset: d.offset }])));
+    layouts.set(t.file, objectLayout(code));
   }
 
   // Symbols the running kernel does not export become KLP relocations (klp-convert).
@@ -588,6 +588,17 @@ function moduleDepends(target: TargetManifest, module: string): Set<string> {
   return new Set(depends.split(',').filter(Boolean).map(moduleKey));
 }
 
+/**
+ * Where an object puts its symbols: local statics, and every function (a static
+ * function is placed by the functions around it in .text, global ones included).
+ */
+function objectLayout(code: ObjectCode): DataLayout {
+  return new Map([
+    ...[...code.data.values()].filter((d) => d.bind === 'local').map((d) => [d.name, { section: d.section, offset: d.offset }] as const),
+    ...[...code.functions.values()].map((f) => [f.name, { section: f.section, offset: f.offset }] as const),
+  ]);
+}
+
 /** Undefined symbols of an object file. */
 function undefinedIn(path: string): Set<string> {
   const elf = parseElf(readFileSync(path), path);
@@ -616,7 +627,7 @@ function resolveUndefined(
     }
     indexes.push(vmlinux);
     const tuLocals = new Set([...t.origCode.functions.values()].filter((f) => f.bind === 'local').map((f) => f.name));
-    const layout = layouts.get(t.file) ?? new Map([...t.origCode.data.values()].filter((d) => d.bind === 'local').map((d) => [d.name, { section: d.section, offset: d.offset }]));
+    const layout = layouts.get(t.file) ?? objectLayout(t.origCode);
     return { tu: t, indexes, tuLocals, layout, undefinedNames: undefinedIn(objectOfTu(t)) };
   });
   const out: Resolution[] = [];
