@@ -145,7 +145,18 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
     if (e.kind === 'function' && e.definition && !own(e) && e.linkage === 'internal' && !e.flags.noinline && !e.flags.alwaysInline) headerStatics.set(`function:${e.name}`, e);
   }
   /** The patched build calls it, or a clone of it (`f.constprop.0`), out of line. */
-  const calledAsClone = (name: string, kinds = /^\.(constprop|isra|part)\.\d+$/) => [...input.patchedReferences].some((n) => n.startsWith(`${name}.`) && kinds.test(n.slice(name.length)));
+  const calledAsClone = (name: string, kinds = /^\.(constprop|isra|part)\.\d+$/, refs: ReadonlySet<string> = input.patchedReferences) => [...refs].some((n) => n.startsWith(`${name}.`) && kinds.test(n.slice(name.length)));
+  /**
+   * What a function kept out of line (replaced, or copied) references in the patched build, its pieces
+   * (.cold, .part, clones) included: a helper it calls there is not inlined into it here either.
+   */
+  const outOfLineRefs = (name: string): ReadonlySet<string> => {
+    const refs = new Set(input.patchedReferences);
+    for (const [fn, names] of input.patchedFunctionRefs ?? []) {
+      if (fn === name || (fn.startsWith(`${name}.`) && /^(\.(cold|part|constprop|isra)(\.\d+)?)+$/.test(fn.slice(name.length)))) for (const n of names) refs.add(n);
+    }
+    return refs;
+  };
   /**
    * Static functions of headers the replaced functions call out of line in the patched build,
    * where the .c has other callers; the module may have only one, which GCC would inline.
@@ -197,6 +208,8 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
       // A function a macro invocation makes is copied as the whole invocation (SYSCALL_DEFINE's
       // wrappers and __do_sys_x body): what its other definitions use is needed too.
       const siblings = e.kind === 'function' && own(e) ? model.entities.filter((f) => f !== e && f.kind === 'function' && own(f) && f.definition && f.span.line === e.span.line) : [];
+      const keptApart = e.kind === 'function' && own(e) && (!!input.copyForKnowledge?.has(e.name) || outOfLine.has(e.name) || replaced.has(e.name));
+      const refsThere = keptApart ? outOfLineRefs(e.name) : input.patchedReferences;
       for (const r of [...new Set([...e.refs, ...siblings.flatMap((f) => f.refs)])]) {
         const d = defs.get(r);
         const h = d ? undefined : headerStatics.get(r);
@@ -208,8 +221,8 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
         if (!d && !macros.has(r)) continue;
         if (d?.kind === 'function') {
           const absent = !input.originalFunctions.has(d.name);
-          const asClone = calledAsClone(d.name);
-          const inlinedThere = !input.patchedReferences.has(d.name) && !asClone;
+          const asClone = calledAsClone(d.name, undefined, refsThere);
+          const inlinedThere = !refsThere.has(d.name) && !asClone;
           const forKnowledge = !!input.copyForKnowledge?.has(d.name) && !replaced.has(d.name);
           // Inlined into the new code and also referenced by it (its address taken), through a
           // direct call: the text names the address apart from the call (klpgen_addr_f).
@@ -234,7 +247,7 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
             // the patched build did not.
             // (Called only as its `.part.N` split: the patched build inlined its head, which
             // noinline would forbid; GCC is left to split it the same way.)
-            const onlySplit = asClone && !input.patchedReferences.has(d.name) && !calledAsClone(d.name, /^\.(constprop|isra)\.\d+$/);
+            const onlySplit = asClone && !refsThere.has(d.name) && !calledAsClone(d.name, /^\.(constprop|isra)\.\d+$/, refsThere);
             if ((absent || changed.has(d.name)) && !inlinedThere && !replaced.has(d.name) && !forKnowledge && !onlySplit) outOfLine.set(d.name, asClone ? 'noinline' : 'noinline, noclone');
             if (!copy.has(d.name)) {
               copy.set(d.name, changed.has(d.name) ? 'its source changed' : absent ? 'no out-of-line copy in the running kernel'
