@@ -114,6 +114,10 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
   const kmodDir = join(workDir, '5-kmod');
   const objName = (cName: string) => cName.replace(/\.c$/, '.o');
   const overlay = headerOverlay(join(workDir, '1-sources', 'patched'), report.changedHeaders ?? []);
+  // "x.h" is looked up beside the .c first (security/selinux/ss/policydb.c's "policydb.h", which
+  // no -I names): the module's copy is elsewhere, so that directory is named, the fix's first.
+  const quoteDirs = (file: string) => [join(workDir, '1-sources', 'patched', dirname(file)), join(target.paths.source, dirname(file))]
+    .filter((d) => existsSync(d)).map((d) => `-iquote ${d}`);
   /** Export namespaces modpost asked for beyond those the original files import. */
   const namespaces: string[] = [];
   /**
@@ -158,7 +162,7 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
       // CFLAGS_REMOVE), then function and data sections as in the analysis' patched build,
       // which verification compares with.
       ...inputs.flatMap((i) => [
-        `CFLAGS_${objName(i.cName)} += ${[...i.flags.extra, '-ffunction-sections', '-fdata-sections'].flatMap(makeWords).join(' ')}`,
+        `CFLAGS_${objName(i.cName)} += ${[...i.flags.extra, ...quoteDirs(i.file), '-ffunction-sections', '-fdata-sections'].flatMap(makeWords).join(' ')}`,
         ...(i.flags.removed.length ? [`CFLAGS_REMOVE_${objName(i.cName)} += ${i.flags.removed.flatMap(makeWords).join(' ')}`] : []),
       ]),
       '',
