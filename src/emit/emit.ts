@@ -505,9 +505,10 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
   const kernelData: string[] = [];
   for (const [key, d] of [...externs].sort((a, b) => a[1].span.line - b[1].span.line)) {
     // Defined by a macro invocation the module copies (SYSCALL_DEFINE makes __do_sys_x too).
-    if (d.kind === 'function' && d.span.file === file && pieces.some((p) => p.functionName !== undefined && p.line === d.span.line)) continue;
-    const users = pieces.filter((p) => p.functionName !== undefined && (p.refs ?? []).includes(key)).map((p) => p.line - 0.5);
+    // (A twin's declaration is another name's: the kernel's copy, klpgen_addr_f.)
     const twin = addressTwins.has(d.name);
+    if (!twin && d.kind === 'function' && d.span.file === file && pieces.some((p) => p.functionName !== undefined && p.line === d.span.line)) continue;
+    const users = pieces.filter((p) => p.functionName !== undefined && (p.refs ?? []).includes(key)).map((p) => p.line - 0.5);
     let decl = externDeclaration(d, input.preprocessed, model, input.dataSizes);
     if (twin) decl = decl.replace(new RegExp(`\\b${d.name}(?=\\s*\\()`), `${ADDRESS_PREFIX}${d.name}`);
     // A static variable, declared static as the patched build's compiler saw it (only this
