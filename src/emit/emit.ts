@@ -341,7 +341,12 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
   const firstCode = model.entities.filter(own).reduce((m, e) => Math.min(m, e.span.line), Infinity);
   // Includes inside a definition (features.h in an initializer) belong to that definition.
   const inside = (l: number) => model.entities.some((e) => own(e) && e.span.line < l && l <= e.span.endLine);
-  const includes = new Set(model.includeLines.filter((l) => !inside(l)));
+  // A header included again below the first code, or right after a #define, is an X-macro
+  // table (bpf_types.h under BPF_PROG_TYPE): it expands where it stands, not in the prologue.
+  const headerOf = (l: number) => (lines[l - 1] ?? '').replace(/\s+/g, '');
+  const xMacro = (l: number) => l > firstCode && (model.includeLines.filter((m) => headerOf(m) === headerOf(l)).length > 1 ||
+    /^\s*#\s*define\b|\\\s*$/.test(lines.slice(0, l - 1).reverse().find((x) => x.trim() !== '') ?? ''));
+  const includes = new Set(model.includeLines.filter((l) => !inside(l) && !xMacro(l)));
   const contexts = conditionalContexts(input.patchedText);
   const contextOf = (line: number) => contexts[line] ?? (contexts[0] as ConditionalContext);
   const top = contextOf(0);
