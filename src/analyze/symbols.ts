@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { STB_GLOBAL, STB_LOCAL, STB_WEAK, STT_FILE, STT_FUNC, STT_OBJECT, SHN_UNDEF, parseElf } from '../elf/elf64.js';
 import { writeFileAtomic } from '../util/fsutil.js';
+import type { ObjectCode } from './objdiff.js';
 
 /**
  * The running kernel's symbols, as livepatch looks them up: by name within
@@ -27,6 +28,17 @@ export interface KernelSymbol {
 
 /** Where our object has its local data: a static's neighbours tell its copy apart in a linked module. */
 export type DataLayout = ReadonlyMap<string, { section: string; offset: number }>;
+
+/**
+ * Where an object puts its symbols: local statics, and every function (a static
+ * function is placed by the functions around it in .text, global ones included).
+ */
+export function objectLayout(code: ObjectCode): DataLayout {
+  return new Map([
+    ...[...code.data.values()].filter((d) => d.bind === 'local').map((d) => [d.name, { section: d.section, offset: d.offset }] as const),
+    ...[...code.functions.values()].map((f) => [f.name, { section: f.section, offset: f.offset }] as const),
+  ]);
+}
 
 export interface SymbolIndex {
   object: string;

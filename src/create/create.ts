@@ -5,7 +5,7 @@ import { analyze, type AnalysisReport, type ReplaceEntry, type TuReport } from '
 import { buildModel, type TuModel } from '../frontend/model.js';
 import { parseElf } from '../elf/elf64.js';
 import { hasFentry, readObjectCode, type ObjectCode } from '../analyze/objdiff.js';
-import { loadSymbolIndex, locateSymbol, type DataLayout, type SymbolIndex } from '../analyze/symbols.js';
+import { loadSymbolIndex, locateSymbol, objectLayout, type DataLayout, type SymbolIndex } from '../analyze/symbols.js';
 import { klpConvert } from '../kmod/klp-convert.js';
 import { readSymvers } from '../kmod/symvers.js';
 import { redirectStaticLocals, staticLocalsOf } from '../kmod/static-locals.js';
@@ -590,17 +590,6 @@ function moduleDepends(target: TargetManifest, module: string): Set<string> {
   const text = info ? elf.sectionData(info).toString('latin1') : '';
   const depends = /(?:^|\0)depends=([^\0]*)/.exec(text)?.[1] ?? '';
   return new Set(depends.split(',').filter(Boolean).map(moduleKey));
-}
-
-/**
- * Where an object puts its symbols: local statics, and every function (a static
- * function is placed by the functions around it in .text, global ones included).
- */
-function objectLayout(code: ObjectCode): DataLayout {
-  return new Map([
-    ...[...code.data.values()].filter((d) => d.bind === 'local').map((d) => [d.name, { section: d.section, offset: d.offset }] as const),
-    ...[...code.functions.values()].map((f) => [f.name, { section: f.section, offset: f.offset }] as const),
-  ]);
 }
 
 /** Undefined symbols of an object file. */

@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { readObjectCode } from '../../src/analyze/objdiff.js';
-import { loadSymbolIndex, locateSymbol } from '../../src/analyze/symbols.js';
+import { loadSymbolIndex, locateSymbol, objectLayout } from '../../src/analyze/symbols.js';
 import { parseElf } from '../../src/elf/elf64.js';
 import { tempDir } from '../helpers.js';
 
@@ -38,4 +38,24 @@ test('locateSymbol: in a module stripped of STT_FILE symbols, a duplicated stati
   assert.deepEqual([inA.sympos, inB.sympos], [1, 2]);
   // Without our object's layout it is not guessed.
   assert.equal(locateSymbol(index, 'done.1', 'drivers/x/a.c', new Set()).found, false);
+});
+
+test('locateSymbol: a static function two files of a stripped module both have is placed by the functions around it in .text', () => {
+  const dir = tempDir('neighbours-text');
+  // A header's static inline called out of line in each file (f2fs_put_page in compress.c, node.c, ...).
+  const helper = 'static __attribute__((noinline)) int put_page(int *p) { return *p += 3; }';
+  writeFileSync(join(dir, 'a.c'), `${helper}\nint a_one(int *p) { return put_page(p) + 1; }\nint a_two(int *p) { return put_page(p) * 2; }\n`);
+  writeFileSync(join(dir, 'b.c'), `int b_first(int x) { return x * 7; }\n${helper}\nint b_one(int *p) { return put_page(p) - 1; }\n`);
+  execFileSync('gcc-12', ['-O2', '-c', 'a.c', 'b.c'], { cwd: dir });
+  execFileSync('ld', ['-r', '-o', 'm.ko', 'b.o', 'a.o'], { cwd: dir });
+  execFileSync('strip', ['--strip-debug', 'm.ko'], { cwd: dir });
+  const index = loadSymbolIndex(join(dir, 'm.ko'), 'm', false);
+  assert.equal(index.byName.get('put_page')?.length, 2, 'both files should have put_page');
+  const layoutOf = (o: string) => objectLayout(readObjectCode(parseElf(readFileSync(join(dir, o)), o)));
+  const inA = locateSymbol(index, 'put_page', 'fs/x/a.c', new Set(), layoutOf('a.o'));
+  const inB = locateSymbol(index, 'put_page', 'fs/x/b.c', new Set(), layoutOf('b.o'));
+  assert.ok(inA.found && inB.found, [inA, inB].map((x) => (x.found ? x.how : x.why)).join('; '));
+  // b.o is linked first: its copy is the first of the two.
+  assert.deepEqual([inB.sympos, inA.sympos], [1, 2]);
+  assert.notEqual(inA.found && inA.symbol.address, inB.found && inB.symbol.address);
 });
