@@ -341,16 +341,11 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
   const firstCode = model.entities.filter(own).reduce((m, e) => Math.min(m, e.span.line), Infinity);
   // Includes inside a definition (features.h in an initializer) belong to that definition.
   const inside = (l: number) => model.entities.some((e) => own(e) && e.span.line < l && l <= e.span.endLine);
-  // A header included again below the first code, or right after a function-like #define, is
-  // an X-macro table (bpf_types.h under BPF_PROG_TYPE): it expands where it stands.
+  // A header included again below the first code is an X-macro table (bpf_types.h under
+  // BPF_PROG_TYPE): it expands where it stands. (One included once after a #define may be
+  // ordinary: raid1.c's "raid1-10.c" under raid1_log.)
   const headerOf = (l: number) => (lines[l - 1] ?? '').replace(/\s+/g, '');
-  const definedJustBefore = (l: number) => {
-    let i = l - 2;
-    while (i >= 0 && (lines[i] ?? '').trim() === '') i--;
-    while (i > 0 && /\\\s*$/.test(lines[i - 1] ?? '')) i--;
-    return /^\s*#\s*define\s+\w+\(/.test(lines[i] ?? '');
-  };
-  const xMacro = (l: number) => l > firstCode && (model.includeLines.filter((m) => headerOf(m) === headerOf(l)).length > 1 || definedJustBefore(l));
+  const xMacro = (l: number) => l > firstCode && model.includeLines.filter((m) => headerOf(m) === headerOf(l)).length > 1;
   const includes = new Set(model.includeLines.filter((l) => !inside(l) && !xMacro(l)));
   const contexts = conditionalContexts(input.patchedText);
   const contextOf = (line: number) => contexts[line] ?? (contexts[0] as ConditionalContext);
