@@ -306,18 +306,23 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
     // come from the same source lines. The analysis' original is compiled with the patched
     // file's line numbers outside the hunks, so an unchanged line reads the same in both.
     let fresh = false;
-    if (found.size > 1) {
+    // Two of the module's statics of this name (a ratelimit the fix adds beside the one it had):
+    // one candidate does not make both the kernel's; their lines decide here too.
+    const sameNameHere = locals.some((x) => x !== l && x.name.replace(/\.\d+$/, '') === base && tuOfFunctions(tus, x.owners) === owner);
+    let unresolved = found.size > 1;
+    if (found.size > 1 || (found.size === 1 && sameNameHere)) {
       const byLine = await sameLineStatic(ko, l.references, owner.originalObject, owner.origCode, found, { [owner.cName]: basename(owner.file) },
         basename(owner.file), await addedLines(target.paths.source, workDir, owner.file));
       if (byLine === 'fresh') fresh = true;
       else if (byLine) found = new Set([byLine]);
+      unresolved = byLine === undefined;
     }
     if (fresh) {
       staticNotes.push(`static local ${base} of ${owners.join(', ')}: a once flag or ratelimit written on lines the fix adds, used by no original line: a fresh instance`);
       continue;
     }
-    if (found.size > 1) {
-      throw new KlpgenError(`refused:\n  ${owner.file}: static local ${base} of ${owners.join(', ')} matches ${[...found].join(', ')} in the original build`, 2);
+    if (unresolved) {
+      throw new KlpgenError(`refused:\n  ${owner.file}: static local ${base} of ${owners.join(', ')} matches ${[...found].join(', ')} in the original build${found.size === 1 ? `, which the module's other ${base} may be` : ''}`, 2);
     }
     const to = [...found][0];
     if (to) {
