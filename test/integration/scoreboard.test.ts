@@ -1,4 +1,5 @@
 import { strict as assert } from 'node:assert';
+import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -82,4 +83,15 @@ test('scoreboard: --journal keeps each score and a re-run skips it; --shard K/N 
   const bad = klpgen(['scoreboard', join(ROOT, 'corpus/6.1.0-54'), '--shard', '3/2', '--abi', '6.1.0-54']);
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /^klpgen: error: --shard: expected K\/N with 1 <= K <= N: 3\/2$/m);
+});
+
+test('scoreboard: a reader that stops early (| head) ends the command quietly, without a stack trace', () => {
+  const dir = tempDir('epipe');
+  // The committed whole-corpus journal: printing it needs no run, and is longer than a pipe holds.
+  const cmd = `${JSON.stringify(process.execPath)} ${JSON.stringify(join(ROOT, 'bin/klpgen.js'))} scoreboard ${JSON.stringify(join(ROOT, 'corpus/6.1.0-54'))} ` +
+    `--abi 6.1.0-54 --journal ${JSON.stringify(join(ROOT, 'corpus/6.1.0-54/scoreboard-full.jsonl'))} 2>${JSON.stringify(join(dir, 'err'))} | head -1; echo "status \${PIPESTATUS[0]}"`;
+  const out = execFileSync('bash', ['-c', cmd]).toString();
+  assert.match(out, /^scoreboard for 6\.1\.0-54/);
+  assert.match(out, /status 0\n$/);
+  assert.equal(readFileSync(join(dir, 'err'), 'utf8'), '');
 });
