@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { STB_GLOBAL, STB_LOCAL, STB_WEAK, STT_FILE, STT_FUNC, STT_OBJECT, SHN_UNDEF, parseElf } from '../elf/elf64.js';
+import { SHF_EXECINSTR, STB_GLOBAL, STB_LOCAL, STB_WEAK, STT_FILE, STT_FUNC, STT_OBJECT, STT_SECTION, SHN_UNDEF, parseElf, type ElfSymbol } from '../elf/elf64.js';
+import { pcRelativeBias } from './objdiff.js';
 import { writeFileAtomic } from '../util/fsutil.js';
 import type { ObjectCode } from './objdiff.js';
 
@@ -40,8 +41,26 @@ export function objectLayout(code: ObjectCode): DataLayout {
   ]);
 }
 
+/** Where our object's code refers to each of its statics: `function+offset` of each reference. */
+export type CodeReferences = ReadonlyMap<string, readonly string[]>;
+
+export function objectReferences(code: ObjectCode): CodeReferences {
+  const locals = new Set([...code.data.values()].filter((d) => d.bind === 'local').map((d) => d.name));
+  const out = new Map<string, string[]>();
+  for (const f of code.functions.values()) {
+    for (const r of f.relocs) {
+      if (!locals.has(r.raw)) continue;
+      const list = out.get(r.raw);
+      if (list) list.push(`${f.name}+${r.offset}`); else out.set(r.raw, [`${f.name}+${r.offset}`]);
+    }
+  }
+  return out;
+}
+
 export interface SymbolIndex {
   object: string;
+  /** The ELF file it was read from. */
+  path?: string;
   /** Addresses are final (a linked vmlinux), not section offsets of a relocatable object. */
   linked: boolean;
   symbols: KernelSymbol[];
@@ -68,7 +87,7 @@ export function loadSymbolIndex(elfPath: string, object: string, addressOrder: b
     symbols = readSymbols(elfPath);
     if (addressOrder) void writeFileAtomic(tsv, toTsv(symbols)).catch(() => undefined);
   }
-  const index = buildIndex(object, symbols, addressOrder);
+  const index = { ...buildIndex(object, symbols, addressOrder), path: elfPath };
   cache.set(key, index);
   return index;
 }
@@ -170,12 +189,12 @@ export type SymbolLocation =
  * Our object's other statics of that section (`.data.once`) sit at the same distances from
  * our copy in the module, since the linker moves each object's part of a section as a whole.
  */
-function byLayout(index: SymbolIndex, name: string, all: KernelSymbol[], layout: DataLayout | undefined): SymbolLocation {
+function byLayout(index: SymbolIndex, name: string, all: KernelSymbol[], layout: DataLayout | undefined, references?: CodeReferences): SymbolLocation {
   const ours = layout?.get(name);
   const fail = (why: string): SymbolLocation => ({ found: false, why: `${name} occurs ${all.length} times in ${index.object}, which has no STT_FILE symbols: ${why}` });
   if (!layout || !ours) return fail('not a static of ours whose place is known');
   const peers = [...layout].filter(([n, l]) => n !== name && l.section === ours.section);
-  if (peers.length === 0) return fail(`no other static of ours in ${ours.section} to place it by`);
+  if (peers.length === 0) return byReferences(index, name, all, references) ?? fail(`no other static of ours in ${ours.section} to place it by, nor code of ours to tell its copies apart`);
   const at = new Map<string, Set<string>>();
   for (const x of index.symbols) {
     if (x.shndx === undefined) continue;
@@ -188,16 +207,59 @@ function byLayout(index: SymbolIndex, name: string, all: KernelSymbol[], layout:
     n: peers.filter(([n, l]) => at.get(`${c.shndx}:${c.address + BigInt(l.offset - ours.offset)}`)?.has(n)).length,
   })).sort((a, b) => b.n - a.n);
   const [first, second] = scored as [{ c: KernelSymbol; n: number }, { c: KernelSymbol; n: number }];
-  if (first.n === 0 || first.n === second.n) return fail(`its neighbours in ${ours.section} do not single out one copy`);
+  if (first.n === 0 || first.n === second.n) return byReferences(index, name, all, references) ?? fail(`its neighbours in ${ours.section} do not single out one copy`);
   return { found: true, sympos: all.indexOf(first.c) + 1, symbol: first.c, duplicates: all.length, how: `${all.length} symbols named ${name}; ours has ${first.n} of our statics of ${ours.section} around it, as in our object` };
 }
 
-export function locateSymbol(index: SymbolIndex, name: string, tuFile: string, tuLocals: Set<string>, layout?: DataLayout): SymbolLocation {
+/**
+ * A static alone in its section (`_rs.6`, the only variable of a file's .data) has no
+ * neighbours: its copy is the one our functions' code refers to, from the same offsets
+ * in functions of the same names.
+ */
+function byReferences(index: SymbolIndex, name: string, all: KernelSymbol[], references: CodeReferences | undefined): SymbolLocation | undefined {
+  const ours = new Set(references?.get(name) ?? []);
+  if (ours.size === 0 || !index.path) return undefined;
+  const elf = parseElf(readFileSync(index.path), index.path);
+  const symbols = elf.symbols();
+  const functionsIn = new Map<number, ElfSymbol[]>();
+  for (const x of symbols) {
+    if (x.type !== STT_FUNC || x.shndx === SHN_UNDEF || x.shndx >= 0xff00) continue;
+    const list = functionsIn.get(x.shndx);
+    if (list) list.push(x); else functionsIn.set(x.shndx, [x]);
+  }
+  const hits = all.map(() => 0);
+  for (const rs of elf.relocations()) {
+    const sec = rs.target;
+    if (!sec || (sec.flags & SHF_EXECINSTR) === 0) continue;
+    const fns = functionsIn.get(sec.index) ?? [];
+    const code = elf.sectionData(sec);
+    for (const r of rs.entries) {
+      const t = r.symbol;
+      if (!t || t.shndx === SHN_UNDEF || t.shndx >= 0xff00) continue;
+      const pc = PC_RELATIVE_TYPES.has(r.type);
+      const at = (t.type === STT_SECTION ? 0n : t.value) + r.addend + (pc ? pcRelativeBias(code, Number(r.offset)) ?? 4n : 0n);
+      const i = all.findIndex((c) => c.shndx === t.shndx && c.address <= at && at < c.address + BigInt(Math.max(1, c.size)));
+      if (i < 0) continue;
+      const fn = fns.find((f) => f.value <= r.offset && r.offset < f.value + BigInt(f.size));
+      if (fn && ours.has(`${fn.name}+${r.offset - fn.value}`)) hits[i] = (hits[i] as number) + 1;
+    }
+  }
+  const best = Math.max(...hits);
+  if (best === 0 || hits.filter((h) => h === best).length > 1) return undefined;
+  const i = hits.indexOf(best);
+  return { found: true, sympos: i + 1, symbol: all[i] as KernelSymbol, duplicates: all.length,
+    how: `${all.length} symbols named ${name}; ours is the one referred to from ${best} of the places our code refers to it` };
+}
+
+/** R_X86_64_PC32, PLT32, GOTPCREL, GOTPCRELX, REX_GOTPCRELX. */
+const PC_RELATIVE_TYPES = new Set([2, 4, 9, 41, 42]);
+
+export function locateSymbol(index: SymbolIndex, name: string, tuFile: string, tuLocals: Set<string>, layout?: DataLayout, references?: CodeReferences): SymbolLocation {
   const all = index.byName.get(name) ?? [];
   if (all.length === 0) return { found: false, why: `${name} is not in ${index.object}'s symbol table` };
   if (all.length === 1) return { found: true, sympos: 0, symbol: all[0] as KernelSymbol, duplicates: 1, how: 'unique name' };
   const file = basename(tuFile);
-  if (index.groups.length === 0 && all.every((s) => s.bind === 'local')) return byLayout(index, name, all, layout);
+  if (index.groups.length === 0 && all.every((s) => s.bind === 'local')) return byLayout(index, name, all, layout, references);
   const ours = all.filter((s) => s.file === file);
   if (ours.length === 0) {
     const globals = all.filter((s) => s.bind !== 'local');

@@ -5,7 +5,7 @@ import { analyze, type AnalysisReport, type ReplaceEntry, type TuReport } from '
 import { buildModel, type TuModel } from '../frontend/model.js';
 import { parseElf } from '../elf/elf64.js';
 import { hasFentry, readObjectCode, type ObjectCode } from '../analyze/objdiff.js';
-import { loadSymbolIndex, locateSymbol, objectLayout, type DataLayout, type SymbolIndex } from '../analyze/symbols.js';
+import { loadSymbolIndex, locateSymbol, objectLayout, objectReferences, type CodeReferences, type DataLayout, type SymbolIndex } from '../analyze/symbols.js';
 import { klpConvert } from '../kmod/klp-convert.js';
 import { readSymvers } from '../kmod/symvers.js';
 import { redirectStaticLocals, staticLocalsOf } from '../kmod/static-locals.js';
@@ -346,6 +346,7 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
   // the analysis' objects have a section per variable, so the layout is read off a build of
   // the file as the kernel built it (one .data, as in the running module).
   const layouts = new Map<string, DataLayout>();
+  const codeRefs = new Map<string, CodeReferences>();
   for (const t of tus) {
     if (t.object === 'vmlinux') continue;
     const cmd = await compileCommand(target, t.file);
@@ -355,10 +356,11 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
     if (r.code !== 0) continue;
     const code = readObjectCode(parseElf(await readFile(obj), obj));
     layouts.set(t.file, objectLayout(code));
+    codeRefs.set(t.file, objectReferences(code));
   }
 
   // Symbols the running kernel does not export become KLP relocations (klp-convert).
-  const resolution = resolveUndefined(target, built, ko, tus, (t) => join(kmodDir, objName(t.cName)), redirectedIn, layouts);
+  const resolution = resolveUndefined(target, built, ko, tus, (t) => join(kmodDir, objName(t.cName)), redirectedIn, layouts, codeRefs);
   // Tracepoints of a module stay inert in the new code (kpatch does the same): their jump
   // labels and static calls could not be set up when the livepatch loads.
   const moduleTracepoints = new Set(resolution.filter((r) => r.resolution === 'klp' && (r.relaObject ?? r.object) !== 'vmlinux' && /^(__tracepoint_|__SCK__tp_func_)/.test(r.name)).map((r) => r.name));
@@ -612,7 +614,7 @@ function undefinedIn(path: string): Set<string> {
  */
 function resolveUndefined(
   target: TargetManifest, ko: Buffer, koPath: string, tus: TuBuild[], objectOfTu: (t: TuBuild) => string, redirectedIn: Map<string, TuBuild>,
-  layouts: ReadonlyMap<string, DataLayout> = new Map(),
+  layouts: ReadonlyMap<string, DataLayout> = new Map(), codeRefs: ReadonlyMap<string, CodeReferences> = new Map(),
 ): Resolution[] {
   const exported = readSymvers(target.paths.moduleSymvers);
   const elf = parseElf(ko, koPath);
@@ -626,7 +628,8 @@ function resolveUndefined(
     indexes.push(vmlinux);
     const tuLocals = new Set([...t.origCode.functions.values()].filter((f) => f.bind === 'local').map((f) => f.name));
     const layout = layouts.get(t.file) ?? objectLayout(t.origCode);
-    return { tu: t, indexes, tuLocals, layout, undefinedNames: undefinedIn(objectOfTu(t)) };
+    const references = codeRefs.get(t.file) ?? objectReferences(t.origCode);
+    return { tu: t, indexes, tuLocals, layout, references, undefinedNames: undefinedIn(objectOfTu(t)) };
   });
   const out: Resolution[] = [];
   const missing: string[] = [];
@@ -662,7 +665,7 @@ function resolveUndefined(
     const real = s.name.startsWith(ADDRESS_PREFIX) ? s.name.slice(ADDRESS_PREFIX.length) : undefined;
     for (const c of users.length ? users : contexts) {
       for (const index of c.indexes) {
-        const loc = locateSymbol(index, real ?? s.name, c.tu.file, c.tuLocals, c.layout);
+        const loc = locateSymbol(index, real ?? s.name, c.tu.file, c.tuLocals, c.layout, c.references);
         if (loc.found) {
           const r: Resolution = { name: s.name, resolution: 'klp', object: index.object, sympos: loc.sympos, ...(real ? { target: real } : {}) };
           found.set(`${r.object},${r.sympos}`, r);

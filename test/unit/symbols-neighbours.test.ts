@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { readObjectCode } from '../../src/analyze/objdiff.js';
-import { loadSymbolIndex, locateSymbol, objectLayout } from '../../src/analyze/symbols.js';
+import { loadSymbolIndex, locateSymbol, objectLayout, objectReferences } from '../../src/analyze/symbols.js';
 import { parseElf } from '../../src/elf/elf64.js';
 import { tempDir } from '../helpers.js';
 
@@ -58,4 +58,24 @@ test('locateSymbol: a static function two files of a stripped module both have i
   // b.o is linked first: its copy is the first of the two.
   assert.deepEqual([inB.sympos, inA.sympos], [1, 2]);
   assert.notEqual(inA.found && inA.symbol.address, inB.found && inB.symbol.address);
+});
+
+test('locateSymbol: a static alone in its section is the copy our functions refer to, from the same offsets', () => {
+  const dir = tempDir('neighbours-refs');
+  // Each file's .data holds only its ratelimit state (btrfs extent_io.c's _rs.6): no neighbours.
+  writeFileSync(join(dir, 'a.c'), 'static int state = 1;\nint a_tick(int x) { return state += x; }\n');
+  writeFileSync(join(dir, 'b.c'), 'int b_first(int x) { return x * 7; }\nstatic int state = 2;\nint b_tick(int x) { return state ^= x; }\n');
+  execFileSync('gcc-12', ['-O2', '-mcmodel=kernel', '-fno-pic', '-c', 'a.c', 'b.c'], { cwd: dir });
+  execFileSync('ld', ['-r', '-o', 'm.ko', 'b.o', 'a.o'], { cwd: dir });
+  execFileSync('strip', ['--strip-debug', 'm.ko'], { cwd: dir });
+  const index = loadSymbolIndex(join(dir, 'm.ko'), 'm', false);
+  assert.equal(index.byName.get('state')?.length, 2, 'both files should have state');
+  const codeOf = (o: string) => readObjectCode(parseElf(readFileSync(join(dir, o)), o));
+  const place = (o: string, file: string) => locateSymbol(index, 'state', file, new Set(), objectLayout(codeOf(o)), objectReferences(codeOf(o)));
+  const inA = place('a.o', 'fs/x/a.c');
+  const inB = place('b.o', 'fs/x/b.c');
+  assert.ok(inA.found && inB.found, [inA, inB].map((x) => (x.found ? x.how : x.why)).join('; '));
+  assert.deepEqual([inB.sympos, inA.sympos], [1, 2]);
+  // Without our code's references it is not guessed.
+  assert.equal(locateSymbol(index, 'state', 'fs/x/a.c', new Set(), objectLayout(codeOf('a.o'))).found, false);
 });
