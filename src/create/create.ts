@@ -306,9 +306,9 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
     // come from the same source lines. The analysis' original is compiled with the patched
     // file's line numbers outside the hunks, so an unchanged line reads the same in both.
     let fresh = false;
-    // Two of the module's statics of this name (a ratelimit the fix adds beside the one it had):
-    // one candidate does not make both the kernel's; their lines decide here too.
-    const sameNameHere = locals.some((x) => x !== l && x.name.replace(/\.\d+$/, '') === base && tuOfFunctions(tus, x.owners) === owner);
+    // Two of the module's statics of this name in one function (a ratelimit the fix adds beside
+    // the one it had): one candidate does not make both the kernel's; their lines decide here too.
+    const sameNameHere = locals.some((x) => x !== l && x.name.replace(/\.\d+$/, '') === base && x.owners.some((fn) => l.owners.includes(fn)));
     let unresolved = found.size > 1;
     if (found.size > 1 || (found.size === 1 && sameNameHere)) {
       const byLine = await sameLineStatic(ko, l.references, owner.originalObject, owner.origCode, found, { [owner.cName]: basename(owner.file) },

@@ -147,8 +147,10 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
   /** The patched build calls it, or a clone of it (`f.constprop.0`), out of line. */
   const calledAsClone = (name: string, kinds = /^\.(constprop|isra|part)\.\d+$/, refs: ReadonlySet<string> = input.patchedReferences) => [...refs].some((n) => n.startsWith(`${name}.`) && kinds.test(n.slice(name.length)));
   /**
-   * What a function kept out of line (replaced, or copied) references in the patched build, its pieces
-   * (.cold, .part, clones) included: a helper it calls there is not inlined into it here either.
+   * What a copy kept out of line references in the patched build, its pieces (.part, .cold, clones)
+   * included: a helper it calls there is not inlined into it here either. (Replaced functions keep
+   * the narrower test: a callee only their `.cold` piece calls, which GCC knew to be cold, stays
+   * copied, or the new code's layout differs: nilfs_copy_dirty_pages.)
    */
   const outOfLineRefs = (name: string): ReadonlySet<string> => {
     const refs = new Set(input.patchedReferences);
@@ -208,7 +210,7 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
       // A function a macro invocation makes is copied as the whole invocation (SYSCALL_DEFINE's
       // wrappers and __do_sys_x body): what its other definitions use is needed too.
       const siblings = e.kind === 'function' && own(e) ? model.entities.filter((f) => f !== e && f.kind === 'function' && own(f) && f.definition && f.span.line === e.span.line) : [];
-      const keptApart = e.kind === 'function' && own(e) && (!!input.copyForKnowledge?.has(e.name) || outOfLine.has(e.name) || replaced.has(e.name));
+      const keptApart = e.kind === 'function' && own(e) && !replaced.has(e.name) && (!!input.copyForKnowledge?.has(e.name) || outOfLine.has(e.name));
       const refsThere = keptApart ? outOfLineRefs(e.name) : input.patchedReferences;
       for (const r of [...new Set([...e.refs, ...siblings.flatMap((f) => f.refs)])]) {
         const d = defs.get(r);
