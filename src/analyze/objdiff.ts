@@ -83,7 +83,7 @@ function bindName(b: number): 'local' | 'global' | 'weak' {
   return b === STB_GLOBAL ? 'global' : b === STB_WEAK ? 'weak' : 'local';
 }
 
-const PC_RELATIVE = new Set(['R_X86_64_PC32', 'R_X86_64_PLT32', 'R_X86_64_GOTPCREL', 'R_X86_64_GOTPCRELX', 'R_X86_64_REX_GOTPCRELX']);
+export const PC_RELATIVE = new Set(['R_X86_64_PC32', 'R_X86_64_PLT32', 'R_X86_64_GOTPCREL', 'R_X86_64_GOTPCRELX', 'R_X86_64_REX_GOTPCRELX']);
 
 export function readObjectCode(elf: ElfFile): ObjectCode {
   const symbols = elf.symbols();

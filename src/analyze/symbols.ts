@@ -1,9 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { SHF_EXECINSTR, STB_GLOBAL, STB_LOCAL, STB_WEAK, STT_FILE, STT_FUNC, STT_OBJECT, STT_SECTION, SHN_UNDEF, parseElf, type ElfSymbol } from '../elf/elf64.js';
-import { pcRelativeBias } from './objdiff.js';
+import { SHF_EXECINSTR, STB_GLOBAL, STB_LOCAL, STB_WEAK, STT_FILE, STT_FUNC, STT_OBJECT, STT_SECTION, SHN_UNDEF, parseElf, relocTypeName, type ElfSymbol } from '../elf/elf64.js';
 import { writeFileAtomic } from '../util/fsutil.js';
-import type { ObjectCode } from './objdiff.js';
+import { PC_RELATIVE, pcRelativeBias, type ObjectCode } from './objdiff.js';
 
 /**
  * The running kernel's symbols, as livepatch looks them up: by name within
@@ -236,7 +235,7 @@ function byReferences(index: SymbolIndex, name: string, all: KernelSymbol[], ref
     for (const r of rs.entries) {
       const t = r.symbol;
       if (!t || t.shndx === SHN_UNDEF || t.shndx >= 0xff00) continue;
-      const pc = PC_RELATIVE_TYPES.has(r.type);
+      const pc = PC_RELATIVE.has(relocTypeName(r.type));
       const at = (t.type === STT_SECTION ? 0n : t.value) + r.addend + (pc ? pcRelativeBias(code, Number(r.offset)) ?? 4n : 0n);
       const i = all.findIndex((c) => c.shndx === t.shndx && c.address <= at && at < c.address + BigInt(Math.max(1, c.size)));
       if (i < 0) continue;
@@ -250,9 +249,6 @@ function byReferences(index: SymbolIndex, name: string, all: KernelSymbol[], ref
   return { found: true, sympos: i + 1, symbol: all[i] as KernelSymbol, duplicates: all.length,
     how: `${all.length} symbols named ${name}; ours is the one referred to from ${best} of the places our code refers to it` };
 }
-
-/** R_X86_64_PC32, PLT32, GOTPCREL, GOTPCRELX, REX_GOTPCRELX. */
-const PC_RELATIVE_TYPES = new Set([2, 4, 9, 41, 42]);
 
 export function locateSymbol(index: SymbolIndex, name: string, tuFile: string, tuLocals: Set<string>, layout?: DataLayout, references?: CodeReferences): SymbolLocation {
   const all = index.byName.get(name) ?? [];

@@ -144,6 +144,8 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
   for (const e of model.entities) {
     if (e.kind === 'function' && e.definition && !own(e) && e.linkage === 'internal' && !e.flags.noinline && !e.flags.alwaysInline) headerStatics.set(`function:${e.name}`, e);
   }
+  /** A function's name without the pieces GCC split or cloned off it (`f.part.0`, `f.cold`, `f.isra.0`). */
+  const baseName = (fn: string) => fn.replace(/(\.(cold|part|constprop|isra)(\.\d+)?)+$/, '');
   /** The patched build calls it, or a clone of it (`f.constprop.0`), out of line. */
   const calledAsClone = (name: string, kinds = /^\.(constprop|isra|part)\.\d+$/, refs: ReadonlySet<string> = input.patchedReferences) => [...refs].some((n) => n.startsWith(`${name}.`) && kinds.test(n.slice(name.length)));
   /**
@@ -155,7 +157,7 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
   const outOfLineRefs = (name: string): ReadonlySet<string> => {
     const refs = new Set(input.patchedReferences);
     for (const [fn, names] of input.patchedFunctionRefs ?? []) {
-      if (fn === name || (fn.startsWith(`${name}.`) && /^(\.(cold|part|constprop|isra)(\.\d+)?)+$/.test(fn.slice(name.length)))) for (const n of names) refs.add(n);
+      if (baseName(fn) === name) for (const n of names) refs.add(n);
     }
     return refs;
   };
@@ -296,7 +298,7 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
   const keptOutOfLine = new Set([...replaced, ...knowledge, ...outOfLine.keys()]);
   const referencedThere = new Set<string>();
   for (const [fn, names] of input.patchedFunctionRefs ?? []) {
-    if (keptOutOfLine.has(fn.replace(/(\.(cold|part|constprop|isra)(\.\d+)?)+$/, ''))) for (const n of names) referencedThere.add(n);
+    if (keptOutOfLine.has(baseName(fn))) for (const n of names) referencedThere.add(n);
   }
   for (const [key, d] of tableReads) {
     if (referencedThere.has(d.name)) {
@@ -449,7 +451,6 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
   const calledInModule = (name: string) => [...copy.keys()].some((o) => o !== name && !!defs.get(`function:${o}`)?.refs.includes(`function:${name}`));
   // What the patched build's compiler learnt of a static function from its callers holds here
   // when the module has all of them (the same facts); with fewer, it would learn more.
-  const baseName = (fn: string) => fn.replace(/(\.(cold|part|constprop|isra)(\.\d+)?)+$/, '');
   const allCallersHere = (name: string) => {
     const callers = [...(input.patchedFunctionRefs ?? [])].filter(([fn, refs]) => refs.has(name) && baseName(fn) !== name).map(([fn]) => baseName(fn));
     return callers.length > 0 && callers.every((c) => copy.has(c));
