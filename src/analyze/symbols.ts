@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { SHF_EXECINSTR, STB_GLOBAL, STB_LOCAL, STB_WEAK, STT_FILE, STT_FUNC, STT_OBJECT, STT_SECTION, SHN_UNDEF, parseElf, relocTypeName, type ElfSymbol } from '../elf/elf64.js';
+import { SHF_EXECINSTR, STB_GLOBAL, STB_LOCAL, STB_WEAK, STT_FILE, STT_FUNC, STT_OBJECT, STT_SECTION, SHN_UNDEF, parseElf, relocTypeName, type ElfFile, type ElfSymbol } from '../elf/elf64.js';
 import { writeFileAtomic } from '../util/fsutil.js';
 import { PC_RELATIVE, pcRelativeBias, type ObjectCode } from './objdiff.js';
 
@@ -218,7 +218,8 @@ function byLayout(index: SymbolIndex, name: string, all: KernelSymbol[], layout:
 function byReferences(index: SymbolIndex, name: string, all: KernelSymbol[], references: CodeReferences | undefined): SymbolLocation | undefined {
   const ours = new Set(references?.get(name) ?? []);
   if (ours.size === 0 || !index.path) return undefined;
-  const elf = parseElf(readFileSync(index.path), index.path);
+  let elf = parsedModules.get(index);
+  if (!elf) parsedModules.set(index, elf = parseElf(readFileSync(index.path), index.path));
   const symbols = elf.symbols();
   const functionsIn = new Map<number, ElfSymbol[]>();
   for (const x of symbols) {
@@ -249,6 +250,9 @@ function byReferences(index: SymbolIndex, name: string, all: KernelSymbol[], ref
   return { found: true, sympos: i + 1, symbol: all[i] as KernelSymbol, duplicates: all.length,
     how: `${all.length} symbols named ${name}; ours is the one referred to from ${best} of the places our code refers to it` };
 }
+
+/** A module read once for all the statics placed by their references (btrfs.ko is megabytes). */
+const parsedModules = new WeakMap<SymbolIndex, ElfFile>();
 
 export function locateSymbol(index: SymbolIndex, name: string, tuFile: string, tuLocals: Set<string>, layout?: DataLayout, references?: CodeReferences): SymbolLocation {
   const all = index.byName.get(name) ?? [];
