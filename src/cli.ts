@@ -122,17 +122,19 @@ export function buildProgram(): Command {
     .option('--name <name>', 'module name', 'klpgen_fix')
     .option('--no-replace', 'do not set klp_patch.replace (cumulative patches replace earlier ones by default)')
     .option('--allow-unverified', 'write the module even if its functions do not match the patched build (exit 0, reported)')
+    .option('--from-source', 'compile the emitted C instead of taking the functions from the patched build\'s object')
     .option('--work-dir <dir>', 'stage dirs (default: under the cache, named by the patches)')
     .addOption(abiOption())
     .option('--json', 'JSON output')
-    .action(async (patches: string[], o: { abi?: string; json?: boolean; workDir?: string; out?: string; name: string; replace: boolean; allowUnverified?: boolean }) => {
+    .action(async (patches: string[], o: { abi?: string; json?: boolean; workDir?: string; out?: string; name: string; replace: boolean; allowUnverified?: boolean; fromSource?: boolean }) => {
       const target = await loadTarget(o.abi);
       const r = await create(target, {
-        patches, name: o.name, out: o.out, replace: o.replace, allowUnverified: !!o.allowUnverified,
+        patches, name: o.name, out: o.out, replace: o.replace, allowUnverified: !!o.allowUnverified, fromSource: !!o.fromSource,
         workDir: o.workDir ?? defaultWorkDir(target, 'create', patches),
       });
       print(!!o.json, r, [
         r.module, `  source: ${r.sources.join(', ')}`, `  replaces: ${r.analysis.mustReplace.map((e) => e.symbol).join(', ')}`,
+        ...r.code.map((c) => `  ${c.file}: ${c.how}${c.refusal ? ` (${c.refusal.kind}: ${c.refusal.reason})` : ''}`),
         ...formatVerification(r.verification).split('\n').map((l) => `  ${l}`),
       ].join('\n'));
     });

@@ -24,6 +24,7 @@ import { compilerDiagnostics } from '../kmod/build.js';
 import { makeWords, REFERENCE_TU, tuFlags, type TuFlags } from '../kmod/flags.js';
 import { KlpgenError } from '../util/errors.js';
 import { run } from '../util/exec.js';
+import { extractFunctions, type ExtractRefusal, type Extracted } from '../extract/extract.js';
 import { info, timed } from '../util/progress.js';
 
 /**
@@ -40,6 +41,20 @@ export interface CreateOptions {
   replace: boolean;
   /** Write the module even when it does not verify (the report and stderr say so). */
   allowUnverified?: boolean;
+  /** Compile the emitted C instead of taking the functions from the patched build's object. */
+  fromSource?: boolean;
+}
+
+/** How one TU's new functions were made. */
+export interface CodeOrigin {
+  file: string;
+  how: 'extracted' | 'compiled-from-source';
+  /** Why extraction was not used for it. */
+  refusal?: ExtractRefusal;
+  /** Special-section entries carried with extracted functions, by section. */
+  specialEntries?: Record<string, number>;
+  /** Data the extracted functions carry. */
+  data?: string[];
 }
 
 export interface CreateReport {
@@ -51,8 +66,10 @@ export interface CreateReport {
   analysis: AnalysisReport;
   emitted: {
     externalized: { name: string; kind: string; file: string }[];
-    copied: { name: string; as: string; why: string; file: string }[];
+    copied: { name: string; as: string; why: string; file: string; made: CodeOrigin['how'] }[];
   };
+  /** Per TU, whether its functions are the patched build's object code or compiled from the emitted C. */
+  code: CodeOrigin[];
   /** Undefined symbols of the built module and how each is resolved. */
   symbols: { name: string; resolution: 'exported' | 'klp'; object?: string; sympos?: number }[];
   /** How each static local of the new code was tied (or not) to the running kernel. */
@@ -129,6 +146,19 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
   /** Emit, build and verify once, with these same-file helpers copied for what the compiler knows of them. */
   /** Which attempt the module on disk is (each attempt builds into the same directory). */
   let onDisk = { round: -1, linkage: 'callers' as Linkage };
+  // The new functions are taken from the patched build's own object where extraction can carry
+  // them (their code is then the patched build's by construction); the C is emitted either way.
+  const extractions = new Map<string, Extracted | ExtractRefusal>();
+  const extractTu = async (i: TuInput, installs: EmittedFunctions['installs']): Promise<Extracted | ExtractRefusal> => {
+    const hit = extractions.get(i.file);
+    if (hit) return hit;
+    const done = await timed(`extract ${i.file}`, () => extractTuFunctions(target, workDir, i, installs, new Set((report.tus.find((t) => t.file === i.file)?.codeChanged ?? []).map((c) => c.name))));
+    extractions.set(i.file, done);
+    if ('kind' in done) info(`${i.file}: not extracted (${done.kind}: ${done.reason}); its functions are compiled from the emitted C`);
+    return done;
+  };
+  /** TUs whose extracted module code did not verify: built from source after that. */
+  const fromSource = new Set<string>(o.fromSource ? files : []);
   const attempt = async (copyForKnowledge: Map<string, Set<string>>, round: number, linkage: Linkage = 'callers'): Promise<Attempt> => {
     onDisk = { round, linkage };
     const tus: TuBuild[] = inputs.map((i) => ({
@@ -170,7 +200,21 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
 
     await rm(kmodDir, { recursive: true, force: true });
     await mkdir(kmodDir, { recursive: true });
-    for (const f of readdirSync(srcDir)) await copyFile(join(srcDir, f), join(kmodDir, f));
+    const extractedHere = new Set<string>();
+    for (const t of tus) {
+      const input = inputs.find((i) => i.file === t.file) as TuInput;
+      if (fromSource.has(t.file)) continue;
+      const x = await extractTu(input, t.emitted.installs);
+      if ('kind' in x) continue;
+      // Kbuild links a prebuilt object that has no source beside it as it is.
+      await writeFile(join(kmodDir, objName(t.cName)), x.object);
+      // modpost reads each object's .cmd file (for symbol CRCs): this one exports none.
+      await writeFile(join(kmodDir, `.${objName(t.cName)}.cmd`), `cmd_${join(kmodDir, objName(t.cName))} := klpgen extract ${t.file}\n`);
+      t.emitted = extractedEmission(t.emitted, x);
+      t.extracted = x;
+      extractedHere.add(t.cName);
+    }
+    for (const f of readdirSync(srcDir)) if (!extractedHere.has(f)) await copyFile(join(srcDir, f), join(kmodDir, f));
     const build = await timed(round ? `build module (round ${round + 1})` : 'build module', () => run('make', [
       '-C', target.paths.headers, `M=${kmodDir}`,
       // Kbuild puts NOSTDINC_FLAGS before every other -I: the fix's headers shadow the target's,
@@ -221,7 +265,7 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
       coveredByCallers: new Set((t.report?.codeChanged ?? []).map((c) => t.origCode.functions.get(c.name)).filter((f) => f !== undefined && !hasFentry(f)).map((f) => f!.name)),
       symbolAliases: new Map([[TARGET_MODULE, '__this_module'], ...t.emitted.externalized.filter((x) => x.name.startsWith(ADDRESS_PREFIX)).map((x) => [x.name, x.name.slice(ADDRESS_PREFIX.length)] as [string, string])]),
     }));
-    return { tus, ko, verification: mergeVerifications(verifications, tus.map((t) => t.file)) };
+    return { tus, ko, verification: mergeVerifications(verifications, tus.map((t) => t.file)), perTu: verifications };
   };
 
   // The smallest module first: the running kernel's helpers are called, not copied. When it does
@@ -236,13 +280,25 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
     let best: { result: Attempt; linkage: Linkage } | undefined;
     for (const linkage of ['callers', 'static', 'global'] as const) {
       if (best) info(`${best.result.verification ? `${differing(best.result)} differing` : 'not built'} with ${best.linkage} linkage: trying ${linkage}`);
-      const result = await attempt(copyForKnowledge, round, linkage);
+      let result = await attempt(copyForKnowledge, round, linkage);
+      // Extracted code that does not verify (it should by construction) is built from source instead.
+      const failing = (result.perTu ?? []).map((v, k) => ({ v, t: result.tus[k] as TuBuild })).filter(({ v, t }) => t.extracted && v.status !== 'passed');
+      if (failing.length) {
+        for (const { t, v } of failing) {
+          fromSource.add(t.file);
+          info(`${t.file}: the extracted functions do not verify, compiling them from source:\n${formatVerification(v)}`);
+        }
+        result = await attempt(copyForKnowledge, round, linkage);
+      }
+      // Linkage and knowledge copies are choices of the C path: extracted TUs have none to make.
+      if (result.tus.every((t) => t.extracted)) return { result, linkage };
       if (!best || differing(result) < differing(best.result)) best = { result, linkage };
       if (result.verification?.status === 'passed') break;
     }
     return best as { result: Attempt; linkage: Linkage };
   };
   let { result, linkage } = await eachLinkage(0);
+  if (result.tus.every((t) => t.extracted) && result.verification?.status === 'passed') info('every new function is the patched build\'s own code (extracted)');
   const snapshot = () => new Map([...copyForKnowledge].map(([f, names]) => [f, new Set(names)]));
   let best = { round: 0, differing: differing(result), copies: snapshot(), linkage };
   for (let round = 1; round <= MAX_KNOWLEDGE_ROUNDS && result.verification?.status === 'failed'; round++) {
@@ -311,7 +367,10 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
     const sameNameHere = locals.some((x) => x !== l && x.name.replace(/\.\d+$/, '') === base && x.owners.some((fn) => l.owners.includes(fn)));
     let unresolved = found.size > 1;
     if (found.size > 1 || (found.size === 1 && sameNameHere)) {
-      const byLine = await sameLineStatic(ko, l.references, owner.originalObject, owner.origCode, found, { [owner.cName]: basename(owner.file) },
+      // Extracted code has no debug lines of its own: its lines are the patched build's, at the same offsets.
+      const lineObject = owner.extracted ? owner.patchedObject : ko;
+      const lineRefs = owner.extracted ? l.references.map((r) => ({ fn: owner.emitted.copied.find((c) => c.as === r.fn)?.name ?? r.fn, offset: r.offset })) : l.references;
+      const byLine = await sameLineStatic(lineObject, lineRefs, owner.originalObject, owner.origCode, found, { [owner.cName]: basename(owner.file) },
         basename(owner.file), await addedLines(target.paths.source, workDir, owner.file));
       if (byLine === 'fresh') fresh = true;
       else if (byLine) found = new Set([byLine]);
@@ -388,8 +447,13 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
     name, module: out, source: join(srcDir, tus[0]?.cName as string), sources: tus.map((t) => join(srcDir, t.cName)), analysis: report,
     emitted: {
       externalized: tus.flatMap((t) => t.emitted.externalized.map((x) => ({ ...x, file: t.file }))),
-      copied: tus.flatMap((t) => t.emitted.copied.map((x) => ({ ...x, file: t.file }))),
+      copied: tus.flatMap((t) => t.emitted.copied.map((x) => ({ ...x, file: t.file, made: t.extracted ? 'extracted' as const : 'compiled-from-source' as const }))),
     },
+    code: tus.map((t) => {
+      const x = extractions.get(t.file);
+      if (t.extracted) return { file: t.file, how: 'extracted' as const, specialEntries: t.extracted.specialEntries, data: t.extracted.data };
+      return { file: t.file, how: 'compiled-from-source' as const, ...(x && 'kind' in x ? { refusal: x } : {}) };
+    }),
     symbols: resolution.map((r) => ({ name: r.name, resolution: r.resolution, ...(r.resolution === 'klp' ? { sympos: r.sympos as number, object: r.object } : {}) })),
     staticLocals: staticNotes,
     verification,
@@ -412,6 +476,8 @@ interface TuBuild {
   patchedCode: ObjectCode;
   emitted: EmittedFunctions;
   report: TuReport | undefined;
+  /** Set when its functions were taken from the patched build's object. */
+  extracted?: Extracted;
 }
 
 function tuDirs(workDir: string, file: string): { base: string; original: string; patched: string } {
@@ -464,6 +530,8 @@ interface Attempt {
   tus: TuBuild[];
   ko?: string;
   verification?: Verification;
+  /** Each TU's verification, in the order of `tus`. */
+  perTu?: Verification[];
   error?: string;
 }
 
@@ -693,4 +761,54 @@ function mapDiagnostics(text: string, tus: TuBuild[]): string {
     });
   }
   return mapped;
+}
+
+/** A stable directory name for one TU's files in a stage dir. */
+function tuKey(file: string): string {
+  return file.replace(/\//g, '_').replace(/\.c$/, '');
+}
+
+/**
+ * 4-extract/<tu>/: the patched build's object after the objtool run Kbuild makes for a module
+ * object (ORC, static calls, return sites, jump-label nops), and the functions taken from it.
+ */
+async function extractTuFunctions(target: TargetManifest, workDir: string, i: TuInput, installs: EmittedFunctions['installs'], codeChanged: ReadonlySet<string>): Promise<Extracted | ExtractRefusal> {
+  const dir = join(workDir, '4-extract', tuKey(i.file));
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  const cmd = await compileCommand(target, i.file);
+  const objtool = cmd.post.find((argv) => /(^|\/)objtool$/.test(argv[0] ?? ''));
+  const refused = async (r: ExtractRefusal) => {
+    await writeFile(join(dir, 'refusal.json'), `${JSON.stringify(r, null, 2)}\n`);
+    return r;
+  };
+  if (!objtool) return refused({ kind: 'no-objtool', subject: i.file, reason: 'Kbuild ran no objtool on this object: there is no ORC to carry' });
+  const processed = join(dir, 'patched.o');
+  await copyFile(i.patchedObject, processed);
+  // Kbuild's own objtool run of this object, as for a module object (the livepatch is one).
+  const argv = [...objtool.slice(0, -1), ...(objtool.includes('--module') ? [] : ['--module']), processed];
+  const r = await run(argv[0] as string, argv.slice(1), { cwd: cmd.cwd });
+  await writeFile(join(dir, 'objtool.log'), `${argv.join(' ')}\n${r.stdout}${r.stderr}`);
+  if (r.code !== 0) return refused({ kind: 'no-objtool', subject: i.file, reason: `objtool failed on the patched object: ${r.stderr.trim().split('\n')[0] ?? ''}` });
+  const x = extractFunctions({
+    object: await readFile(processed), source: processed, original: i.origCode, codeChanged, installs,
+    isModule: i.isModule, thisModule: TARGET_MODULE, kernelPrefix: ADDRESS_PREFIX,
+  });
+  if (!x.ok) return refused(x.refusal);
+  const { ok: _ok, object, ...rest } = x;
+  await writeFile(join(dir, 'extracted.o'), object);
+  await writeFile(join(dir, 'extract.json'), `${JSON.stringify(rest, null, 2)}\n`);
+  return { object, ...rest };
+}
+
+/** What the later stages read of a TU's emission, for its extracted functions. */
+function extractedEmission(emitted: EmittedFunctions, x: Extracted): EmittedFunctions {
+  return {
+    ...emitted,
+    copied: x.functions.map((f) => ({ name: f.name, as: f.as, why: f.why })),
+    externalized: x.kernelReferences.map((k) => ({ name: k.name, kind: k.kind })),
+    // Addresses of carried functions and the kernel's variables are resolved in extraction already.
+    kernelAddressed: [],
+    kernelData: [],
+  };
 }
