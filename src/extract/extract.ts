@@ -288,6 +288,17 @@ class Extraction {
     return copy;
   }
 
+  private readonly labels = new Map<ElfSymbol, SymbolRef>();
+
+  /** A local symbol of a copied section, at the same place in the copy. */
+  private label(s: ElfSymbol, section: number): SymbolRef {
+    const hit = this.labels.get(s);
+    if (hit !== undefined) return hit;
+    const ref = this.out.addSymbol({ name: s.name, bind: STB_LOCAL, type: s.type, section, value: s.value, size: BigInt(s.size) });
+    this.labels.set(s, ref);
+    return ref;
+  }
+
   private external(name: string): SymbolRef {
     const hit = this.externals.get(name);
     if (hit !== undefined) return hit;
@@ -380,7 +391,9 @@ class Extraction {
       // Strings and constants (merged by the linker), anonymous data: copied whole, offsets kept.
       const id = this.copySection(sec);
       if (!this.dataNotes.some((n) => n.startsWith(`${sec.name}:`))) this.dataNotes.push(`${sec.name}: ${strings ? ((sec.flags & SHF_STRINGS) ? 'strings' : 'constants') : 'anonymous data'}, copied`);
-      return { symbol: this.out.sectionSymbol(id), addend: viaSection ? s.value + addend : addend };
+      // gas refers to merged constants through a local label (.LC0): so does the copy, the linker merges by it.
+      if (s.type !== STT_SECTION) return { symbol: this.label(s, id), addend };
+      return { symbol: this.out.sectionSymbol(id), addend };
     }
     const o = s.type === STT_OBJECT ? s : this.objectAt(objects, s.value + addend, bias, sec, where);
     const inObject = s.type === STT_OBJECT ? addend : s.value + addend - o.value;
