@@ -13,7 +13,7 @@ import { redirectAddressUses, redirectStandIns } from '../kmod/address-uses.js';
 import { sourceLines, type CodePlace } from '../kmod/source-lines.js';
 import { dropModuleTracepoints } from '../kmod/inert-tracepoints.js';
 import { indexModules, moduleKey } from '../vm/initramfs.js';
-import { formatVerification, verify, type Verification } from '../verify/verify.js';
+import { checkKlpSymbols, formatVerification, verify, type Verification } from '../verify/verify.js';
 import { ADDRESS_PREFIX, emitFunctions, emitScaffolding, importedNamespaces, PREFIX, TARGET_MODULE, type EmittedFunctions } from '../emit/emit.js';
 import { INLINING_TO, ipaClonesDumpPath, readIpaClones } from '../analyze/ipa-clones.js';
 import { parseUnifiedZeroHunks } from '../analyze/lines.js';
@@ -203,7 +203,10 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
     const extractedHere = new Set<string>();
     for (const t of tus) {
       const input = inputs.find((i) => i.file === t.file) as TuInput;
-      if (fromSource.has(t.file)) continue;
+      if (fromSource.has(t.file)) {
+        if (!existsSync(processedObjectPath(workDir, t.file))) await processPatched(target, workDir, input);
+        continue;
+      }
       const x = await extractTu(input, t.emitted.installs);
       if ('kind' in x) continue;
       // Kbuild links a prebuilt object that has no source beside it as it is.
@@ -263,6 +266,7 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
       codeChanged: (t.report?.codeChanged ?? []).map((c) => c.name),
       replaced: new Set(t.emitted.installs.map((e) => e.symbol)),
       coveredByCallers: new Set((t.report?.codeChanged ?? []).map((c) => t.origCode.functions.get(c.name)).filter((f) => f !== undefined && !hasFentry(f)).map((f) => f!.name)),
+      ...(existsSync(processedObjectPath(workDir, t.file)) ? { patchedProcessed: processedObjectPath(workDir, t.file) } : {}),
       symbolAliases: new Map([[TARGET_MODULE, '__this_module'], ...t.emitted.externalized.filter((x) => x.name.startsWith(ADDRESS_PREFIX)).map((x) => [x.name, x.name.slice(ADDRESS_PREFIX.length)] as [string, string])]),
     }));
     return { tus, ko, verification: mergeVerifications(verifications, tus.map((t) => t.file)), perTu: verifications };
@@ -439,6 +443,8 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
     }
     throw e;
   }
+  const klpProblems = checkKlpSymbols(converted, resolution.filter((r) => r.resolution === 'klp').map((r) => ({ object: r.object as string, name: r.target ?? r.name, sympos: r.sympos as number })), ko);
+  if (klpProblems.length) throw new KlpgenError(`the livepatch's KLP symbols do not verify:\n${klpProblems.map((p) => `  ${p}`).join('\n')}`, 3);
   const out = resolve(o.out ?? `livepatch-${stem}.ko`);
   await writeFile(join(kmodDir, `livepatch-${stem}.klp.ko`), converted);
   await mkdir(dirname(out), { recursive: true });
@@ -763,6 +769,11 @@ function mapDiagnostics(text: string, tus: TuBuild[]): string {
   return mapped;
 }
 
+/** The patched build of a TU after Kbuild's objtool run, in 4-extract. */
+function processedObjectPath(workDir: string, file: string): string {
+  return join(workDir, '4-extract', tuKey(file), 'patched.o');
+}
+
 /** A stable directory name for one TU's files in a stage dir. */
 function tuKey(file: string): string {
   return file.replace(/\//g, '_').replace(/\.c$/, '');
@@ -776,20 +787,12 @@ async function extractTuFunctions(target: TargetManifest, workDir: string, i: Tu
   const dir = join(workDir, '4-extract', tuKey(i.file));
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
-  const cmd = await compileCommand(target, i.file);
-  const objtool = cmd.post.find((argv) => /(^|\/)objtool$/.test(argv[0] ?? ''));
   const refused = async (r: ExtractRefusal) => {
     await writeFile(join(dir, 'refusal.json'), `${JSON.stringify(r, null, 2)}\n`);
     return r;
   };
-  if (!objtool) return refused({ kind: 'no-objtool', subject: i.file, reason: 'Kbuild ran no objtool on this object: there is no ORC to carry' });
-  const processed = join(dir, 'patched.o');
-  await copyFile(i.patchedObject, processed);
-  // Kbuild's own objtool run of this object, as for a module object (the livepatch is one).
-  const argv = [...objtool.slice(0, -1), ...(objtool.includes('--module') ? [] : ['--module']), processed];
-  const r = await run(argv[0] as string, argv.slice(1), { cwd: cmd.cwd });
-  await writeFile(join(dir, 'objtool.log'), `${argv.join(' ')}\n${r.stdout}${r.stderr}`);
-  if (r.code !== 0) return refused({ kind: 'no-objtool', subject: i.file, reason: `objtool failed on the patched object: ${r.stderr.trim().split('\n')[0] ?? ''}` });
+  const processed = await processPatched(target, workDir, i);
+  if (typeof processed !== 'string') return refused(processed);
   const x = extractFunctions({
     object: await readFile(processed), source: processed, original: i.origCode, codeChanged, installs,
     isModule: i.isModule, thisModule: TARGET_MODULE, kernelPrefix: ADDRESS_PREFIX,
@@ -799,6 +802,27 @@ async function extractTuFunctions(target: TargetManifest, workDir: string, i: Tu
   await writeFile(join(dir, 'extracted.o'), object);
   await writeFile(join(dir, 'extract.json'), `${JSON.stringify(rest, null, 2)}\n`);
   return { object, ...rest };
+}
+
+/**
+ * The patched build of a TU after the objtool run Kbuild makes of a module object (ORC, static
+ * calls, return sites, jump-label nops): what extraction takes from and verify compares with.
+ */
+async function processPatched(target: TargetManifest, workDir: string, i: TuInput): Promise<string | ExtractRefusal> {
+  const processed = processedObjectPath(workDir, i.file);
+  await mkdir(dirname(processed), { recursive: true });
+  const cmd = await compileCommand(target, i.file);
+  const objtool = cmd.post.find((argv) => /(^|\/)objtool$/.test(argv[0] ?? ''));
+  if (!objtool) return { kind: 'no-objtool', subject: i.file, reason: 'Kbuild ran no objtool on this object: there is no ORC to carry' };
+  await copyFile(i.patchedObject, processed);
+  const argv = [...objtool.slice(0, -1), ...(objtool.includes('--module') ? [] : ['--module']), processed];
+  const r = await run(argv[0] as string, argv.slice(1), { cwd: cmd.cwd });
+  await writeFile(join(dirname(processed), 'objtool.log'), `${argv.join(' ')}\n${r.stdout}${r.stderr}`);
+  if (r.code !== 0) {
+    await rm(processed, { force: true });
+    return { kind: 'no-objtool', subject: i.file, reason: `objtool failed on the patched object: ${r.stderr.trim().split('\n')[0] ?? ''}` };
+  }
+  return processed;
 }
 
 /** What the later stages read of a TU's emission, for its extracted functions. */

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseElf } from '../elf/elf64.js';
 import { compareCode, readObjectCode, type FunctionCode, type ObjectCode } from '../analyze/objdiff.js';
+import { compareEntries, placeEntries } from './special-entries.js';
 
 /**
  * Verification of a built livepatch against the patched build of its TU:
@@ -44,6 +45,11 @@ export interface VerifyInput {
   coveredByCallers: Set<string>;
   /** Other module names for the patched build's symbols (klpgen_target_module ≙ __this_module). */
   symbolAliases?: Map<string, string>;
+  /**
+   * The patched build after Kbuild's objtool run (ORC, static calls, return sites): each
+   * function's entries in the kernel's code-place tables must equal the module's.
+   */
+  patchedProcessed?: string;
 }
 
 export function verify(v: VerifyInput): Verification {
@@ -53,6 +59,21 @@ export function verify(v: VerifyInput): Verification {
   for (const [m, p] of v.functions) if (m !== p) rename.set(m, p);
   for (const [m, p] of v.symbolAliases ?? []) rename.set(m, p);
   const functions: FunctionCheck[] = [];
+  const toPatched = (target: string) => {
+    const whole = rename.get(target);
+    if (whole !== undefined) return whole;
+    const dot = target.indexOf('.');
+    const base = dot > 0 ? rename.get(target.slice(0, dot)) : undefined;
+    return base !== undefined ? `${base}${target.slice(dot)}` : target;
+  };
+  const moduleEntries = v.patchedProcessed ? placeEntries(parseElf(readFileSync(v.moduleObject), v.moduleObject), toPatched) : undefined;
+  const patchedEntries = v.patchedProcessed ? placeEntries(parseElf(readFileSync(v.patchedProcessed), v.patchedProcessed)) : undefined;
+  /** A code check, failed when the function's table entries differ from the patched build's. */
+  const withEntries = (check: FunctionCheck): FunctionCheck => {
+    if (!moduleEntries || !patchedEntries || !check.equal) return check;
+    const d = compareEntries(moduleEntries.get(check.name) ?? [], patchedEntries.get(check.of) ?? []);
+    return d ? { ...check, equal: false, reason: d } : check;
+  };
   for (const [m, p] of [...v.functions].sort((a, b) => a[0].localeCompare(b[0]))) {
     const mine = module.functions.get(m);
     const theirs = patched.functions.get(p);
@@ -62,7 +83,7 @@ export function verify(v: VerifyInput): Verification {
       continue;
     }
     const d = compareCode(renamed(selfCallsResolved(mine), rename), renamed(selfCallsResolved(withJumpLabelNops(theirs, mine)), new Map()));
-    functions.push(d ? { name: m, of: p, equal: false, firstDifference: d.firstDifference, reason: d.reason } : { name: m, of: p, equal: true });
+    functions.push(withEntries(d ? { name: m, of: p, equal: false, firstDifference: d.firstDifference, reason: d.reason } : { name: m, of: p, equal: true }));
     // Its pieces GCC split off (foo.cold, foo.part.0) are its code too.
     for (const [pieceName, piece] of module.functions) {
       if (!pieceName.startsWith(`${m}.`)) continue;
@@ -73,7 +94,7 @@ export function verify(v: VerifyInput): Verification {
         continue;
       }
       const dp = compareCode(renamed(piece, rename), renamed(withJumpLabelNops(counterpart, piece), new Map()));
-      functions.push(dp ? { name: pieceName, of: `${p}${suffix}`, equal: false, firstDifference: dp.firstDifference, reason: dp.reason } : { name: pieceName, of: `${p}${suffix}`, equal: true });
+      functions.push(withEntries(dp ? { name: pieceName, of: `${p}${suffix}`, equal: false, firstDifference: dp.firstDifference, reason: dp.reason } : { name: pieceName, of: `${p}${suffix}`, equal: true }));
     }
   }
   const uncovered = v.codeChanged.filter((c) => !v.replaced.has(c) && !v.coveredByCallers.has(c) && !isPiece(c)).sort();
@@ -152,3 +173,17 @@ export function formatVerification(v: Verification): string {
 }
 
 export type { ObjectCode };
+
+/**
+ * The written module's KLP symbols (`.klp.sym.OBJ.NAME,POS`) are exactly the running-kernel
+ * symbols the resolution chose: a wrong object, name or sympos fails, in one line each.
+ */
+export function checkKlpSymbols(ko: Buffer, expected: readonly { object: string; name: string; sympos: number }[], source = 'livepatch module'): string[] {
+  const want = new Set(expected.map((e) => `${e.object}.${e.name},${e.sympos}`));
+  const problems: string[] = [];
+  for (const s of parseElf(ko, source).symbols()) {
+    const m = /^\.klp\.sym\.(.+)$/.exec(s.name);
+    if (m && !want.has(m[1] as string)) problems.push(`${s.name}: not a symbol the resolution chose (${[...want].filter((w) => w.split(',')[0] === (m[1] as string).split(',')[0]).join(', ') || 'none of that name'})`);
+  }
+  return problems;
+}
