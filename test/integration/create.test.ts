@@ -7,10 +7,11 @@ import { verify } from '../../src/verify/verify.js';
 import type { VmReport } from '../../src/vm/vm-test.js';
 import { ROOT, ensureTarget, klpgen, tempDir } from '../helpers.js';
 
-function create(abi: string, patch: string, name: string, allowUnverified = false): { report: CreateReport; ko: string } {
+/** `fromSource`: the tests of the C path's mechanisms (externalized helpers, knowledge copies) build the emitted C. */
+function create(abi: string, patch: string, name: string, allowUnverified = false, fromSource = false): { report: CreateReport; ko: string } {
   const dir = tempDir('create');
   const ko = join(dir, `${name}.ko`);
-  const r = klpgen(['create', patch, '--name', name, '-o', ko, '--work-dir', join(dir, 'work'), '--abi', abi, '--json', ...(allowUnverified ? ['--allow-unverified'] : [])]);
+  const r = klpgen(['create', patch, '--name', name, '-o', ko, '--work-dir', join(dir, 'work'), '--abi', abi, '--json', ...(allowUnverified ? ['--allow-unverified'] : []), ...(fromSource ? ['--from-source'] : [])]);
   assert.equal(r.code, 0, r.stderr);
   return { report: JSON.parse(r.stdout) as CreateReport, ko };
 }
@@ -43,7 +44,7 @@ test('create: the bundled example becomes a livepatch whose LOADED test passes i
 
 test('create: a fix in two files is one livepatch; static functions, static and unexported variables via KLP relocations, exported symbols plain', () => {
   const t = ensureTarget();
-  const { report, ko } = create(t.abi, join(ROOT, 'test/fixtures/patches/two-files-proc.patch'), 'two_files');
+  const { report, ko } = create(t.abi, join(ROOT, 'test/fixtures/patches/two-files-proc.patch'), 'two_files', false, true);
   assert.deepEqual(report.analysis.mustReplace.map((e) => `${e.file}:${e.symbol}`), ['fs/filesystems.c:filesystems_proc_show', 'fs/proc/stat.c:show_stat']);
   assert.deepEqual(report.sources.map((s) => s.replace(/^.*\//, '')), ['two-files-filesystems.c', 'two-files-stat.c']);
   const how = new Map(report.symbols.map((s) => [s.name, s.resolution === 'klp' ? `klp:${s.object},${s.sympos}` : s.resolution]));
@@ -86,7 +87,7 @@ test('create: an inlined helper in kernel/sched/core.c: its two callers replaced
     assert.equal(strict.code, 3, strict.stderr);
     assert.match(strict.stderr, /the livepatch does not verify .*not written to the output/);
   }
-  const { report, ko } = create(t.abi, join(ROOT, 'test/fixtures/patches/sched-normal-prio.patch'), 'sched_prio', true);
+  const { report, ko } = create(t.abi, join(ROOT, 'test/fixtures/patches/sched-normal-prio.patch'), 'sched_prio', true, true);
   assert.deepEqual(report.analysis.mustReplace.map((e) => e.symbol), ['__sched_setscheduler', 'set_user_nice']);
   // set_user_nice matches once task_rq_lock's body is known (modref: it does not keep `rf`).
   const check = (n: string) => report.verification.functions.find((f) => f.name === n);
