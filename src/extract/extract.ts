@@ -227,7 +227,7 @@ class Extraction {
     if (others.length) {
       refuse('shared-section', name, `${name} shares section ${sec.name} with ${others.map((g) => g.name).slice(0, 3).join(', ')}: calls between them may have no relocation`);
     }
-    const id = this.copySection(sec, this.sectionNameFor(sec.name, name));
+    const id = this.copySection(sec, this.sectionNameFor(sec.name));
     // The function and its aliases (identical code folding) at the same place.
     for (const g of this.functionsIn.get(f.shndx) ?? []) {
       const as = this.moduleName(g.name);
@@ -248,7 +248,7 @@ class Extraction {
     return name;
   }
 
-  private sectionNameFor(section: string, fn: string): string {
+  private sectionNameFor(section: string): string {
     for (const prefix of ['.text.unlikely.', '.text.hot.', '.text.']) {
       if (section.startsWith(prefix)) {
         const rest = section.slice(prefix.length);
@@ -258,7 +258,6 @@ class Extraction {
         return section;
       }
     }
-    void fn;
     return section;
   }
 

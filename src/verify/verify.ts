@@ -59,13 +59,7 @@ export function verify(v: VerifyInput): Verification {
   for (const [m, p] of v.functions) if (m !== p) rename.set(m, p);
   for (const [m, p] of v.symbolAliases ?? []) rename.set(m, p);
   const functions: FunctionCheck[] = [];
-  const toPatched = (target: string) => {
-    const whole = rename.get(target);
-    if (whole !== undefined) return whole;
-    const dot = target.indexOf('.');
-    const base = dot > 0 ? rename.get(target.slice(0, dot)) : undefined;
-    return base !== undefined ? `${base}${target.slice(dot)}` : target;
-  };
+  const toPatched = (target: string) => mappedName(target, rename);
   const moduleEntries = v.patchedProcessed ? placeEntries(parseElf(readFileSync(v.moduleObject), v.moduleObject), toPatched) : undefined;
   const patchedEntries = v.patchedProcessed ? placeEntries(parseElf(readFileSync(v.patchedProcessed), v.patchedProcessed)) : undefined;
   /** A code check, failed when the function's table entries differ from the patched build's. */
@@ -148,14 +142,7 @@ function isPiece(name: string): boolean {
  * outside the object) counted as the direct PC-relative call it resolves to.
  */
 function renamed(f: FunctionCode, rename: Map<string, string>): FunctionCode {
-  const name = (target: string) => {
-    const whole = rename.get(target);
-    if (whole !== undefined) return whole;
-    // livepatch_foo.cold ≙ foo.cold
-    const dot = target.indexOf('.');
-    const base = dot > 0 ? rename.get(target.slice(0, dot)) : undefined;
-    return base !== undefined ? `${base}${target.slice(dot)}` : target;
-  };
+  const name = (target: string) => mappedName(target, rename);
   return { ...f, relocs: f.relocs.map((r) => ({ ...r, target: name(r.target), type: pcRelative(r.type) })) };
 }
 
@@ -186,4 +173,13 @@ export function checkKlpSymbols(ko: Buffer, expected: readonly { object: string;
     if (m && !want.has(m[1] as string)) problems.push(`${s.name}: not a symbol the resolution chose (${[...want].filter((w) => w.split(',')[0] === (m[1] as string).split(',')[0]).join(', ') || 'none of that name'})`);
   }
   return problems;
+}
+
+/** A module name as the patched build's: renamed whole, or its base (livepatch_foo.cold ≙ foo.cold). */
+function mappedName(target: string, rename: Map<string, string>): string {
+  const whole = rename.get(target);
+  if (whole !== undefined) return whole;
+  const dot = target.indexOf('.');
+  const base = dot > 0 ? rename.get(target.slice(0, dot)) : undefined;
+  return base !== undefined ? `${base}${target.slice(dot)}` : target;
 }
