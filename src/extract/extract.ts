@@ -502,7 +502,17 @@ class Extraction {
   }
 
   /** Every offset of an aux code section that something refers to: where its pieces start. */
+  private readonly auxStartsCache = new Map<number, number[]>();
+
   private auxStarts(shndx: number): number[] {
+    const hit = this.auxStartsCache.get(shndx);
+    if (hit) return hit;
+    const starts = this.findAuxStarts(shndx);
+    this.auxStartsCache.set(shndx, starts);
+    return starts;
+  }
+
+  private findAuxStarts(shndx: number): number[] {
     const out = new Set<number>();
     for (const [from, rs] of this.relocs) {
       const fsec = this.elf.sections[from] as ElfSection;
