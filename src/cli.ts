@@ -1,5 +1,6 @@
 import { Command, CommanderError, Option } from 'commander';
 import { KlpgenError } from './util/errors.js';
+import { RefusedError } from './util/refusal.js';
 import { setupTarget } from './target/setup.js';
 import { listTargets, loadTarget } from './target/manifest.js';
 import { compileCommand } from './target/compile-command.js';
@@ -131,6 +132,10 @@ export function buildProgram(): Command {
       const r = await create(target, {
         patches, name: o.name, out: o.out, replace: o.replace, allowUnverified: !!o.allowUnverified, fromSource: !!o.fromSource,
         workDir: o.workDir ?? defaultWorkDir(target, 'create', patches),
+      }).catch((e: unknown) => {
+        // --json callers get the refusals typed on stdout; the one-line error still goes to stderr.
+        if (o.json && e instanceof RefusedError) print(true, { refused: e.refusals }, '');
+        throw e;
       });
       print(!!o.json, r, [
         r.module, `  source: ${r.sources.join(', ')}`, `  replaces: ${r.analysis.mustReplace.map((e) => e.symbol).join(', ')}`,

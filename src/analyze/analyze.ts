@@ -20,6 +20,7 @@ import { parseCallGraph, type CallGraph } from './callgraph.js';
 import { aliasesIn, changedTables, diffFunctions, hasFentry, readObjectCode, referrers, type FunctionCode, type ObjectCode } from './objdiff.js';
 import { applyFilePatch, parsePatch } from './patch.js';
 import { aliasesOf, loadSymbolIndex, locateSymbol, type SymbolIndex } from './symbols.js';
+import type { Refusal, RefusalKind } from '../util/refusal.js';
 
 /**
  * `klpgen analyze`: from kernel patches to the must-replace set. Each
@@ -53,11 +54,8 @@ export interface ReplaceEntry {
   reasons: Reason[];
 }
 
-export interface Refusal {
-  reason: string;
-  file: string;
-  line: number;
-}
+
+export type { Refusal, RefusalKind } from '../util/refusal.js';
 
 export interface TuReport {
   file: string;
@@ -155,10 +153,10 @@ export async function analyze(target: TargetManifest, o: AnalyzeOptions): Promis
     }
     const firstLine = firstChangedLine(f.original ?? '', f.patched ?? '');
     if (kind === 'asm') {
-      report.refusals.push({ reason: 'assembly source changed: klpgen patches C functions only', file: f.path, line: firstLine });
+      report.refusals.push({ kind: 'assembly', reason: 'assembly source changed: klpgen patches C functions only', file: f.path, line: firstLine });
     } else if (kind === 'header') {
       if (change !== 'modified') {
-        report.refusals.push({ reason: `a header was ${change}`, file: f.path, line: firstLine });
+        report.refusals.push({ kind: 'file-added-or-removed', reason: `a header was ${change}`, file: f.path, line: firstLine });
         continue;
       }
       // Both versions of the header go into the two trees, which shadow the target's.
@@ -178,12 +176,12 @@ export async function analyze(target: TargetManifest, o: AnalyzeOptions): Promis
       headers.push(f.path);
     } else if (kind === 'other') {
       if (/(^|\/)(Makefile|Kbuild|Kconfig)[^/]*$/.test(f.path)) {
-        report.refusals.push({ reason: 'build configuration changed (Makefile/Kconfig): not a code change a livepatch can carry', file: f.path, line: firstLine });
+        report.refusals.push({ kind: 'build-configuration', reason: 'build configuration changed (Makefile/Kconfig): not a code change a livepatch can carry', file: f.path, line: firstLine });
       } else {
         report.notes.push(`${f.path}: not source code, ignored`);
       }
     } else if (change !== 'modified') {
-      report.refusals.push({ reason: `a .c file was ${change}: new or removed translation units are not livepatchable`, file: f.path, line: 1 });
+      report.refusals.push({ kind: 'file-added-or-removed', reason: `a .c file was ${change}: new or removed translation units are not livepatchable`, file: f.path, line: 1 });
     } else {
       const hunks = parseUnifiedZeroHunks(await lineDiff(workDir, f.original as string, f.patched as string));
       const aligned = alignLineNumbers(f.original as string, hunks);
@@ -210,14 +208,14 @@ export async function analyze(target: TargetManifest, o: AnalyzeOptions): Promis
       const f = changed.find((c) => c.path === h) as ChangedFile;
       const check = readAdditions(h, f.original as string, f.patched as string, headerHunks.get(h) ?? []);
       if (!check.ok) {
-        report.refusals.push({ reason: `${tooWide}, and its change is not purely additive: ${check.why}`, file: h, line: check.line });
+        report.refusals.push({ kind: 'wide-header', reason: `${tooWide}, and its change is not purely additive: ${check.why}`, file: h, line: check.line });
         continue;
       }
       const names = [...check.additions.declared, ...check.additions.macros];
       const occurring = await occurringNames(target.paths.source, names);
       const [name, where] = [...occurring][0] ?? [];
       if (name !== undefined) {
-        report.refusals.push({ reason: `${tooWide}; it adds ${name}, a name the tree already has (${where}), so other includers could change`, file: h, line: check.additions.ranges[0]?.[0] ?? 1 });
+        report.refusals.push({ kind: 'wide-header', reason: `${tooWide}; it adds ${name}, a name the tree already has (${where}), so other includers could change`, file: h, line: check.additions.ranges[0]?.[0] ?? 1 });
         continue;
       }
       report.notes.push(`${h}: included by more than ${HEADER_INCLUDER_LIMIT} translation units, but its change only adds names no other file has (${names.join(', ') || 'comments'}): only the patch's own translation units can use them`);
@@ -250,7 +248,7 @@ export async function analyze(target: TargetManifest, o: AnalyzeOptions): Promis
       if (modelled.has(h) || !model.entities.some((e) => e.span.file === h)) continue;
       modelled.add(h);
       const bad = checkAgainstModel(w.additions, model);
-      if (bad) report.refusals.push({ reason: `header changed and included by more than ${HEADER_INCLUDER_LIMIT} translation units, and its change is not purely additive: ${bad.why}`, file: h, line: bad.line });
+      if (bad) report.refusals.push({ kind: 'wide-header', reason: `header changed and included by more than ${HEADER_INCLUDER_LIMIT} translation units, and its change is not purely additive: ${bad.why}`, file: h, line: bad.line });
     }
   };
   const dirs = { origRoot, patchedRoot, workDir, headers, onPatchedModel };
@@ -447,12 +445,13 @@ export async function analyzeCompiledTu(
     if (before && before.text !== v.text) {
       const at = { file: e.span.file, line: e.span.line };
       let reason = '';
+      let kind: RefusalKind = 'data-change';
       if (e.kind === 'variable') reason = `data change: the declaration or initializer of ${e.name} changed; the running kernel's data would not follow`;
-      else if (e.kind === 'struct' || e.kind === 'union') reason = `data layout change: ${e.kind} ${e.name} changed`;
-      else if (e.kind === 'enum' || e.kind === 'enumerator') reason = `${e.kind} ${e.name} changed: constants baked into unchanged code would disagree`;
-      else if (e.kind === 'typedef') reason = `type change: typedef ${e.name} changed`;
+      else if (e.kind === 'struct' || e.kind === 'union') [kind, reason] = ['struct-layout', `data layout change: ${e.kind} ${e.name} changed`];
+      else if (e.kind === 'enum' || e.kind === 'enumerator') [kind, reason] = ['constant-change', `${e.kind} ${e.name} changed: constants baked into unchanged code would disagree`];
+      else if (e.kind === 'typedef') [kind, reason] = ['type-change', `type change: typedef ${e.name} changed`];
       // One refusal per definition, however many TUs include its header.
-      if (reason && !report.refusals.some((r) => r.reason === reason && r.file === at.file && r.line === at.line)) report.refusals.push({ reason, ...at });
+      if (reason && !report.refusals.some((r) => r.reason === reason && r.file === at.file && r.line === at.line)) report.refusals.push({ kind, reason, ...at });
     } else if (!before && e.kind === 'variable' && e.definition) {
       report.notes.push(`${tu.path}:${e.span.line}: new variable ${e.name}: it will live in the livepatch module, initialised afresh`);
     }
@@ -463,6 +462,7 @@ export async function analyzeCompiledTu(
   // they change behaviour without changing a function, and cannot be added to a running kernel.
   for (const t of changedTables(orig.code, patched.code)) {
     report.refusals.push({
+      kind: 'kernel-table',
       reason: `the fix ${t.after > t.before ? 'adds entries to' : t.after < t.before ? 'removes entries from' : 'changes'} ${t.section} (${t.before} -> ${t.after} bytes), a table the kernel reads from its image: a livepatch cannot change it`,
       file: tu.path, line: firstAddedLineIn(tu.path, patchedText, origText),
     });
@@ -518,7 +518,7 @@ export async function analyzeCompiledTu(
       // A clone has its own calling convention: patch the functions that call it.
       const callers = callersOf(name);
       if (callers.length === 0) {
-        report.refusals.push({ reason: `${name} changed, is a compiler clone with a private calling convention, and no function of ${tu.path} calls it`, file: tu.path, line: lineOf(patched.model, tu.path, name) });
+        report.refusals.push({ kind: 'private-clone', function: name, reason: `${name} changed, is a compiler clone with a private calling convention, and no function of ${tu.path} calls it`, file: tu.path, line: lineOf(patched.model, tu.path, name) });
       }
       for (const c of callers) {
         add(c, { kind: 'caller-of-clone', detail: `calls ${name}, a clone whose code changed`, evidence: 'object diff' });
@@ -536,7 +536,7 @@ export async function analyzeCompiledTu(
       const names = [f, ...twins];
       const line = lineOf(patched.model, tu.path, name);
       if (names.some((g) => g.bind !== 'local')) {
-        report.refusals.push({ reason: `${name} changed and shares its code with ${twins.map((t) => t.name).join(', ')} (identical code folding); one of them is global, so not all callers can be seen`, file: tu.path, line });
+        report.refusals.push({ kind: 'shared-address', function: name, reason: `${name} changed and shares its code with ${twins.map((t) => t.name).join(', ')} (identical code folding); one of them is global, so not all callers can be seen`, file: tu.path, line });
         continue;
       }
       const covered = (g: FunctionCode) => callersOf(g.name).every((c) => reasons.has(c) || names.some((n) => n.name === c));
@@ -545,22 +545,22 @@ export async function analyzeCompiledTu(
         final.set(name, [...why, { kind: 'code', detail: `shares its address with ${twins.map((t) => t.name).join(', ')} (ICF), whose callers are all replaced`, evidence: 'object diff' }]);
         continue;
       }
-      report.refusals.push({ reason: `${name} changed and shares its code with ${twins.map((t) => t.name).join(', ')} (identical code folding), whose callers do not all change`, file: tu.path, line });
+      report.refusals.push({ kind: 'shared-address', function: name, reason: `${name} changed and shares its code with ${twins.map((t) => t.name).join(', ')} (identical code folding), whose callers do not all change`, file: tu.path, line });
       continue;
     }
     const ent = fo.get(name)?.entity ?? fp.get(name)?.entity;
     if (ent?.flags.init || ent?.flags.exit || /^\.(init|exit)\./.test(f.section.replace(/^\.text/, ''))) {
-      report.refusals.push({ reason: `${name} is ${ent?.flags.exit ? '__exit' : '__init'} code: it is gone after boot (or never runs) and cannot be livepatched`, file: tu.path, line: lineOf(patched.model, tu.path, name) });
+      report.refusals.push({ kind: 'init-exit', function: name, reason: `${name} is ${ent?.flags.exit ? '__exit' : '__init'} code: it is gone after boot (or never runs) and cannot be livepatched`, file: tu.path, line: lineOf(patched.model, tu.path, name) });
       continue;
     }
     if (!hasFentry(f)) {
       if (f.bind !== 'local') {
-        report.refusals.push({ reason: `${name} changed but cannot be traced (no __fentry__ call) and is global: its callers in other files cannot all be replaced`, file: tu.path, line: lineOf(patched.model, tu.path, name) });
+        report.refusals.push({ kind: 'untraceable', function: name, reason: `${name} changed but cannot be traced (no __fentry__ call) and is global: its callers in other files cannot all be replaced`, file: tu.path, line: lineOf(patched.model, tu.path, name) });
         continue;
       }
       const callers = callersOf(name);
       if (callers.length === 0) {
-        report.refusals.push({ reason: `${name} changed but cannot be traced (no __fentry__ call: notrace or noinstr) and no function of ${tu.path} calls it`, file: tu.path, line: lineOf(patched.model, tu.path, name) });
+        report.refusals.push({ kind: 'untraceable', function: name, reason: `${name} changed but cannot be traced (no __fentry__ call: notrace or noinstr) and no function of ${tu.path} calls it`, file: tu.path, line: lineOf(patched.model, tu.path, name) });
       }
       for (const c of callers) {
         add(c, { kind: 'caller-of-untraceable', detail: `calls ${name}, which changed and cannot be traced`, evidence: 'object diff' });
@@ -588,25 +588,26 @@ export async function analyzeCompiledTu(
     const refusedHere = report.refusals.some((r) => r.file === tu.path);
     const changedCode = codeChanged.filter((c) => orig.code.functions.has(c.name));
     if (!refusedHere && changedCode.length) {
-      report.refusals.push({ reason: `code of ${changedCode.map((c) => c.name).join(', ')} changed but no function klpgen can redirect covers it`, file: tu.path, line: 1 });
+      report.refusals.push({ kind: 'uncovered-code', reason: `code of ${changedCode.map((c) => c.name).join(', ')} changed but no function klpgen can redirect covers it`, file: tu.path, line: 1 });
     }
     return;
   }
   const index = p.symbols();
   if (typeof index === 'string') {
-    report.refusals.push({ reason: index, file: tu.path, line: 1 });
+    report.refusals.push({ kind: 'symbol-not-found', reason: index, file: tu.path, line: 1 });
     return;
   }
   for (const [name, why] of final) {
     const loc = locateSymbol(index, name, tu.path, tuLocals);
     if (!loc.found) {
-      report.refusals.push({ reason: `${name} must be replaced but: ${loc.why}`, file: tu.path, line: lineOf(patched.model, tu.path, name) });
+      report.refusals.push({ kind: 'symbol-not-found', function: name, reason: `${name} must be replaced but: ${loc.why}`, file: tu.path, line: lineOf(patched.model, tu.path, name) });
       continue;
     }
     // In a relocatable object (a module) addresses are section offsets: no aliasing to see there.
     const aliases = index.linked ? aliasesOf(index, loc.symbol).filter((a) => !final.has(a.name)) : [];
     if (aliases.length) {
       report.refusals.push({
+        kind: 'shared-address', function: name,
         reason: `${name} shares its address with ${aliases.map((a) => a.name).join(', ')} (identical code folding or an alias): redirecting it would redirect them too`,
         file: tu.path, line: lineOf(patched.model, tu.path, name),
       });

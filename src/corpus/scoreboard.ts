@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import { create } from '../create/create.js';
 import type { TargetManifest } from '../target/manifest.js';
 import { KlpgenError } from '../util/errors.js';
+import { RefusedError, type RefusalKind } from '../util/refusal.js';
 import { info } from '../util/progress.js';
 import { defaultWorkDir } from '../util/workdir.js';
 import { vmTest } from '../vm/vm-test.js';
@@ -34,6 +35,8 @@ export interface PatchScore {
   /** For X-FAIL.patch: the reviewed reason it cannot be livepatched (X-FAIL.reason). */
   expectedReason?: string;
   detail: string;
+  /** For a refused patch: the kind of each refusal, first one first (what the table counts). */
+  refusals?: RefusalKind[];
   seconds: number;
 }
 
@@ -46,20 +49,6 @@ export interface Scoreboard {
   /** Of the patches klpgen did not refuse, the share that became verified, loaded modules. */
   livepatchableRate: number;
   patches: PatchScore[];
-}
-
-export function refusalKind(reason: string): string {
-  const r = reason.toLowerCase();
-  if (r.includes('data layout')) return 'struct layout change';
-  if (r.includes('data change')) return 'data change';
-  if (r.includes('__init') || r.includes('__exit')) return '__init/__exit code';
-  if (r.includes('cannot be traced')) return 'untraceable function';
-  if (r.includes('identical code folding')) return 'ICF alias';
-  if (r.includes('header')) return 'header change';
-  if (r.includes('enum') || r.includes('typedef')) return 'type or constant change';
-  if (r.includes('static local')) return 'static local';
-  if (r.includes('assembly') || r.includes('build configuration')) return 'not C';
-  return 'other';
 }
 
 export interface ScoreboardOptions {
@@ -120,6 +109,7 @@ export async function scoreboard(target: TargetManifest, dir: string, o: Scorebo
     const expectFail = p.endsWith('-FAIL.patch');
     let outcome: Outcome;
     let detail = '';
+    let refusals: RefusalKind[] | undefined;
     const workDir = defaultWorkDir(target, 'score', [path]);
     try {
       const name = `sb_${p.replace(/\.patch$/, '').replace(/[^A-Za-z0-9]/g, '_')}`.slice(0, 45);
@@ -148,10 +138,10 @@ export async function scoreboard(target: TargetManifest, dir: string, o: Scorebo
     } catch (e) {
       if (!(e instanceof KlpgenError)) throw e;
       const msg = e.message;
-      if (e.exitCode === 2) {
+      if (e instanceof RefusedError) {
         outcome = 'refused';
-        const first = msg.split('\n')[1]?.trim() ?? msg;
-        detail = first;
+        refusals = e.refusals.map((r) => r.kind);
+        detail = msg.split('\n')[1]?.trim() ?? msg;
       } else if (/change no running code/.test(msg)) {
         outcome = 'nothing';
         detail = msg;
@@ -172,7 +162,7 @@ export async function scoreboard(target: TargetManifest, dir: string, o: Scorebo
     const seconds = Math.round((performance.now() - start) / 100) / 10;
     const reasonFile = path.replace(/\.patch$/, '.reason');
     const expectedReason = expectFail && existsSync(reasonFile) ? readFileSync(reasonFile, 'utf8').trim() : undefined;
-    const score: PatchScore = { patch: p, outcome, asExpected, ...(expectedReason ? { expectedReason } : {}), detail: detail.slice(0, 300), seconds };
+    const score: PatchScore = { patch: p, outcome, asExpected, ...(expectedReason ? { expectedReason } : {}), detail: detail.slice(0, 300), ...(refusals ? { refusals } : {}), seconds };
     scores.push(score);
     // One write per line: shards appending to one journal do not interleave.
     if (o.journal) appendFileSync(o.journal, `${JSON.stringify(score)}\n`);
@@ -183,7 +173,8 @@ export async function scoreboard(target: TargetManifest, dir: string, o: Scorebo
   const refusedBy: Record<string, number> = {};
   for (const s of scores) {
     if (s.outcome !== 'refused') continue;
-    const kind = refusalKind(s.detail);
+    // A journal line written before refusals were typed has none: counted apart, never guessed from its text.
+    const kind = s.refusals?.[0] ?? 'untyped (old journal line)';
     refusedBy[kind] = (refusedBy[kind] ?? 0) + 1;
   }
   const byOutcome = {

@@ -23,6 +23,7 @@ import { makeEnv } from '../target/setup.js';
 import { compilerDiagnostics } from '../kmod/build.js';
 import { makeWords, REFERENCE_TU, tuFlags, type TuFlags } from '../kmod/flags.js';
 import { KlpgenError } from '../util/errors.js';
+import { RefusedError, refuse } from '../util/refusal.js';
 import { run } from '../util/exec.js';
 import { extractFunctions, type ExtractRefusal, type Extracted } from '../extract/extract.js';
 import { info, timed } from '../util/progress.js';
@@ -91,7 +92,7 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
   const name = moduleName(o.name);
   const report = await timed('analyze', () => analyze(target, { patches: o.patches, workDir }));
   if (!report.ok) {
-    throw new KlpgenError(`refused:\n${report.refusals.map((f) => `  ${f.file}:${f.line}: ${f.reason}`).join('\n')}`, 2);
+    throw new RefusedError(report.refusals);
   }
   if (report.mustReplace.length === 0) throw new KlpgenError('the patches change no running code: there is nothing to livepatch');
   const files = [...new Set(report.mustReplace.map((e) => e.file))].sort();
@@ -347,9 +348,9 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
   for (const l of locals) {
     const owner = tuOfFunctions(tus, l.owners);
     const where = owner?.file ?? files.join(', ');
-    if (!owner) throw new KlpgenError(`refused:\n  ${where}: static local ${l.name} is used by functions of several files`, 2);
+    if (!owner) refuse('static-local', where, `static local ${l.name} is used by functions of several files`);
     if (locals.filter((x) => x.name === l.name).length > 1) {
-      throw new KlpgenError(`refused:\n  ${where}: two static locals named ${l.name} in the module`, 2);
+      refuse('static-local', where, `two static locals named ${l.name} in the module`);
     }
     const base = l.name.replace(/\.\d+$/, '');
     const owners = l.owners.map((fn) => owner.emitted.copied.find((c) => c.as === fn)?.name ?? fn);
@@ -385,7 +386,7 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
       continue;
     }
     if (unresolved) {
-      throw new KlpgenError(`refused:\n  ${owner.file}: static local ${base} of ${owners.join(', ')} matches ${[...found].join(', ')} in the original build${found.size === 1 ? `, which the module's other ${base} may be` : ''}`, 2);
+      refuse('static-local', owner.file, `static local ${base} of ${owners.join(', ')} matches ${[...found].join(', ')} in the original build${found.size === 1 ? `, which the module's other ${base} may be` : ''}`, owners[0]);
     }
     const to = [...found][0];
     if (to) {
@@ -439,7 +440,7 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
   } catch (e) {
     // A reference the kernel cannot defer (a jump label or tracepoint of a module object) is a refusal.
     if (e instanceof KlpgenError && /cannot be a livepatch relocation/.test(e.message)) {
-      throw new KlpgenError(`refused:\n  ${files.join(', ')}: ${e.message.replace(/^.*?: relocation/, 'relocation')}`, 2);
+      refuse('unresolvable-reference', files.join(', '), e.message.replace(/^.*?: relocation/, 'relocation'));
     }
     throw e;
   }
@@ -730,7 +731,7 @@ function resolveUndefined(
     if (s.name === TARGET_MODULE) {
       // THIS_MODULE of a module TU's new code: the patched module's own struct module.
       const objects = new Set(users.map((c) => c.tu.object));
-      if (objects.size !== 1 || objects.has('vmlinux')) throw new KlpgenError(`refused:\n  ${users.map((c) => c.tu.file).join(', ')}: THIS_MODULE of code in several modules`, 2);
+      if (objects.size !== 1 || objects.has('vmlinux')) refuse('unresolvable-reference', users.map((c) => c.tu.file).join(', '), 'THIS_MODULE of code in several modules');
       out.push({ name: s.name, resolution: 'klp', object: [...objects][0] as string, sympos: 0, target: '__this_module' });
       continue;
     }
@@ -748,7 +749,7 @@ function resolveUndefined(
       }
     }
     if (found.size > 1) {
-      throw new KlpgenError(`refused:\n  ${users.map((c) => c.tu.file).join(', ')}: ${s.name} names a different symbol in each of these files`, 2);
+      refuse('unresolvable-reference', users.map((c) => c.tu.file).join(', '), `${s.name} names a different symbol in each of these files`);
     }
     const [r] = found.values();
     if (r) out.push(r); else missing.push(s.name);

@@ -1,6 +1,7 @@
 import type { AnalysisReport, ReplaceEntry } from '../analyze/analyze.js';
 import type { TuEntity, TuModel } from '../frontend/model.js';
 import { KlpgenError } from '../util/errors.js';
+import { RefusedError } from '../util/refusal.js';
 import { conditionalContexts, wrapInConditionals, type ConditionalContext } from './conditionals.js';
 
 /**
@@ -461,7 +462,7 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
       const inHeader = model.entities.find((h) => h.kind === 'function' && h.definition && h.name === name);
       if (inHeader) {
         // Copying it would define it twice (the header is #included); a wrapper would not be its code.
-        throw new KlpgenError(`refused:\n  ${inHeader.span.file}:${inHeader.span.line}: ${name} must be replaced in ${file}, but it is defined in a header: out-of-line copies of header functions are not livepatched yet`, 2);
+        throw new RefusedError([{ kind: 'header-function', function: name, file: inHeader.span.file, line: inHeader.span.line, reason: `${name} must be replaced in ${file}, but it is defined in a header: out-of-line copies of header functions are not livepatched yet` }]);
       }
       throw new KlpgenError(`${file}: no definition of ${name} in the patched source`);
     }

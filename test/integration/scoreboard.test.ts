@@ -4,7 +4,6 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { Scoreboard } from '../../src/corpus/scoreboard.js';
-import { refusalKind } from '../../src/corpus/scoreboard.js';
 import { ROOT, klpgen, tempDir } from '../helpers.js';
 
 test('scoreboard: counts a loaded fix and a refused one, with the refusal reason', () => {
@@ -14,7 +13,8 @@ test('scoreboard: counts a loaded fix and a refused one, with the refusal reason
   const refused = JSON.parse(r.stdout) as Scoreboard;
   assert.equal(refused.total, 1);
   assert.equal(refused.byOutcome.refused, 1);
-  assert.deepEqual(refused.refusedBy, { 'untraceable function': 1 });
+  assert.deepEqual(refused.refusedBy, { untraceable: 1 });
+  assert.deepEqual(refused.patches[0]?.refusals, ['untraceable']);
 
   const ok = JSON.parse(klpgen(['scoreboard', join(ROOT, 'corpus/6.1.0-54'), '--match', 'arch-x86-events-amd-lbr', '--abi', '6.1.0-54', '--json']).stdout) as Scoreboard;
   assert.equal(ok.total, 1);
@@ -50,11 +50,18 @@ test('scoreboard: a patch whose file does not compile against the target is an i
   assert.equal(s.livepatchableRate, 0);
 });
 
-test('scoreboard: refusal reasons are grouped by kind', () => {
-  assert.equal(refusalKind('data layout change: struct foo changed'), 'struct layout change');
-  assert.equal(refusalKind('data change: the declaration or initializer of x changed'), 'data change');
-  assert.equal(refusalKind('f changed but cannot be traced (no __fentry__ call)'), 'untraceable function');
-  assert.equal(refusalKind('init_x is __init code: it is gone after boot'), '__init/__exit code');
+test('scoreboard: refusals are counted by their kind, each kind as create typed it', () => {
+  const r = klpgen(['scoreboard', join(ROOT, 'corpus/6.1.0-54'), '--match', 'io_uring-cancel_c-FAIL', '--no-vm', '--abi', '6.1.0-54', '--json']);
+  const s = JSON.parse(r.stdout) as Scoreboard;
+  assert.deepEqual(s.refusedBy, { 'struct-layout': 1 });
+  // create --json's refusal is typed too: kind, file and line.
+  const dir = tempDir('refusal-kind');
+  const c = klpgen(['create', join(ROOT, 'corpus/6.1.0-54/io_uring-cancel_c-FAIL.patch'), '--work-dir', join(dir, 'w'), '-o', join(dir, 'x.ko'), '--abi', '6.1.0-54', '--json']);
+  assert.equal(c.code, 2);
+  const refusal = JSON.parse(c.stdout) as { refused: { kind: string; file: string; line: number }[] };
+  assert.equal(refusal.refused[0]?.kind, 'struct-layout');
+  assert.match(refusal.refused[0]?.file ?? '', /^io_uring\//);
+  assert.ok((refusal.refused[0]?.line ?? 0) > 0);
 });
 
 test('scoreboard: --journal keeps each score and a re-run skips it; --shard K/N splits the corpus; --redo runs an outcome again', () => {
