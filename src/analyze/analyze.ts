@@ -21,6 +21,7 @@ import { aliasesIn, changedTables, diffFunctions, hasFentry, readObjectCode, ref
 import { applyFilePatch, parsePatch } from './patch.js';
 import { aliasesOf, loadSymbolIndex, locateSymbol, type SymbolIndex } from './symbols.js';
 import type { Refusal, RefusalKind } from '../util/refusal.js';
+import { baseFunction, coldParent, isPrivateClone } from '../gcc/names.js';
 
 /**
  * `klpgen analyze`: from kernel patches to the must-replace set. Each
@@ -508,13 +509,13 @@ export async function analyzeCompiledTu(
     const why = reasons.get(name) ?? [];
     const f = orig.code.functions.get(name);
     if (!f) continue; // inlined everywhere or not emitted: its callers are in the set through ipa-clones
-    const cold = /^(.*)\.cold(\.\d+)?$/.exec(name);
-    if (cold) {
-      add(cold[1] as string, { kind: 'cold-part', detail: `its .cold part ${name} changed`, evidence: 'object diff' });
-      queue.push(cold[1] as string);
+    const parent = coldParent(name);
+    if (parent !== undefined) {
+      add(parent, { kind: 'cold-part', detail: `its .cold part ${name} changed`, evidence: 'object diff' });
+      queue.push(parent);
       continue;
     }
-    if (/\.(isra|constprop|part)\.\d+/.test(name)) {
+    if (isPrivateClone(name)) {
       // A clone has its own calling convention: patch the functions that call it.
       const callers = callersOf(name);
       if (callers.length === 0) {
@@ -627,7 +628,7 @@ export function deadAfterTransition(name: string, orig: ObjectCode, patched: Obj
   if (!f || f.bind !== 'local' || !hasFentry(f)) return false;
   if ([...patched.functions.keys()].some((n) => n === name || n.startsWith(`${name}.`))) return false;
   if (callers.length === 0) return false;
-  if (!callers.every((c) => replaced.has(c.replace(/\.cold(\.\d+)?$/, '')) && c !== name)) return false;
+  if (!callers.every((c) => replaced.has(coldParent(c) ?? c) && c !== name)) return false;
   // Every reference from code is a direct call or jump: no pointer to the old copy escapes.
   for (const c of callers) {
     const code = orig.functions.get(c);
@@ -662,7 +663,7 @@ function firstAddedLineIn(file: string, patchedText: string, origText: string): 
 }
 
 function lineOf(model: TuModel, file: string, name: string): number {
-  const base = name.replace(/\.(isra|constprop|part|cold)(\.\d+)?/g, '');
+  const base = baseFunction(name);
   return model.entities.find((e) => e.name === base && e.kind === 'function' && e.definition && e.span.file === file)?.span.line ?? 0;
 }
 

@@ -27,6 +27,7 @@ import { RefusedError, refuse } from '../util/refusal.js';
 import { run } from '../util/exec.js';
 import { extractFunctions, type ExtractRefusal, type Extracted } from '../extract/extract.js';
 import { info, timed } from '../util/progress.js';
+import { isNumberedLocal, staticLocalBase } from '../gcc/names.js';
 
 /**
  * `klpgen create`: analyze → emit → build, in numbered stage dirs beside
@@ -352,9 +353,9 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
     if (locals.filter((x) => x.name === l.name).length > 1) {
       refuse('static-local', where, `two static locals named ${l.name} in the module`);
     }
-    const base = l.name.replace(/\.\d+$/, '');
+    const base = staticLocalBase(l.name);
     const owners = l.owners.map((fn) => owner.emitted.copied.find((c) => c.as === fn)?.name ?? fn);
-    const same = (raw: string) => /\.\d+$/.test(raw) && raw.replace(/\.\d+$/, '') === base;
+    const same = (raw: string) => isNumberedLocal(raw) && staticLocalBase(raw) === base;
     // A function the module carries unchanged (a helper copy) refers to the original's static at the
     // same offset; otherwise the original functions' statics of that name are the candidates.
     const unchanged = new Set(owner.emitted.copied.filter((c) => c.as === c.name && !(owner.report?.codeChanged ?? []).some((x) => x.name === c.name)).map((c) => c.name));
@@ -369,7 +370,7 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
     let fresh = false;
     // Two of the module's statics of this name in one function (a ratelimit the fix adds beside
     // the one it had): one candidate does not make both the kernel's; their lines decide here too.
-    const sameNameHere = locals.some((x) => x !== l && x.name.replace(/\.\d+$/, '') === base && x.owners.some((fn) => l.owners.includes(fn)));
+    const sameNameHere = locals.some((x) => x !== l && staticLocalBase(x.name) === base && x.owners.some((fn) => l.owners.includes(fn)));
     let unresolved = found.size > 1;
     if (found.size > 1 || (found.size === 1 && sameNameHere)) {
       // Extracted code has no debug lines of its own: its lines are the patched build's, at the same offsets.
@@ -598,7 +599,7 @@ async function sameLineStatic(ko: string, references: { fn: string; offset: numb
   // Only a static that holds no state worth keeping (a once flag, a ratelimit, a lockdep key:
   // kpatch never correlates those either) may start fresh; a counter written on a changed line
   // may be the running kernel's, and is refused rather than guessed.
-  const stateless = /^(_rs|__already_done|__print_once|__warned|__key|__func__|__FUNCTION__|CSWTCH|descriptor)$/.test(candidates.values().next().value?.replace(/\.\d+$/, '') ?? '');
+  const stateless = /^(_rs|__already_done|__print_once|__warned|__key|__func__|__FUNCTION__|CSWTCH|descriptor)$/.test(staticLocalBase(candidates.values().next().value ?? ''));
   if (matching.size === 0 && stateless && written.every((n) => added.has(n))) return 'fresh';
   if (matching.size !== 1) return undefined;
   const [name] = matching;

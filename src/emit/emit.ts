@@ -3,6 +3,7 @@ import type { TuEntity, TuModel } from '../frontend/model.js';
 import { KlpgenError } from '../util/errors.js';
 import { RefusedError } from '../util/refusal.js';
 import { conditionalContexts, wrapInConditionals, type ConditionalContext } from './conditionals.js';
+import { baseFunction, isCloneOf, type CloneKind } from '../gcc/names.js';
 
 /**
  * The livepatch module's C source, in the style of the kernel's
@@ -146,9 +147,9 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
     if (e.kind === 'function' && e.definition && !own(e) && e.linkage === 'internal' && !e.flags.noinline && !e.flags.alwaysInline) headerStatics.set(`function:${e.name}`, e);
   }
   /** A function's name without the pieces GCC split or cloned off it (`f.part.0`, `f.cold`, `f.isra.0`). */
-  const baseName = (fn: string) => fn.replace(/(\.(cold|part|constprop|isra)(\.\d+)?)+$/, '');
+  const baseName = baseFunction;
   /** The patched build calls it, or a clone of it (`f.constprop.0`), out of line. */
-  const calledAsClone = (name: string, kinds = /^\.(constprop|isra|part)\.\d+$/, refs: ReadonlySet<string> = input.patchedReferences) => [...refs].some((n) => n.startsWith(`${name}.`) && kinds.test(n.slice(name.length)));
+  const calledAsClone = (name: string, kinds?: CloneKind[], refs: ReadonlySet<string> = input.patchedReferences) => [...refs].some((n) => isCloneOf(n, name, kinds));
   /**
    * What a copy kept out of line references in the patched build, its pieces (.part, .cold, clones)
    * included: a helper it calls there is not inlined into it here either. (Replaced functions keep
@@ -252,7 +253,7 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
             // the patched build did not.
             // (Called only as its `.part.N` split: the patched build inlined its head, which
             // noinline would forbid; GCC is left to split it the same way.)
-            const onlySplit = asClone && !refsThere.has(d.name) && !calledAsClone(d.name, /^\.(constprop|isra)\.\d+$/, refsThere);
+            const onlySplit = asClone && !refsThere.has(d.name) && !calledAsClone(d.name, ['constprop', 'isra'], refsThere);
             if ((absent || changed.has(d.name)) && !inlinedThere && !replaced.has(d.name) && !forKnowledge && !onlySplit) outOfLine.set(d.name, asClone ? 'noinline' : 'noinline, noclone');
             if (!copy.has(d.name)) {
               copy.set(d.name, changed.has(d.name) ? 'its source changed' : absent ? 'no out-of-line copy in the running kernel'

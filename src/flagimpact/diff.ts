@@ -23,6 +23,7 @@
 import { aliasesIn, compareCode, foldNumbers, type FunctionCode, type ObjectCode } from '../analyze/objdiff.js';
 import { INLINING_TO, type IpaClonesDump } from '../analyze/ipa-clones.js';
 import { functionInstructions, type Instruction, type SectionInstructions } from './disasm.js';
+import { baseFunction, isCompilerLocal } from '../gcc/names.js';
 
 export type Cause =
   | 'inlining' | 'clone' | 'icf' | 'vrp'
@@ -201,7 +202,6 @@ interface Context {
   knownAsIs: Set<string>;
 }
 
-const CLONE_SUFFIX = /\.(?:constprop|isra|part|cold|localalias|lto_priv)(?:\.\*)?.*$/;
 
 function classifyChange(ctx: Context, name: string, fa: FunctionCode, fl: FunctionCode, ia: Instruction[], il: Instruction[]): { cause: Cause; related: string[]; evidence: Evidence } {
   const key = foldNumbers(name);
@@ -221,8 +221,8 @@ function classifyChange(ctx: Context, name: string, fa: FunctionCode, fl: Functi
   const tl = callTargets(il);
   const onlyA = [...ta.keys()].filter((t) => !tl.has(t));
   const onlyL = [...tl.keys()].filter((t) => !ta.has(t));
-  const origin = (t: string) => t.replace(CLONE_SUFFIX, '');
-  const cloneSwaps = onlyA.filter((t) => onlyL.some((u) => origin(u) === origin(t)) && (CLONE_SUFFIX.test(t) || onlyL.some((u) => CLONE_SUFFIX.test(u))));
+  const origin = baseFunction;
+  const cloneSwaps = onlyA.filter((t) => onlyL.some((u) => origin(u) === origin(t)) && (isCompilerLocal(t) || onlyL.some((u) => isCompilerLocal(u))));
   if (cloneSwaps.length) {
     return { cause: 'clone', related: uniqSorted(cloneSwaps.concat(onlyL.filter((u) => cloneSwaps.some((t) => origin(t) === origin(u))))), evidence: 'code' };
   }
@@ -246,7 +246,7 @@ function classifyChange(ctx: Context, name: string, fa: FunctionCode, fl: Functi
   // modref: what a callee reads and writes let the as-is build keep values in registers across the call.
   if (localCallees.length && memoryAccesses(il) > memoryAccesses(ia)) return { cause: 'modref', related: displayNames(ctx, localCallees), evidence: 'heuristic' };
   // Its own parameters: ranges/known bits propagated from its callers let GCC drop checks.
-  if ((fa.bind === 'local' || CLONE_SUFFIX.test(name)) && checks(ia) < checks(il)) return { cause: 'vrp', related: [], evidence: 'heuristic' };
+  if ((fa.bind === 'local' || isCompilerLocal(name)) && checks(ia) < checks(il)) return { cause: 'vrp', related: [], evidence: 'heuristic' };
   if (onlyStackDiffers(ia, il)) return { cause: 'stack-alignment', related: displayNames(ctx, sameCallees), evidence: 'heuristic' };
   if (sameCallees.length && calleeSavedPushes(il) > calleeSavedPushes(ia) && sameModuloMoves(ia, il)) {
     return { cause: 'ipa-ra', related: displayNames(ctx, sameCallees), evidence: 'heuristic' };
@@ -388,7 +388,7 @@ function appearedOrGone(
   // Gone with the flag because it is now inlined everywhere (or the reverse), if the other build's dump shows inlining of it.
   const key = foldNumbers(name);
   const inlinedInOther = otherDump.clones.some((c) => c.reason === INLINING_TO && foldNumbers(c.origin.name) === key);
-  const cause: Cause = CLONE_SUFFIX.test(key) && !key.endsWith('.cold') ? 'clone' : inlinedInOther ? 'inlining' : 'code changed';
+  const cause: Cause = isCompilerLocal(key) && !key.endsWith('.cold') ? 'clone' : inlinedInOther ? 'inlining' : 'code changed';
   return {
     file, name, status, kind: 'self', cause, related: [], evidence: cause === 'clone' ? 'code' : cause === 'inlining' ? 'dump' : 'none', passes: null, bind: f.bind,
     size: status === 'removed' ? delta(f.size, null) : delta(null, f.size),

@@ -1,6 +1,7 @@
 import { KlpgenError } from '../util/errors.js';
 import { ElfWriter, type WriterSymbol } from '../elf/writer.js';
 import { pcRelativeBias } from '../analyze/objdiff.js';
+import { isNumberedLocal } from '../gcc/names.js';
 
 /**
  * Static local variables of a built livepatch module. A copied function's
@@ -35,7 +36,7 @@ const R_X86_64_PLT32 = 4;
 /** Writable, loaded local objects named `base.N` in data sections (zero-size ones hold no state). */
 function candidates(w: ElfWriter): WriterSymbol[] {
   return w.symbols.filter((s) => {
-    if (s.bind !== STB_LOCAL || s.type !== STT_OBJECT || s.size === 0n || !/\.\d+$/.test(s.name)) return false;
+    if (s.bind !== STB_LOCAL || s.type !== STT_OBJECT || s.size === 0n || !isNumberedLocal(s.name)) return false;
     const sec = w.sections[s.shndx];
     // Kernel tables (__dyndbg descriptors, __tracepoints) are registered per module: not state to share.
     return !!sec && (sec.flags & SHF_WRITE) !== 0 && (sec.flags & SHF_ALLOC) !== 0 && sec.name.startsWith('.') && !sec.name.startsWith('.discard');

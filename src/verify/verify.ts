@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parseElf } from '../elf/elf64.js';
 import { compareCode, readObjectCode, type FunctionCode, type ObjectCode } from '../analyze/objdiff.js';
 import { compareEntries, placeEntries } from './special-entries.js';
+import { isCompilerLocal } from '../gcc/names.js';
 
 /**
  * Verification of a built livepatch against the patched build of its TU:
@@ -134,7 +135,7 @@ function selfCallsResolved(f: FunctionCode): FunctionCode {
 }
 
 function isPiece(name: string): boolean {
-  return /\.(isra|constprop|part|cold)(\.\d+)?/.test(name);
+  return isCompilerLocal(name);
 }
 
 /**
