@@ -21,6 +21,7 @@ import { aliasesIn, changedTables, diffFunctions, hasFentry, readObjectCode, ref
 import { applyFilePatch, parsePatch } from './patch.js';
 import { aliasesOf, loadSymbolIndex, locateSymbol, type SymbolIndex } from './symbols.js';
 import type { Refusal, RefusalKind } from '../util/refusal.js';
+import { WorkLayout } from '../util/layout.js';
 import { baseFunction, coldParent, isPrivateClone } from '../gcc/names.js';
 
 /**
@@ -138,9 +139,10 @@ export async function analyze(target: TargetManifest, o: AnalyzeOptions): Promis
   const report = emptyReport(target.abi, o.patches.map((p) => resolve(p)), workDir);
 
   // 1-sources: the original (line-aligned) and patched trees, only the files the patches touch.
-  const origRoot = join(workDir, '1-sources', 'original');
-  const patchedRoot = join(workDir, '1-sources', 'patched');
-  await rm(join(workDir, '1-sources'), { recursive: true, force: true });
+  const layout = new WorkLayout(workDir);
+  const origRoot = layout.sources('original');
+  const patchedRoot = layout.sources('patched');
+  await rm(layout.sourcesDir(), { recursive: true, force: true });
   const tus: { path: string; original: string; patched: string; directives: number }[] = [];
   const headers: string[] = [];
   const headerHunks = new Map<string, LineHunk[]>();
@@ -275,8 +277,8 @@ export async function analyze(target: TargetManifest, o: AnalyzeOptions): Promis
   }
   report.mustReplace.sort((a, b) => a.object.localeCompare(b.object) || a.symbol.localeCompare(b.symbol));
   report.ok = report.refusals.length === 0;
-  await mkdir(join(workDir, '3-analysis'), { recursive: true });
-  await writeFile(join(workDir, '3-analysis', 'analysis.json'), `${JSON.stringify(report, null, 2)}\n`);
+  await mkdir(layout.analysisDir(), { recursive: true });
+  await writeFile(layout.analysisReport(), `${JSON.stringify(report, null, 2)}\n`);
   return report;
 }
 
@@ -421,14 +423,14 @@ export async function analyzeCompiledTu(
   report: AnalysisReport,
 ): Promise<void> {
   const { cmd, tu, dirs, object } = p;
-  const objDir = join(dirs.workDir, '2-objects', tu.path.replace(/\//g, '_').replace(/\.c$/, ''));
+  const objDir = new WorkLayout(dirs.workDir).objects(tu.path);
   const [orig, patched] = await Promise.all([
-    buildVariant(cmd, join(dirs.origRoot, tu.path), dirs.origRoot, join(objDir, 'original'), tu.path),
-    buildVariant(cmd, join(dirs.patchedRoot, tu.path), dirs.patchedRoot, join(objDir, 'patched'), tu.path),
+    buildVariant(cmd, join(dirs.origRoot, tu.path), dirs.origRoot, objDir.original, tu.path),
+    buildVariant(cmd, join(dirs.patchedRoot, tu.path), dirs.patchedRoot, objDir.patched, tu.path),
   ]);
   dirs.onPatchedModel?.(patched.model);
-  const origText = await readFile(join(objDir, 'original', `${basename(tu.path, '.c')}.i`), 'utf8');
-  const patchedText = await readFile(join(objDir, 'patched', `${basename(tu.path, '.c')}.i`), 'utf8');
+  const origText = await readFile(join(objDir.original, `${objDir.base}.i`), 'utf8');
+  const patchedText = await readFile(objDir.patchedPreprocessed, 'utf8');
 
   // Source level: which functions' text changed; data and type changes are refused.
   // The .c's own definitions, and those of the changed headers it includes.
