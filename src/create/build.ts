@@ -142,7 +142,7 @@ export class ModuleBuilder {
     const hit = this.extractions.get(i.file);
     if (hit) return hit;
     const codeChanged = new Set((this.plan.report.tus.find((t) => t.file === i.file)?.codeChanged ?? []).map((c) => c.name));
-    const done = await timed(`extract ${i.file}`, () => extractTuFunctions(this.target, this.plan.layout, i, installs, codeChanged));
+    const done = await timed(`extract ${i.file}`, () => extractTuFunctions(this.target, this.plan.layout, i, installs, codeChanged, providedBy(this.plan.inputs, i)));
     this.extractions.set(i.file, done);
     if ('kind' in done) info(`${i.file}: not extracted (${done.kind}: ${done.reason}); its functions are compiled from the emitted C`);
     return done;
@@ -340,10 +340,24 @@ function mapDiagnostics(text: string, tus: TuBuild[]): string {
 
 
 /**
+ * Functions TU `i` must provide to the module: global ones the fix adds there (the running
+ * kernel has none) that the patched build of another TU of the fix calls
+ * (fs/libfs.c's new simple_rename_timestamp, called by fs/reiserfs/namei.c).
+ */
+function providedBy(inputs: readonly TuInput[], i: TuInput): string[] {
+  const calledElsewhere = new Set(inputs.filter((o) => o !== i).flatMap((o) => [...o.patchedCode.functions.values()].flatMap((f) => f.relocs.map((r) => r.raw))));
+  return [...i.patchedCode.functions.values()]
+    .filter((f) => f.bind === 'global' && !i.origCode.functions.has(f.name) && calledElsewhere.has(f.name))
+    .map((f) => f.name).sort();
+}
+
+/**
  * 4-extract/<tu>/: the patched build's object after the objtool run Kbuild makes for a module
  * object (ORC, static calls, return sites, jump-label nops), and the functions taken from it.
  */
-async function extractTuFunctions(target: TargetManifest, layout: WorkLayout, i: TuInput, installs: EmittedFunctions['installs'], codeChanged: ReadonlySet<string>): Promise<Extracted | ExtractRefusal> {
+async function extractTuFunctions(
+  target: TargetManifest, layout: WorkLayout, i: TuInput, installs: EmittedFunctions['installs'], codeChanged: ReadonlySet<string>, provides: string[],
+): Promise<Extracted | ExtractRefusal> {
   const dir = layout.extractDir(i.file);
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
@@ -354,7 +368,7 @@ async function extractTuFunctions(target: TargetManifest, layout: WorkLayout, i:
   const processed = await processPatched(target, layout, i);
   if (typeof processed !== 'string') return refused(processed);
   const x = extractFunctions({
-    object: await readFile(processed), source: processed, original: i.origCode, codeChanged, installs,
+    object: await readFile(processed), source: processed, original: i.origCode, codeChanged, installs, provides,
     isModule: i.isModule, thisModule: TARGET_MODULE, kernelPrefix: ADDRESS_PREFIX,
   });
   if (!x.ok) return refused(x.refusal);

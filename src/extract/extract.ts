@@ -32,6 +32,11 @@ export interface ExtractInput {
   codeChanged: ReadonlySet<string>;
   /** The replaced functions and their names in the module. */
   installs: readonly { symbol: string; as: string }[];
+  /**
+   * Functions new in the fix that another TU's new code of the same fix calls: carried under
+   * their own names and global in the module, so that TU's object links to them.
+   */
+  provides?: readonly string[];
   /** Built into a module: THIS_MODULE (`__this_module`) is the patched module's. */
   isModule: boolean;
   /** Name a module TU's `__this_module` becomes (a KLP relocation to the patched module's). */
@@ -183,6 +188,7 @@ class Extraction {
 
   run(): Extracted {
     for (const i of this.input.installs) this.carryFunction(i.symbol, 'replaced');
+    for (const name of this.input.provides ?? []) this.carryFunction(name, 'new in the fix, called by new code of another file of the fix');
     this.drain();
     const closed = this.carried.size;
     const specialEntries = this.carrySpecialSections();
@@ -231,8 +237,8 @@ class Extraction {
     // The function and its aliases (identical code folding) at the same place.
     for (const g of this.functionsIn.get(f.shndx) ?? []) {
       const as = this.moduleName(g.name);
-      const installed = this.installAs.has(g.name);
-      const ref = this.out.addSymbol({ name: as, bind: installed ? STB_GLOBAL : STB_LOCAL, type: STT_FUNC, section: id, value: g.value, size: BigInt(g.size) });
+      const global = this.installAs.has(g.name) || (this.input.provides ?? []).includes(g.name);
+      const ref = this.out.addSymbol({ name: as, bind: global ? STB_GLOBAL : STB_LOCAL, type: STT_FUNC, section: id, value: g.value, size: BigInt(g.size) });
       this.functionSymbols.set(g, ref);
       this.carried.set(g.name, { name: g.name, as, why: g === f ? why : `alias of ${f.name}` });
     }
