@@ -88,6 +88,8 @@ export interface AnalysisReport {
 export interface AnalyzeOptions {
   patches: string[];
   workDir: string;
+  /** Filled with each TU's patched model, by file (create's plan reads them instead of parsing again). */
+  patchedModels?: Map<string, TuModel>;
 }
 
 interface ChangedFile {
@@ -254,7 +256,7 @@ export async function analyze(target: TargetManifest, o: AnalyzeOptions): Promis
       if (bad) report.refusals.push({ kind: 'wide-header', reason: `header changed and included by more than ${HEADER_INCLUDER_LIMIT} translation units, and its change is not purely additive: ${bad.why}`, file: h, line: bad.line });
     }
   };
-  const dirs = { origRoot, patchedRoot, workDir, headers, onPatchedModel };
+  const dirs = { origRoot, patchedRoot, workDir, headers, onPatchedModel: (model: TuModel, file: string) => { onPatchedModel(model); o.patchedModels?.set(file, model); } };
   for (const tu of tus) {
     info(`analysing ${tu.path}`);
     await analyzeTu(target, tu, dirs, report);
@@ -319,23 +321,26 @@ async function buildVariant(cmd: CompileCommand, source: string, root: string, o
     source, sourceRoot: root, output: obj, extraFlags: ['-ffunction-sections', '-fdata-sections', '-fdump-ipa-clones', '-fcallgraph-info'],
   }));
   const preprocess = withOverlay(compileArgv(cmd, { source, sourceRoot: root, output: pre, preprocess: true }));
-  const [c, p] = await Promise.all([
-    run(compile[0] as string, compile.slice(1), { cwd: cmd.cwd }),
-    run(preprocess[0] as string, preprocess.slice(1), { cwd: cmd.cwd }),
-  ]);
-  for (const r of [c, p]) {
-    if (r.code !== 0) {
-      const first = r.stderr.split('\n').filter((l) => /error/.test(l)).slice(0, 3).join('\n') || r.stderr.trim().split('\n').slice(-3).join('\n');
-      throw new KlpgenError(`compiling ${file} (${outDir}) failed:\n${first.replaceAll(root + '/', '')}`);
+  const failed = (r: { stderr: string }) => {
+    const first = r.stderr.split('\n').filter((l) => /error/.test(l)).slice(0, 3).join('\n') || r.stderr.trim().split('\n').slice(-3).join('\n');
+    return new KlpgenError(`compiling ${file} (${outDir}) failed:\n${first.replaceAll(root + '/', '')}`);
+  };
+  const compiling = run(compile[0] as string, compile.slice(1), { cwd: cmd.cwd });
+  const p = await run(preprocess[0] as string, preprocess.slice(1), { cwd: cmd.cwd });
+  // The model is parsed while the compiler still compiles (a compile error is the one reported).
+  let model: TuModel | FrontendError | undefined;
+  if (p.code === 0) {
+    try {
+      model = buildModel({ preprocessed: await readFile(pre, 'utf8'), file, sourceText: await readFile(source, 'utf8'), sourceRoot: root });
+    } catch (e) {
+      if (!(e instanceof FrontendError)) throw e;
+      model = e;
     }
   }
-  let model: TuModel;
-  try {
-    model = buildModel({ preprocessed: await readFile(pre, 'utf8'), file, sourceText: await readFile(source, 'utf8'), sourceRoot: root });
-  } catch (e) {
-    if (e instanceof FrontendError) throw new KlpgenError(`${e.location.file}:${e.location.line}:${e.location.col}: ${e.message}`);
-    throw e;
-  }
+  const c = await compiling;
+  for (const r of [c, p]) if (r.code !== 0) throw failed(r);
+  if (model instanceof FrontendError) throw new KlpgenError(`${model.location.file}:${model.location.line}:${model.location.col}: ${model.message}`);
+  if (model === undefined) throw failed(p);
   const dump = ipaClonesDumpPath(obj, source);
   if (!existsSync(dump)) throw new KlpgenError(`gcc wrote no ipa-clones dump for ${file} (expected ${dump})`);
   const ipaClones = await readFile(dump, 'utf8');
@@ -404,7 +409,7 @@ export interface AnalysisDirs {
   /** Changed headers: their definitions count as the TU's own. */
   headers?: string[];
   /** Sees each TU's patched model (the wide-header check reads it). */
-  onPatchedModel?: (model: TuModel) => void;
+  onPatchedModel?: (model: TuModel, file: string) => void;
 }
 
 /**
@@ -428,7 +433,7 @@ export async function analyzeCompiledTu(
     buildVariant(cmd, join(dirs.origRoot, tu.path), dirs.origRoot, objDir.original, tu.path),
     buildVariant(cmd, join(dirs.patchedRoot, tu.path), dirs.patchedRoot, objDir.patched, tu.path),
   ]);
-  dirs.onPatchedModel?.(patched.model);
+  dirs.onPatchedModel?.(patched.model, tu.path);
   const origText = await readFile(join(objDir.original, `${objDir.base}.i`), 'utf8');
   const patchedText = await readFile(objDir.patchedPreprocessed, 'utf8');
 

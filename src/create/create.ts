@@ -1,6 +1,7 @@
 import { join, resolve } from 'node:path';
 import { analyze, type AnalysisReport } from '../analyze/analyze.js';
 import type { ExtractRefusal } from '../extract/extract.js';
+import type { TuModel } from '../frontend/model.js';
 import type { TargetManifest } from '../target/manifest.js';
 import { KlpgenError } from '../util/errors.js';
 import { WorkLayout } from '../util/layout.js';
@@ -77,11 +78,12 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
   const layout = new WorkLayout(resolve(o.workDir));
   const name = moduleName(o.name);
 
-  const report = await timed('analyze', () => analyze(target, { patches: o.patches, workDir: layout.root }));
+  const patchedModels = new Map<string, TuModel>();
+  const report = await timed('analyze', () => analyze(target, { patches: o.patches, workDir: layout.root, patchedModels }));
   if (!report.ok) throw new RefusedError(report.refusals);
   if (report.mustReplace.length === 0) throw new KlpgenError('the patches change no running code: there is nothing to livepatch');
 
-  const plan = await planFix(target, report, layout, name);
+  const plan = await planFix(target, report, layout, name, patchedModels);
 
   const builder = new ModuleBuilder(target, plan, { replace: o.replace, fromSource: !!o.fromSource });
   const result = await builder.build();

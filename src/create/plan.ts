@@ -52,7 +52,8 @@ export interface TuInput {
   prefix: string;
 }
 
-export async function planFix(target: TargetManifest, report: AnalysisReport, layout: WorkLayout, name: string): Promise<FixPlan> {
+/** `models`: the analysis' patched models by file, reused where the text is ASCII (then its offsets are the same in latin1). */
+export async function planFix(target: TargetManifest, report: AnalysisReport, layout: WorkLayout, name: string, models: ReadonlyMap<string, TuModel> = new Map()): Promise<FixPlan> {
   const files = [...new Set(report.mustReplace.map((e) => e.file))].sort();
   const stem = name.replace(/_/g, '-');
   const scaffoldingFile = `${stem}-klp.c`;
@@ -70,7 +71,8 @@ export async function planFix(target: TargetManifest, report: AnalysisReport, la
     const objects = layout.objects(file);
     const patchedText = await readFile(join(layout.sources('patched'), file), 'utf8');
     const preprocessed = await readFile(objects.patchedPreprocessed, 'latin1');
-    const model = buildModel({ preprocessed, file, sourceText: patchedText, sourceRoot: layout.sources('patched') });
+    const parsed = models.get(file);
+    const model = parsed && !/[^\x00-\x7f]/.test(preprocessed) ? parsed : buildModel({ preprocessed, file, sourceText: patchedText, sourceRoot: layout.sources('patched') });
     const cmd = await compileCommand(target, file);
     const { modName, isModule } = objectOf(cmd);
     const { originalObject, patchedObject } = objects;
