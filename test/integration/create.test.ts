@@ -37,9 +37,15 @@ test('create: the bundled example becomes a livepatch whose LOADED test passes i
   // Its code is the patched build's, byte for byte (relocations by name).
   assert.equal(report.verification.status, 'passed');
   assert.deepEqual(report.verification.functions.map((f) => `${f.name}=${f.of}:${f.equal}`), ['livepatch_version_proc_show=version_proc_show:true']);
-  const rep = vmTest(t.abi, ko, join(ROOT, 'examples/proc-version/proc-version-LOADED.test'));
+  // Its extracted code carries the patched build's ORC: the transition completes while a
+  // workload runs, and the patch unloads cleanly.
+  assert.equal(report.code[0]?.how, 'extracted');
+  assert.ok((report.code[0]?.specialEntries?.['.orc_unwind_ip'] ?? 0) > 0, JSON.stringify(report.code));
+  const rep = vmTest(t.abi, ko, join(ROOT, 'examples/proc-version/proc-version-LOADED.test'), ['--workload', 'proc,fs']);
   assert.equal(rep.test?.ok, true);
   assert.ok((rep.patches[0]?.transitionSeconds ?? 99) < 10);
+  assert.deepEqual(rep.workloads.map((w) => [w.kind, w.exitCode]), [['proc', 0], ['fs', 0]]);
+  assert.equal(rep.patches[0]?.unloaded, true);
 });
 
 test('create: a fix in two files is one livepatch; static functions, static and unexported variables via KLP relocations, exported symbols plain', () => {
