@@ -310,7 +310,7 @@ interface Variant {
 }
 
 /** Preprocess + model, and compile with function sections and the ipa-clones dump, one variant. */
-async function buildVariant(cmd: CompileCommand, source: string, root: string, outDir: string, file: string): Promise<Variant> {
+async function buildVariant(cmd: CompileCommand, source: string, root: string, outDir: string, file: string, onSpawned?: () => void): Promise<Variant> {
   await mkdir(outDir, { recursive: true });
   const obj = join(outDir, `${basename(file, '.c')}.o`);
   const pre = join(outDir, `${basename(file, '.c')}.i`);
@@ -326,7 +326,9 @@ async function buildVariant(cmd: CompileCommand, source: string, root: string, o
     return new KlpgenError(`compiling ${file} (${outDir}) failed:\n${first.replaceAll(root + '/', '')}`);
   };
   const compiling = run(compile[0] as string, compile.slice(1), { cwd: cmd.cwd });
-  const p = await run(preprocess[0] as string, preprocess.slice(1), { cwd: cmd.cwd });
+  const preprocessing = run(preprocess[0] as string, preprocess.slice(1), { cwd: cmd.cwd });
+  onSpawned?.();
+  const p = await preprocessing;
   // The model is parsed while the compiler still compiles (a compile error is the one reported).
   let model: TuModel | FrontendError | undefined;
   if (p.code === 0) {
@@ -429,9 +431,13 @@ export async function analyzeCompiledTu(
 ): Promise<void> {
   const { cmd, tu, dirs, object } = p;
   const objDir = new WorkLayout(dirs.workDir).objects(tu.path);
+  // The running object's symbols are read while both compilers run: the event loop is idle then.
+  let spawned = 0;
+  const warm = () => { try { p.symbols(); } catch { /* reported where the index is used */ } };
+  const onSpawned = () => { if (++spawned === 2) setImmediate(warm); };
   const [orig, patched] = await Promise.all([
-    buildVariant(cmd, join(dirs.origRoot, tu.path), dirs.origRoot, objDir.original, tu.path),
-    buildVariant(cmd, join(dirs.patchedRoot, tu.path), dirs.patchedRoot, objDir.patched, tu.path),
+    buildVariant(cmd, join(dirs.origRoot, tu.path), dirs.origRoot, objDir.original, tu.path, onSpawned),
+    buildVariant(cmd, join(dirs.patchedRoot, tu.path), dirs.patchedRoot, objDir.patched, tu.path, onSpawned),
   ]);
   dirs.onPatchedModel?.(patched.model, tu.path);
   const origText = await readFile(join(objDir.original, `${objDir.base}.i`), 'utf8');
