@@ -201,11 +201,12 @@ export function buildProgram(): Command {
     .option('--timeout <seconds>', 'bound on the whole VM run', '300')
     .option('--test-timeout <seconds>', 'bound on each run of the test script (and of each workload)', '60')
     .option('--workload <kinds>', `run while the patch is enabled: ${WORKLOAD_KINDS.join(', ')}, all or none (comma-separated)`, 'none')
+    .option('--expect-warn <text>', 'a WARN whose report contains this text is expected, not a problem, and must be seen; repeatable', collect, [])
     .addOption(abiOption())
     .option('--json', 'JSON output')
-    .action(async (modules: string[], o: { test?: string; loadModules: string[]; timeout: string; testTimeout: string; workload: string; abi?: string; json?: boolean }) => {
+    .action(async (modules: string[], o: { test?: string; loadModules: string[]; timeout: string; testTimeout: string; workload: string; expectWarn: string[]; abi?: string; json?: boolean }) => {
       const report = await vmTest(await loadTarget(o.abi), {
-        modules, testScript: o.test, loadModules: o.loadModules, workloads: parseWorkloads(o.workload),
+        modules, testScript: o.test, loadModules: o.loadModules, workloads: parseWorkloads(o.workload), expectWarnings: o.expectWarn,
         timeoutSeconds: positive('--timeout', o.timeout), testTimeoutSeconds: positive('--test-timeout', o.testTimeout),
       });
       print(!!o.json, report, formatVmReport(report));

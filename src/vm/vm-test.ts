@@ -19,6 +19,12 @@ export interface VmTestOptions {
   workDir?: string;
   /** Run while the livepatches are enabled; any oops or WARN meanwhile fails the run. */
   workloads?: WorkloadKind[];
+  /**
+   * WARNs the run must see: a WARNING report (its `cut here` … `end trace` block) containing one
+   * of these texts is not a problem, and each text no report contains is a failure. Any other WARN
+   * still fails the run. (The VM's command line has no panic_on_warn: a WARN does not panic.)
+   */
+  expectWarnings?: string[];
 }
 
 export interface TestRun {
@@ -54,15 +60,62 @@ export interface VmReport {
   test: { script: string; before: TestRun; after: TestRun; unloaded: TestRun; ok: boolean } | null;
   /** Workloads run while the livepatches were enabled: exit code (0 = healthy), seconds, last lines. */
   workloads: { kind: string; exitCode: number | null; seconds: number | null; output: string[] }[];
-  /** Oops, BUG, WARN or panic lines from the kernel console. */
+  /** Oops, BUG, WARN or panic lines from the kernel console (expected WARNs left out). */
   problems: string[];
+  /** Each --expect-warn text: how many WARNING reports contained it, and their WARNING: lines. */
+  expectedWarnings: ExpectedWarning[];
   timedOut: boolean;
   seconds: number;
   serialLog: string;
   workDir: string;
 }
 
+export interface ExpectedWarning {
+  text: string;
+  seen: number;
+  warnings: string[];
+}
+
 const PROBLEM = /(Oops|BUG: |WARNING: |Kernel panic|general protection fault|Call Trace:|RIP: |watchdog: .*stuck|INFO: task .* blocked|list_(add|del) corruption|UBSAN: |kernel BUG at)/;
+/** The lines of a WARNING report that PROBLEM matches without the report being more than a WARN. */
+const WARN_REPORT_LINE = /(WARNING: |Call Trace:|RIP: )/;
+const CUT_HERE = '------------[ cut here ]------------';
+const END_TRACE = '---[ end trace';
+
+/**
+ * The console's problem lines, less the WARNING reports an expected text accounts for. A report
+ * runs from `cut here` to `---[ end trace` (or to the next `cut here`, or the end of the log); it is
+ * a WARN when it has a `WARNING:` line and no other kind of problem (an oops or BUG report also
+ * starts with `cut here`). An expected text matches a report when the report's text (its lines
+ * without the timestamps: the message WARN() printed, the WARNING: line, the trace) contains it.
+ */
+export function consoleProblems(consoleLog: string, expectWarnings: string[] = []): { problems: string[]; expectedWarnings: ExpectedWarning[] } {
+  const lines = consoleLog.split('\n');
+  const expectedWarnings: ExpectedWarning[] = expectWarnings.map((text) => ({ text, seen: 0, warnings: [] }));
+  const excused = new Set<number>();
+  if (expectWarnings.length) {
+    for (let i = 0; i < lines.length; i++) {
+      if (!(lines[i] as string).includes(CUT_HERE)) continue;
+      let end = i + 1;
+      while (end < lines.length && !(lines[end] as string).includes(CUT_HERE) && !(lines[end - 1] as string).includes(END_TRACE)) end++;
+      const block = lines.slice(i, end);
+      const warning = block.find((l) => /WARNING: /.test(l));
+      const onlyWarn = block.every((l) => !PROBLEM.test(l) || WARN_REPORT_LINE.test(l));
+      if (warning !== undefined && onlyWarn) {
+        const text = block.map((l) => l.replace(/^\[\s*\d+\.\d+\] /, '')).join('\n');
+        const matched = expectedWarnings.filter((e) => text.includes(e.text));
+        for (const e of matched) {
+          e.seen++;
+          if (e.warnings.length < 10) e.warnings.push(warning.trim());
+        }
+        if (matched.length) for (let k = i; k < end; k++) excused.add(k);
+      }
+      i = end - 1;
+    }
+  }
+  const problems = lines.filter((l, k) => !excused.has(k) && PROBLEM.test(l)).slice(0, 100);
+  return { problems, expectedWarnings };
+}
 
 export async function vmTest(target: TargetManifest, o: VmTestOptions): Promise<VmReport> {
   if (o.modules.length === 0) throw new KlpgenError('vm-test: no livepatch module given');
@@ -87,6 +140,7 @@ export async function vmTest(target: TargetManifest, o: VmTestOptions): Promise<
     testScript = resolve(o.testScript);
     if (!existsSync(testScript) || !statSync(testScript).isFile()) throw new KlpgenError(`${o.testScript}: no such test script`);
   }
+  if (o.expectWarnings?.some((t) => t.trim() === '')) throw new KlpgenError('--expect-warn: an empty text would match any WARN');
   const index = indexModules(target.paths.modules);
   const preload = o.loadModules ?? [];
   for (const m of preload) {
@@ -112,6 +166,7 @@ export async function vmTest(target: TargetManifest, o: VmTestOptions): Promise<
 
   const report = interpret(q.results, q.console, {
     patches, preload, testScript, abi: target.abi, kernelRelease: target.kernelRelease, workloads: o.workloads ?? [],
+    expectWarnings: o.expectWarnings ?? [],
   });
   report.timedOut = q.timedOut;
   report.seconds = Math.round(q.seconds * 10) / 10;
@@ -134,7 +189,10 @@ function runId(): string {
 export function interpret(
   results: string,
   consoleLog: string,
-  ctx: { patches: { file: string; name: string }[]; preload: string[]; testScript?: string; abi: string; kernelRelease: string; workloads?: string[] },
+  ctx: {
+    patches: { file: string; name: string }[]; preload: string[]; testScript?: string; abi: string; kernelRelease: string; workloads?: string[];
+    expectWarnings?: string[];
+  },
 ): VmReport {
   const failures: string[] = [];
   const patches: PatchResult[] = ctx.patches.map((p) => ({
@@ -188,7 +246,7 @@ export function interpret(
       default: break;
     }
   }
-  const problems = consoleLog.split('\n').filter((l) => PROBLEM.test(l)).slice(0, 100);
+  const { problems, expectedWarnings } = consoleProblems(consoleLog, ctx.expectWarnings);
 
   if (!booted) failures.push('the kernel did not reach our init (boot failed); see the serial log');
   if (booted && !modulesAvailable) failures.push('could not mount the target\'s modules in the VM (9p)');
@@ -220,11 +278,12 @@ export function interpret(
     else if (w.exitCode !== 0) failures.push(`workload ${w.kind}: ${w.exitCode === 124 || w.exitCode === 143 ? 'timed out' : `exit ${w.exitCode}`}${w.output.length ? ` (${w.output[w.output.length - 1]})` : ''}`);
   }
   if (problems.length) failures.push(`kernel reported problems: ${problems[0]?.trim()}`);
+  for (const e of expectedWarnings) if (booted && e.seen === 0) failures.push(`expected WARN not seen: ${e.text}`);
   if (booted && !done) failures.push('the VM stopped before the test sequence finished');
   return {
     ok: failures.length === 0, failures, abi: ctx.abi, kernelRelease: ctx.kernelRelease, booted, modulesAvailable, preloaded,
     loadedModules, patches, test, workloads,
-    problems, timedOut: false, seconds: 0, serialLog: '', workDir: '',
+    problems, expectedWarnings, timedOut: false, seconds: 0, serialLog: '', workDir: '',
   };
 }
 
@@ -239,6 +298,7 @@ export function formatVmReport(r: VmReport): string {
     lines.push(`  test ${r.test.script}: before=${rc(r.test.before)} loaded=${rc(r.test.after)} unloaded=${rc(r.test.unloaded)} ${r.test.ok ? 'ok' : 'FAILED'}`);
   }
   for (const w of r.workloads) lines.push(`  workload ${w.kind}: ${w.exitCode === null ? 'did not finish' : w.exitCode === 0 ? `ok in ${w.seconds} s` : `FAILED (exit ${w.exitCode})`}`);
+  for (const e of r.expectedWarnings) lines.push(`  expected WARN "${e.text}": ${e.seen ? `seen ${e.seen}x, ${e.warnings[0]}` : 'NOT seen'}`);
   for (const p of r.problems.slice(0, 10)) lines.push(`  kernel: ${p.trim()}`);
   for (const f of r.failures) lines.push(`  failure: ${f}`);
   lines.push(`  serial log: ${r.serialLog}`);
