@@ -585,14 +585,14 @@ export async function analyzeCompiledTu(
     final.set(name, why);
   }
 
-  // A static function the patched build inlined into every caller has no new body of its own.
-  // When each of its callers in the running kernel is replaced and nothing takes its address,
-  // its old copy is never called again: it is copied into the new callers, not installed.
+  // A static function the patched build inlined into every caller (or only calls as a clone or
+  // a split-off piece) has no new body of its own. When each caller of its running copy is
+  // replaced and nothing takes its address, that copy is never called again: not installed.
   const replacedCallers = new Set(final.keys());
   for (const name of [...final.keys()]) {
-    if (!deadAfterTransition(name, orig.code, patched.code, callersOf(name), replacedCallers)) continue;
+    if (!deadAfterTransition(name, orig.code, patched.code, callersOf, replacedCallers)) continue;
     final.delete(name);
-    report.notes.push(`${tu.path}: ${name} is inlined into all its callers in the patched build, and all its callers in the running kernel are replaced: its old copy is no longer called, so it is not installed`);
+    report.notes.push(`${tu.path}: ${name} has no body of its own in the patched build (inlined, or only clones and pieces its new callers carry), and every caller of its running copy is replaced or is a clone only replaced functions call: its old copy is no longer called, so it is not installed`);
   }
 
   // Map to the running kernel.
@@ -632,29 +632,40 @@ export async function analyzeCompiledTu(
 }
 
 /**
- * A function whose running copy nothing can reach once the callers are replaced: static,
- * without an out-of-line copy (or clone) in the patched build, called (not address-taken)
- * only by replaced functions, and not stored in any data object.
+ * A function whose running copy nothing can reach once the callers are replaced: static, with
+ * no body of its own in the patched build (at most clones or pieces split off it, which the new
+ * callers carry); called (not address-taken) only by replaced functions, or by compiler clones
+ * only such functions call; not stored in any data.
  */
-export function deadAfterTransition(name: string, orig: ObjectCode, patched: ObjectCode, callers: string[], replaced: Set<string>): boolean {
+export function deadAfterTransition(name: string, orig: ObjectCode, patched: ObjectCode, callersOf: (fn: string) => string[], replaced: Set<string>): boolean {
   const f = orig.functions.get(name);
   if (!f || f.bind !== 'local' || !hasFentry(f)) return false;
-  if ([...patched.functions.keys()].some((n) => n === name || n.startsWith(`${name}.`))) return false;
-  if (callers.length === 0) return false;
-  if (!callers.every((c) => replaced.has(coldParent(c) ?? c) && c !== name)) return false;
-  // Every reference from code is a direct call or jump: no pointer to the old copy escapes.
-  for (const c of callers) {
-    const code = orig.functions.get(c);
+  // (Its clones and split pieces there have private calling conventions: only the new callers,
+  // which carry them, call them. A body of its own could be called or have its address taken.)
+  if (patched.functions.has(name)) return false;
+  // Every reference from the caller's code is a direct call or jump: no pointer to the old copy escapes.
+  const callsOnly = (callee: string, caller: string) => {
+    const code = orig.functions.get(caller);
     if (!code) return false;
     for (const r of code.relocs) {
-      if (r.target !== name && r.raw !== name) continue;
+      if (r.target !== callee && r.raw !== callee) continue;
       const op = code.bytes[r.offset - 1];
       const jcc = code.bytes[r.offset - 2] === 0x0f && op !== undefined && op >= 0x80 && op <= 0x8f;
       if (op !== 0xe8 && op !== 0xe9 && !jcc) return false;
     }
-  }
-  for (const d of orig.data.values()) if (d.relocs.some((r) => r.target === name || r.raw === name)) return false;
-  return true;
+    return true;
+  };
+  const inData = (fn: string) => [...orig.data.values()].some((d) => d.relocs.some((r) => r.target === fn || r.raw === fn));
+  // A caller is gone after the transition when it is replaced, or is a clone only such callers call.
+  const gone = (callee: string, caller: string, seen: ReadonlySet<string>): boolean => {
+    if (caller === name || !callsOnly(callee, caller)) return false;
+    if (replaced.has(coldParent(caller) ?? caller)) return true;
+    if (!isPrivateClone(caller) || seen.has(caller) || inData(caller)) return false;
+    const up = callersOf(caller);
+    return up.length > 0 && up.every((c) => gone(caller, c, new Set([...seen, caller])));
+  };
+  const callers = callersOf(name);
+  return callers.length > 0 && callers.every((c) => gone(name, c, new Set())) && !inData(name);
 }
 
 /** The first line of the .c (patched numbering) that the preprocessed texts disagree on, from their line markers; 1 if none. */

@@ -111,6 +111,8 @@ const AUX_CODE = new Set(['.altinstr_replacement', '.altinstr_aux']);
 /** Sections whose references to carried code need nothing of the module. */
 const IGNORED_REFERRERS = /^(\.debug|\.discard|\.eh_frame|\.comment|\.note|___ksymtab|__ksymtab|\.init\.|\.exit\.|\.initcall|\.ref\.|\.export_symbol)/;
 
+const R_X86_64_NONE = 0;
+
 const KNOWN_RELOCATIONS = new Set(['R_X86_64_64', 'R_X86_64_PC32', 'R_X86_64_PLT32', 'R_X86_64_32', 'R_X86_64_32S', 'R_X86_64_PC64']);
 
 class Refused extends Error {
@@ -327,6 +329,8 @@ class Extraction {
       for (const r of this.relocs.get(job.old) ?? []) {
         const off = Number(r.offset);
         if (off < job.from || off >= job.to) continue;
+        // objtool's mark on a jump it made a nop (a jump label's default): nothing to apply.
+        if (r.type === R_X86_64_NONE && code !== undefined) continue;
         const { symbol, addend } = this.resolve(r, code, sec.name, false);
         this.out.addReloc(job.id, { offset: off - job.delta, type: r.type, symbol, addend });
       }

@@ -491,6 +491,6 @@ test('15. a static function the fix lets GCC inline into all its callers: the ca
     queue_push: { sympos: 0, line: 14, reasons: ['code/object diff'] },
     queue_pop: { sympos: 0, line: 20, reasons: ['code/object diff'] },
   });
-  assert.ok(r.report.notes.some((n) => /trim is inlined into all its callers in the patched build/.test(n)), JSON.stringify(r.report.notes));
+  assert.ok(r.report.notes.some((n) => /trim has no body of its own in the patched build/.test(n)), JSON.stringify(r.report.notes));
   assertRefusals(r.report, []);
 });
