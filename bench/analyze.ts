@@ -26,13 +26,19 @@ try {
   }
   const floor = (performance.now() - t0) / 1000;
   const t1 = performance.now();
-  const r = spawnSync(process.execPath, [join(root, 'bin/klpgen.js'), 'analyze', patch, '--work-dir', join(dir, 'work'), '--json'], { encoding: 'utf8' });
+  const r = spawnSync(
+    process.execPath,
+    [join(root, 'bin/klpgen.js'), 'analyze', patch, '--work-dir', join(dir, 'work'), '--json'],
+    { encoding: 'utf8' },
+  );
   const analyze = (performance.now() - t1) / 1000;
   if (r.status !== 0) throw new Error(`analyze failed: ${r.stderr}`);
   const report = JSON.parse(r.stdout) as { mustReplace: { symbol: string }[] };
   console.log('analyze vs compiling kernel/sched/core.c twice (exact flags)');
   console.log(`  floor: 2 x gcc-12 -c core.c      ${floor.toFixed(2)} s`);
-  console.log(`  klpgen analyze (whole process)   ${analyze.toFixed(2)} s   ratio ${(analyze / floor).toFixed(2)} (goal <= 1.5)`);
+  console.log(
+    `  klpgen analyze (whole process)   ${analyze.toFixed(2)} s   ratio ${(analyze / floor).toFixed(2)} (goal <= 1.5)`,
+  );
   console.log(`  must replace: ${report.mustReplace.map((e) => e.symbol).join(', ')}`);
 } finally {
   rmSync(dir, { recursive: true, force: true });

@@ -31,19 +31,41 @@ const target = await loadTarget(process.argv[2]);
 const jobs = process.env.BENCH_JOBS ?? '2';
 const scratch = mkdtempSync(join(tmpdir(), 'klpgen-bench-flag-impact-'));
 
-interface Timed { wall: number; cpu: number; stdout: string }
+interface Timed {
+  wall: number;
+  cpu: number;
+  stdout: string;
+}
 
 /** Run under /usr/bin/time: wall seconds and CPU seconds (user + sys) of the whole process tree. */
 function timedRun(cmd: string, args: string[], env?: NodeJS.ProcessEnv): Timed {
   const out = join(scratch, 'time.txt');
-  const r = spawnSync('/usr/bin/time', ['-f', '%e %U %S', '-o', out, cmd, ...args], { env: env ?? process.env, encoding: 'utf8', maxBuffer: 1 << 30 });
+  const r = spawnSync('/usr/bin/time', ['-f', '%e %U %S', '-o', out, cmd, ...args], {
+    env: env ?? process.env,
+    encoding: 'utf8',
+    maxBuffer: 1 << 30,
+  });
   if (r.status !== 0) throw new Error(`${cmd} ${args.slice(0, 6).join(' ')} failed:\n${r.stderr.slice(-3000)}`);
-  const [wall, user, sys] = readFileSync(out, 'utf8').trim().split('\n').pop()!.split(' ').map(Number) as [number, number, number];
+  const [wall, user, sys] = readFileSync(out, 'utf8').trim().split('\n').pop()!.split(' ').map(Number) as [
+    number,
+    number,
+    number,
+  ];
   return { wall, cpu: user + sys, stdout: r.stdout };
 }
 
 function klpgen(args: string[]): Timed & { report: FlagImpactReport } {
-  const t = timedRun(process.execPath, [join(root, 'bin/klpgen.js'), 'flag-impact', 'kernel/', '--abi', target.abi, '-j', jobs, '--json', ...args]);
+  const t = timedRun(process.execPath, [
+    join(root, 'bin/klpgen.js'),
+    'flag-impact',
+    'kernel/',
+    '--abi',
+    target.abi,
+    '-j',
+    jobs,
+    '--json',
+    ...args,
+  ]);
   return { ...t, report: JSON.parse(t.stdout) as FlagImpactReport };
 }
 
@@ -57,7 +79,20 @@ function removeKernelObjects(dir: string): void {
 }
 
 function make(objTree: string, goals: string[]): Timed {
-  return timedRun('make', ['-C', target.paths.source, `O=${objTree}`, `ARCH=${ARCH}`, `CC=${CC}`, `KERNELRELEASE=${kernelRelease(target.abi)}`, `-j${jobs}`, ...goals], makeEnv());
+  return timedRun(
+    'make',
+    [
+      '-C',
+      target.paths.source,
+      `O=${objTree}`,
+      `ARCH=${ARCH}`,
+      `CC=${CC}`,
+      `KERNELRELEASE=${kernelRelease(target.abi)}`,
+      `-j${jobs}`,
+      ...goals,
+    ],
+    makeEnv(),
+  );
 }
 
 try {
@@ -70,20 +105,35 @@ try {
   const cold = klpgen(['--no-cache']);
   const makeCold = make(build, ['kernel/']);
   const warm = klpgen([]);
-  if (JSON.stringify(cold.report) !== JSON.stringify(warm.report)) throw new Error('the warm run reported something else than the cold run');
+  if (JSON.stringify(cold.report) !== JSON.stringify(warm.report))
+    throw new Error('the warm run reported something else than the cold run');
 
   const loadAfter = loadavg()[1] ?? 0;
   const s = cold.report.summary;
   console.log(`flag-impact kernel/ vs make -j${jobs} kernel/ (target ${target.abi}, ${jobs} jobs each)`);
-  console.log(`  load average: ${loadBefore.toFixed(1)} before, ${loadAfter.toFixed(1)} over the last 5 minutes after (other work on the machine skews both runs)`);
+  console.log(
+    `  load average: ${loadBefore.toFixed(1)} before, ${loadAfter.toFixed(1)} over the last 5 minutes after (other work on the machine skews both runs)`,
+  );
   console.log(`  TUs compiled: ${s.tus} (twice each); .c files skipped: ${s.skipped}`);
-  console.log(`  functions: ${s.functions.asIs} as-is; ${s.changed} changed, ${s.added} added, ${s.removed} removed; ${s.callersChanged} callers changed by caller-side causes`);
-  console.log(`  by cause: ${Object.entries(s.byCause).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  console.log(
+    `  functions: ${s.functions.asIs} as-is; ${s.changed} changed, ${s.added} added, ${s.removed} removed; ${s.callersChanged} callers changed by caller-side causes`,
+  );
+  console.log(
+    `  by cause: ${Object.entries(s.byCause)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}`,
+  );
   console.log(`  size ${s.sizeDelta} bytes, ${s.instructionDelta} instructions`);
-  console.log(`  inlining: ${s.inlining.lost} lost, ${s.inlining.gained} gained, ${s.inlining.callDeletedAsIs} only because the as-is build deleted the calls`);
-  console.log(`  clones: ${s.clones.disappeared} disappeared, ${s.clones.appeared} appeared; objtool warnings: ${s.objtool.appeared} appeared, ${s.objtool.disappeared} disappeared`);
-  const row = (what: string, t: Timed, note = '') => console.log(
-    `  ${what.padEnd(36)} wall ${t.wall.toFixed(1).padStart(6)} s  cpu ${t.cpu.toFixed(1).padStart(6)} s${t === makeCold ? '' : `   ratio wall ${(t.wall / makeCold.wall).toFixed(2)}, cpu ${(t.cpu / makeCold.cpu).toFixed(2)}`}${note}`);
+  console.log(
+    `  inlining: ${s.inlining.lost} lost, ${s.inlining.gained} gained, ${s.inlining.callDeletedAsIs} only because the as-is build deleted the calls`,
+  );
+  console.log(
+    `  clones: ${s.clones.disappeared} disappeared, ${s.clones.appeared} appeared; objtool warnings: ${s.objtool.appeared} appeared, ${s.objtool.disappeared} disappeared`,
+  );
+  const row = (what: string, t: Timed, note = '') =>
+    console.log(
+      `  ${what.padEnd(36)} wall ${t.wall.toFixed(1).padStart(6)} s  cpu ${t.cpu.toFixed(1).padStart(6)} s${t === makeCold ? '' : `   ratio wall ${(t.wall / makeCold.wall).toFixed(2)}, cpu ${(t.cpu / makeCold.cpu).toFixed(2)}`}${note}`,
+    );
   row(`make -j${jobs} kernel/ (cold)`, makeCold);
   row('klpgen flag-impact kernel/ (cold)', cold, ' (goal <= 1.2)');
   row('klpgen flag-impact kernel/ (warm)', warm, ' (per-TU cache)');

@@ -42,7 +42,9 @@ function threadTimes(): [number, number] {
 const CHUNK = 64 * 1024;
 let at = 0;
 const chunks: TextSource = {
-  next: () => { throw new Error('bytes only'); },
+  next: () => {
+    throw new Error('bytes only');
+  },
   nextBytes: () => {
     if (at >= bytes.length) return null;
     let cut = bytes.indexOf(10, Math.min(bytes.length - 1, at + CHUNK)) + 1;
@@ -55,16 +57,28 @@ const chunks: TextSource = {
 const [main0, others0] = threadTimes();
 const cpu0 = process.cpuUsage();
 const t0 = performance.now();
-const model = buildModel({ preprocessed: whole ? text : chunks, file: cmd.file, sourceText, sourceRoot: target.paths.source });
+const model = buildModel({
+  preprocessed: whole ? text : chunks,
+  file: cmd.file,
+  sourceText,
+  sourceRoot: target.paths.source,
+});
 const wall = (performance.now() - t0) / 1000;
 const cpu = process.cpuUsage(cpu0);
 const [main1, others1] = threadTimes();
-process.stdout.write(`${JSON.stringify({
-  wall: +wall.toFixed(3), parse: +model.stats.parseSeconds.toFixed(3),
-  cpuUser: +(cpu.user / 1e6).toFixed(3), cpuSys: +(cpu.system / 1e6).toFixed(3),
-  mainThreadCpu: (main1 - main0) / 1000, otherThreadsCpu: (others1 - others0) / 1000,
-  tokens: model.stats.tokens, entities: model.stats.entities, maxRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
-})}\n`);
+process.stdout.write(
+  `${JSON.stringify({
+    wall: +wall.toFixed(3),
+    parse: +model.stats.parseSeconds.toFixed(3),
+    cpuUser: +(cpu.user / 1e6).toFixed(3),
+    cpuSys: +(cpu.system / 1e6).toFixed(3),
+    mainThreadCpu: (main1 - main0) / 1000,
+    otherThreadsCpu: (others1 - others0) / 1000,
+    tokens: model.stats.tokens,
+    entities: model.stats.entities,
+    maxRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
+  })}\n`,
+);
 if (process.argv.includes('--threads')) {
   for (const t of readdirSync('/proc/self/task')) {
     const comm = readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim();

@@ -12,13 +12,15 @@ const target = await loadTarget(abi);
 const cpu0 = process.cpuUsage();
 const r = await timedTranslationUnit(target, file as string);
 const cpu = process.cpuUsage(cpu0);
-process.stdout.write(`${JSON.stringify({
-  preprocessSeconds: r.preprocessSeconds,
-  waitSeconds: r.waitSeconds,
-  parseSeconds: r.model.stats.parseSeconds,
-  totalSeconds: r.totalSeconds,
-  cpuSeconds: (cpu.user + cpu.system) / 1e6,
-  maxRssMiB: process.resourceUsage().maxRSS / 1024,
-  tokens: r.model.stats.tokens,
-  entities: r.model.stats.entities,
-})}\n`);
+process.stdout.write(
+  `${JSON.stringify({
+    preprocessSeconds: r.preprocessSeconds,
+    waitSeconds: r.waitSeconds,
+    parseSeconds: r.model.stats.parseSeconds,
+    totalSeconds: r.totalSeconds,
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
+    maxRssMiB: process.resourceUsage().maxRSS / 1024,
+    tokens: r.model.stats.tokens,
+    entities: r.model.stats.entities,
+  })}\n`,
+);

@@ -43,15 +43,23 @@ for (let i = 0; i < runs; i++) {
 rmSync(ppOut, { force: true });
 
 interface Run {
-  preprocessSeconds: number; waitSeconds: number; parseSeconds: number; totalSeconds: number; cpuSeconds: number;
-  maxRssMiB: number; tokens: number; entities: number;
+  preprocessSeconds: number;
+  waitSeconds: number;
+  parseSeconds: number;
+  totalSeconds: number;
+  cpuSeconds: number;
+  maxRssMiB: number;
+  tokens: number;
+  entities: number;
 }
 const feRuns: Run[] = [];
 const processTimes: number[] = [];
 for (let i = 0; i < runs; i++) {
   const t0 = performance.now();
   // The same V8 flag as bin/klpgen.js: a larger young generation, fewer scavenges.
-  const r = spawnSync(process.execPath, ['--max-semi-space-size=16', join(here, 'frontend-run.js'), file, target.abi], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, ['--max-semi-space-size=16', join(here, 'frontend-run.js'), file, target.abi], {
+    encoding: 'utf8',
+  });
   processTimes.push((performance.now() - t0) / 1000);
   if (r.status !== 0) throw new Error(`frontend run failed: ${r.stderr}`);
   feRuns.push(JSON.parse(r.stdout) as Run);
@@ -70,8 +78,14 @@ console.log(`frontend vs gcc-12 -fsyntax-only on ${file} (median of ${runs} runs
 console.log(`  tokens ${last.tokens}, entities ${last.entities}`);
 console.log(`  gcc-12 -fsyntax-only                 ${gcc.toFixed(3)} s`);
 console.log(`  gcc-12 -E alone                      ${median(ppTimes).toFixed(3)} s`);
-console.log(`  frontend: gcc -E (overlapped)        ${pp.toFixed(3)} s   (parser idle, waiting for it: ${wait.toFixed(3)} s)`);
-console.log(`  frontend: after gcc -E ended         ${tail.toFixed(3)} s   (our CPU time, all threads: ${cpu.toFixed(3)} s)`);
-console.log(`  frontend: total (-E || lex, parse, model)  ${fe.toFixed(3)} s   ratio ${(fe / gcc).toFixed(2)} (goal <= 1.0, stretch 0.5)`);
+console.log(
+  `  frontend: gcc -E (overlapped)        ${pp.toFixed(3)} s   (parser idle, waiting for it: ${wait.toFixed(3)} s)`,
+);
+console.log(
+  `  frontend: after gcc -E ended         ${tail.toFixed(3)} s   (our CPU time, all threads: ${cpu.toFixed(3)} s)`,
+);
+console.log(
+  `  frontend: total (-E || lex, parse, model)  ${fe.toFixed(3)} s   ratio ${(fe / gcc).toFixed(2)} (goal <= 1.0, stretch 0.5)`,
+);
 console.log(`  frontend: whole process (node start) ${feProcess.toFixed(3)} s   ratio ${(feProcess / gcc).toFixed(2)}`);
 console.log(`  frontend: peak RSS                   ${rss.toFixed(0)} MiB (goal <= 1024)`);

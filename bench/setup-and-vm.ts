@@ -27,14 +27,24 @@ if (!reuse) {
 
 function cli(args: string[]): { seconds: number; stdout: string } {
   const t0 = Date.now();
-  const r = spawnSync(process.execPath, [klpgen, ...args], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 26 });
+  const r = spawnSync(process.execPath, [klpgen, ...args], {
+    env,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    maxBuffer: 1 << 26,
+  });
   if (r.status !== 0) throw new Error(`klpgen ${args.join(' ')} failed`);
   return { seconds: (Date.now() - t0) / 1000, stdout: r.stdout };
 }
 
 try {
   const first = cli(['target', 'setup', '--json']);
-  const m = JSON.parse(first.stdout) as { abi: string; kernelRelease: string; paths: { vmlinuz: string }; timings: { name: string; seconds: number; skipped: boolean }[] };
+  const m = JSON.parse(first.stdout) as {
+    abi: string;
+    kernelRelease: string;
+    paths: { vmlinuz: string };
+    timings: { name: string; seconds: number; skipped: boolean }[];
+  };
   const second = cli(['target', 'setup', '--abi', m.abi, '--json']);
 
   const demo = cli(['demo', '--abi', m.abi, '--json']);
@@ -43,14 +53,21 @@ try {
   // Baseline: the same kernel booted to poweroff with a minimal busybox initramfs.
   const dir = mkdtempSync(join(tmpdir(), 'klpgen-bench-vm-'));
   const initrd = join(dir, 'initrd.cpio');
-  writeFileSync(initrd, cpioArchive([
-    { path: 'bin', mode: S_IFDIR | 0o755 },
-    { path: 'bin/busybox', mode: S_IFREG | 0o755, data: readFileSync('/bin/busybox') },
-    { path: 'bin/sh', mode: S_IFLNK | 0o777, linkTarget: 'busybox' },
-    { path: 'init', mode: S_IFREG | 0o755, data: Buffer.from('#!/bin/busybox sh\n/bin/busybox poweroff -f\n') },
-  ]));
+  writeFileSync(
+    initrd,
+    cpioArchive([
+      { path: 'bin', mode: S_IFDIR | 0o755 },
+      { path: 'bin/busybox', mode: S_IFREG | 0o755, data: readFileSync('/bin/busybox') },
+      { path: 'bin/sh', mode: S_IFLNK | 0o777, linkTarget: 'busybox' },
+      { path: 'init', mode: S_IFREG | 0o755, data: Buffer.from('#!/bin/busybox sh\n/bin/busybox poweroff -f\n') },
+    ]),
+  );
   const bare = await bootQemu({
-    kernel: m.paths.vmlinuz, initrd, consoleLog: join(dir, 'console.log'), resultsLog: join(dir, 'results.log'), timeoutSeconds: 120,
+    kernel: m.paths.vmlinuz,
+    initrd,
+    consoleLog: join(dir, 'console.log'),
+    resultsLog: join(dir, 'results.log'),
+    timeoutSeconds: 120,
   });
   rmSync(dir, { recursive: true, force: true });
 
@@ -62,7 +79,9 @@ try {
   console.log(`  ratio second / first                             ${(second.seconds / first.seconds).toFixed(3)}`);
   console.log('VM');
   console.log(`  ${'bare boot to poweroff (qemu tcg)'.padEnd(48)} ${bare.seconds.toFixed(1)}`);
-  console.log(`  ${'vm-test round trip (boot, load, test x3, unload)'.padEnd(48)} ${report.seconds.toFixed(1)}  ok=${report.ok}`);
+  console.log(
+    `  ${'vm-test round trip (boot, load, test x3, unload)'.padEnd(48)} ${report.seconds.toFixed(1)}  ok=${report.ok}`,
+  );
   console.log(`  ${'demo incl. module build (klpgen process)'.padEnd(48)} ${demo.seconds.toFixed(1)}`);
   console.log(`  ratio vm-test / bare boot                        ${(report.seconds / bare.seconds).toFixed(2)}`);
   console.log(`  transition                                       ${report.patches[0]?.transitionSeconds} s`);

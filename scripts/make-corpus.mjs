@@ -47,10 +47,24 @@ files.sort();
 // vmlinux), .c files of its modules (a single-file module, or named in the
 // directory's Makefile as part of a module the image ships), headers under
 // include/, arch/x86/ or a directory with such a .c file, and x86 assembly.
-const cus = spawnSync('sh', ['-c', `readelf --debug-dump=info --dwarf-depth=1 ${join(cache, 'targets', abi, 'dbg/vmlinux')} 2>/dev/null | grep -A8 DW_TAG_compile_unit | grep DW_AT_name | sed 's/.*: //'`], { encoding: 'utf8', maxBuffer: 1 << 28 }).stdout;
+const cus = spawnSync(
+  'sh',
+  [
+    '-c',
+    `readelf --debug-dump=info --dwarf-depth=1 ${join(cache, 'targets', abi, 'dbg/vmlinux')} 2>/dev/null | grep -A8 DW_TAG_compile_unit | grep DW_AT_name | sed 's/.*: //'`,
+  ],
+  { encoding: 'utf8', maxBuffer: 1 << 28 },
+).stdout;
 const builtin = new Set(cus.split('\n').filter((f) => f.endsWith('.c')));
 const modRoot = join(cache, 'targets', abi, 'pkg/lib/modules');
-const kos = new Set(spawnSync('sh', ['-c', `cd ${modRoot}/* && find kernel -name '*.ko' | sed 's#^kernel/##'`], { encoding: 'utf8', maxBuffer: 1 << 26 }).stdout.split('\n').filter(Boolean));
+const kos = new Set(
+  spawnSync('sh', ['-c', `cd ${modRoot}/* && find kernel -name '*.ko' | sed 's#^kernel/##'`], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 26,
+  })
+    .stdout.split('\n')
+    .filter(Boolean),
+);
 const moduleMember = (rel) => {
   const dir = rel.slice(0, rel.lastIndexOf('/'));
   const base = rel.slice(rel.lastIndexOf('/') + 1).replace(/\.c$/, '');
@@ -72,7 +86,11 @@ const built = files.filter((rel) => {
 });
 const keep = new Set(built);
 for (const rel of files) {
-  if (rel.endsWith('.h') && (rel.startsWith('include/') || rel.startsWith('arch/x86/') || codeDirs.has(rel.slice(0, rel.lastIndexOf('/'))))) keep.add(rel);
+  if (
+    rel.endsWith('.h') &&
+    (rel.startsWith('include/') || rel.startsWith('arch/x86/') || codeDirs.has(rel.slice(0, rel.lastIndexOf('/'))))
+  )
+    keep.add(rel);
   if (rel.endsWith('.S') && rel.startsWith('arch/x86/')) keep.add(rel);
 }
 files.splice(0, files.length, ...files.filter((f) => keep.has(f)));
@@ -82,7 +100,19 @@ const diffs = new Map();
 for (const rel of files) {
   const a = join(oldDir, rel);
   const b = join(resolve(newDir), rel);
-  const d = spawnSync('diff', ['-uN', '--label', `a/${rel}`, '--label', `b/${rel}`, existsSync(a) ? a : '/dev/null', existsSync(b) ? b : '/dev/null'], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  const d = spawnSync(
+    'diff',
+    [
+      '-uN',
+      '--label',
+      `a/${rel}`,
+      '--label',
+      `b/${rel}`,
+      existsSync(a) ? a : '/dev/null',
+      existsSync(b) ? b : '/dev/null',
+    ],
+    { encoding: 'utf8', maxBuffer: 1 << 26 },
+  );
   if (d.status === 1) diffs.set(rel, { text: d.stdout, old: existsSync(a) ? readFileSync(a, 'latin1') : '' });
 }
 
@@ -94,7 +124,11 @@ for (const rel of files) {
 // that defines what those headers newly declare.
 const stripped = (text) => text.replace(/\/\*[\s\S]*?\*\/|\/\/[^\n]*|"(?:[^"\\\n]|\\.)*"/g, ' ');
 const identifiers = (text) => new Set(stripped(text).match(/[A-Za-z_][A-Za-z0-9_]*/g) ?? []);
-const addedLines = (diff) => diff.split('\n').filter((l) => l.startsWith('+') && !l.startsWith('+++')).map((l) => l.slice(1));
+const addedLines = (diff) =>
+  diff
+    .split('\n')
+    .filter((l) => l.startsWith('+') && !l.startsWith('+++'))
+    .map((l) => l.slice(1));
 /**
  * Names a file's added lines declare: macros, top-level functions and
  * variables (non-static ones only in a .c), struct members and enum constants.
@@ -104,7 +138,10 @@ const declaredBy = (lines, isC) => {
   for (const raw of lines) {
     const l = stripped(raw);
     let m = /^\s*#\s*define\s+([A-Za-z_]\w*)/.exec(l);
-    if (m) { out.add(m[1]); continue; }
+    if (m) {
+      out.add(m[1]);
+      continue;
+    }
     if (/^[A-Za-z_]/.test(l) && !(isC && /^static\b/.test(l))) {
       m = /([A-Za-z_]\w*)\s*(?:\(|\[|=|;)/.exec(l);
       if (m && !/^(if|for|while|return|sizeof|switch)$/.test(m[1])) out.add(m[1]);
@@ -112,7 +149,10 @@ const declaredBy = (lines, isC) => {
     }
     if (isC) continue;
     m = /^\t+(?:[\w\s*]+?[\s*])?([A-Za-z_]\w*)\s*(?:\[[^\]]*\]\s*)?(?::\s*\d+\s*)?;\s*$/.exec(l);
-    if (m) { out.add(m[1]); continue; }
+    if (m) {
+      out.add(m[1]);
+      continue;
+    }
     m = /^\t+([A-Z_][A-Z0-9_]*)\s*(?:=[^;]*)?,?\s*$/.exec(l);
     if (m) out.add(m[1]);
   }
@@ -138,16 +178,22 @@ const groupOf = (rel) => {
   }
   // A .c that defines what those headers newly declare (a new helper the fix calls).
   for (const [c, ids] of declares) {
-    if (c !== rel && c.endsWith('.c') && built.includes(c) && [...ids].some((id) => declared.has(id) && needs.has(id))) group.push(c);
+    if (c !== rel && c.endsWith('.c') && built.includes(c) && [...ids].some((id) => declared.has(id) && needs.has(id)))
+      group.push(c);
   }
   return group.sort();
 };
 
 // Reviewed expectations: fixes a livepatch cannot carry become X-FAIL.patch, the reason beside them.
 const expectationsFile = new URL(`./corpus-expectations/${abi}.tsv`, import.meta.url);
-const expectFail = new Map(existsSync(expectationsFile)
-  ? readFileSync(expectationsFile, 'utf8').split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split('\t'))
-  : []);
+const expectFail = new Map(
+  existsSync(expectationsFile)
+    ? readFileSync(expectationsFile, 'utf8')
+        .split('\n')
+        .filter((l) => l && !l.startsWith('#'))
+        .map((l) => l.split('\t'))
+    : [],
+);
 const manifest = [];
 for (const rel of files) {
   const d = diffs.get(rel);
@@ -163,6 +209,15 @@ for (const rel of files) {
   const removed = (text.match(/^-(?!--)/gm) ?? []).length;
   manifest.push(`${name}\t${group.join(',')}\t+${added}\t-${removed}`);
 }
-const version = (p) => { try { return readFileSync(join(p, 'Makefile'), 'utf8').match(/^SUBLEVEL = (\d+)/m)?.[1]; } catch { return '?'; } };
-writeFileSync(join(outDir, 'MANIFEST.tsv'), `# ${abi} (6.1.${version(oldDir)}) -> 6.1.${version(resolve(newDir))}\n${manifest.join('\n')}\n`);
+const version = (p) => {
+  try {
+    return readFileSync(join(p, 'Makefile'), 'utf8').match(/^SUBLEVEL = (\d+)/m)?.[1];
+  } catch {
+    return '?';
+  }
+};
+writeFileSync(
+  join(outDir, 'MANIFEST.tsv'),
+  `# ${abi} (6.1.${version(oldDir)}) -> 6.1.${version(resolve(newDir))}\n${manifest.join('\n')}\n`,
+);
 console.log(`${manifest.length} patches in ${outDir}`);

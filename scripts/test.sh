@@ -4,5 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
+# The code's one format (prettier, 120 columns): `npm run format` writes it.
+npm run --silent format:check
 mapfile -t files < <(find dist/test -name '*.test.js' | sort)
 exec node --test --test-concurrency=1 "${files[@]}"

@@ -18,9 +18,15 @@ export async function runDemo(abi?: string): Promise<VmReport> {
   const patch = join(EXAMPLE_DIR, 'proc-version.patch');
   const out = join(cacheRoot(), 'demo', target.abi, 'livepatch-proc-version.ko');
   const made = await create(target, {
-    patches: [patch], name: 'proc_version', out, replace: true, workDir: defaultWorkDir(target, 'create', [patch]),
+    patches: [patch],
+    name: 'proc_version',
+    out,
+    replace: true,
+    workDir: defaultWorkDir(target, 'create', [patch]),
   });
   return vmTest(target, {
-    modules: [made.module], testScript: join(EXAMPLE_DIR, 'proc-version-LOADED.test'), workDir: join(cacheRoot(), 'demo', target.abi, 'vm'),
+    modules: [made.module],
+    testScript: join(EXAMPLE_DIR, 'proc-version-LOADED.test'),
+    workDir: join(cacheRoot(), 'demo', target.abi, 'vm'),
   });
 }

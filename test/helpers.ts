@@ -16,10 +16,16 @@ export interface CliResult {
 }
 
 /** Run the real CLI, as users and outside tests do. */
-export function klpgen(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {}): CliResult {
+export function klpgen(
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {},
+): CliResult {
   const start = Date.now();
   const r = spawnSync(process.execPath, [KLPGEN, ...args], {
-    env: opts.env ?? process.env, cwd: opts.cwd ?? ROOT, encoding: 'utf8', timeout: opts.timeoutMs ?? 30 * 60 * 1000,
+    env: opts.env ?? process.env,
+    cwd: opts.cwd ?? ROOT,
+    encoding: 'utf8',
+    timeout: opts.timeoutMs ?? 30 * 60 * 1000,
     maxBuffer: 64 * 1024 * 1024,
   });
   return { code: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '', seconds: (Date.now() - start) / 1000 };

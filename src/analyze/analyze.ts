@@ -3,7 +3,13 @@ import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { parseElf } from '../elf/elf64.js';
 import { buildModel, FrontendError, type TuEntity, type TuModel } from '../frontend/model.js';
-import { compileArgv, compileCommand, compileCommands, objectOf, type CompileCommand } from '../target/compile-command.js';
+import {
+  compileArgv,
+  compileCommand,
+  compileCommands,
+  objectOf,
+  type CompileCommand,
+} from '../target/compile-command.js';
 import type { TargetManifest } from '../target/manifest.js';
 import { KlpgenError } from '../util/errors.js';
 import { run } from '../util/exec.js';
@@ -17,7 +23,16 @@ import { includersOf, overlayIncludes } from './includers.js';
 /** A changed header is analysed through at most this many including TUs. */
 export const HEADER_INCLUDER_LIMIT = 16;
 import { parseCallGraph, type CallGraph } from './callgraph.js';
-import { aliasesIn, changedTables, diffFunctions, hasFentry, readObjectCode, referrers, type FunctionCode, type ObjectCode } from './objdiff.js';
+import {
+  aliasesIn,
+  changedTables,
+  diffFunctions,
+  hasFentry,
+  readObjectCode,
+  referrers,
+  type FunctionCode,
+  type ObjectCode,
+} from './objdiff.js';
 import { applyFilePatch, parsePatch } from './patch.js';
 import { aliasesOf, loadSymbolIndex, locateSymbol, type SymbolIndex } from './symbols.js';
 import type { Refusal, RefusalKind } from '../util/refusal.js';
@@ -55,7 +70,6 @@ export interface ReplaceEntry {
   line: number;
   reasons: Reason[];
 }
-
 
 export type { Refusal, RefusalKind } from '../util/refusal.js';
 
@@ -138,7 +152,11 @@ export async function analyze(target: TargetManifest, o: AnalyzeOptions): Promis
   const workDir = resolve(o.workDir);
   const changed = applyAll(target, o.patches);
   if (changed.length === 0) throw new KlpgenError('the patches change no file');
-  const report = emptyReport(target.abi, o.patches.map((p) => resolve(p)), workDir);
+  const report = emptyReport(
+    target.abi,
+    o.patches.map((p) => resolve(p)),
+    workDir,
+  );
 
   // 1-sources: the original (line-aligned) and patched trees, only the files the patches touch.
   const layout = new WorkLayout(workDir);
@@ -158,10 +176,20 @@ export async function analyze(target: TargetManifest, o: AnalyzeOptions): Promis
     }
     const firstLine = firstChangedLine(f.original ?? '', f.patched ?? '');
     if (kind === 'asm') {
-      report.refusals.push({ kind: 'assembly', reason: 'assembly source changed: klpgen patches C functions only', file: f.path, line: firstLine });
+      report.refusals.push({
+        kind: 'assembly',
+        reason: 'assembly source changed: klpgen patches C functions only',
+        file: f.path,
+        line: firstLine,
+      });
     } else if (kind === 'header') {
       if (change !== 'modified') {
-        report.refusals.push({ kind: 'file-added-or-removed', reason: `a header was ${change}`, file: f.path, line: firstLine });
+        report.refusals.push({
+          kind: 'file-added-or-removed',
+          reason: `a header was ${change}`,
+          file: f.path,
+          line: firstLine,
+        });
         continue;
       }
       // Both versions of the header go into the two trees, which shadow the target's.
@@ -181,12 +209,22 @@ export async function analyze(target: TargetManifest, o: AnalyzeOptions): Promis
       headers.push(f.path);
     } else if (kind === 'other') {
       if (/(^|\/)(Makefile|Kbuild|Kconfig)[^/]*$/.test(f.path)) {
-        report.refusals.push({ kind: 'build-configuration', reason: 'build configuration changed (Makefile/Kconfig): not a code change a livepatch can carry', file: f.path, line: firstLine });
+        report.refusals.push({
+          kind: 'build-configuration',
+          reason: 'build configuration changed (Makefile/Kconfig): not a code change a livepatch can carry',
+          file: f.path,
+          line: firstLine,
+        });
       } else {
         report.notes.push(`${f.path}: not source code, ignored`);
       }
     } else if (change !== 'modified') {
-      report.refusals.push({ kind: 'file-added-or-removed', reason: `a .c file was ${change}: new or removed translation units are not livepatchable`, file: f.path, line: 1 });
+      report.refusals.push({
+        kind: 'file-added-or-removed',
+        reason: `a .c file was ${change}: new or removed translation units are not livepatchable`,
+        file: f.path,
+        line: 1,
+      });
     } else {
       const hunks = parseUnifiedZeroHunks(await lineDiff(workDir, f.original as string, f.patched as string));
       const aligned = alignLineNumbers(f.original as string, hunks);
@@ -197,10 +235,16 @@ export async function analyze(target: TargetManifest, o: AnalyzeOptions): Promis
   }
 
   // A changed .c this configuration does not build: the running kernel has none of its code.
-  for (const [u, r] of await compileCommands(target, tus.map((t) => t.path))) {
+  for (const [u, r] of await compileCommands(
+    target,
+    tus.map((t) => t.path),
+  )) {
     if (!(r instanceof KlpgenError) || !/not built in this configuration/.test(r.message)) continue;
     report.notes.push(`${r.message.replace(/^[^:]*: it is/, `${u} is`)}: the running kernel has none of its code`);
-    tus.splice(tus.findIndex((t) => t.path === u), 1);
+    tus.splice(
+      tus.findIndex((t) => t.path === u),
+      1,
+    );
   }
 
   // A changed header: every built TU that includes it is analysed with both versions.
@@ -213,17 +257,29 @@ export async function analyze(target: TargetManifest, o: AnalyzeOptions): Promis
       const f = changed.find((c) => c.path === h) as ChangedFile;
       const check = readAdditions(h, f.original as string, f.patched as string, headerHunks.get(h) ?? []);
       if (!check.ok) {
-        report.refusals.push({ kind: 'wide-header', reason: `${tooWide}, and its change is not purely additive: ${check.why}`, file: h, line: check.line });
+        report.refusals.push({
+          kind: 'wide-header',
+          reason: `${tooWide}, and its change is not purely additive: ${check.why}`,
+          file: h,
+          line: check.line,
+        });
         continue;
       }
       const names = [...check.additions.declared, ...check.additions.macros];
       const occurring = await occurringNames(target.paths.source, names);
       const [name, where] = [...occurring][0] ?? [];
       if (name !== undefined) {
-        report.refusals.push({ kind: 'wide-header', reason: `${tooWide}; it adds ${name}, a name the tree already has (${where}), so other includers could change`, file: h, line: check.additions.ranges[0]?.[0] ?? 1 });
+        report.refusals.push({
+          kind: 'wide-header',
+          reason: `${tooWide}; it adds ${name}, a name the tree already has (${where}), so other includers could change`,
+          file: h,
+          line: check.additions.ranges[0]?.[0] ?? 1,
+        });
         continue;
       }
-      report.notes.push(`${h}: included by more than ${HEADER_INCLUDER_LIMIT} translation units, but its change only adds names no other file has (${names.join(', ') || 'comments'}): only the patch's own translation units can use them`);
+      report.notes.push(
+        `${h}: included by more than ${HEADER_INCLUDER_LIMIT} translation units, but its change only adds names no other file has (${names.join(', ') || 'comments'}): only the patch's own translation units can use them`,
+      );
       wide.push({ additions: check.additions, includers: found.units });
       continue;
     }
@@ -253,10 +309,25 @@ export async function analyze(target: TargetManifest, o: AnalyzeOptions): Promis
       if (modelled.has(h) || !model.entities.some((e) => e.span.file === h)) continue;
       modelled.add(h);
       const bad = checkAgainstModel(w.additions, model);
-      if (bad) report.refusals.push({ kind: 'wide-header', reason: `header changed and included by more than ${HEADER_INCLUDER_LIMIT} translation units, and its change is not purely additive: ${bad.why}`, file: h, line: bad.line });
+      if (bad)
+        report.refusals.push({
+          kind: 'wide-header',
+          reason: `header changed and included by more than ${HEADER_INCLUDER_LIMIT} translation units, and its change is not purely additive: ${bad.why}`,
+          file: h,
+          line: bad.line,
+        });
     }
   };
-  const dirs = { origRoot, patchedRoot, workDir, headers, onPatchedModel: (model: TuModel, file: string) => { onPatchedModel(model); o.patchedModels?.set(file, model); } };
+  const dirs = {
+    origRoot,
+    patchedRoot,
+    workDir,
+    headers,
+    onPatchedModel: (model: TuModel, file: string) => {
+      onPatchedModel(model);
+      o.patchedModels?.set(file, model);
+    },
+  };
   for (const tu of tus) {
     info(`analysing ${tu.path}`);
     await analyzeTu(target, tu, dirs, report);
@@ -310,19 +381,36 @@ interface Variant {
 }
 
 /** Preprocess + model, and compile with function sections and the ipa-clones dump, one variant. */
-async function buildVariant(cmd: CompileCommand, source: string, root: string, outDir: string, file: string, onSpawned?: () => void): Promise<Variant> {
+async function buildVariant(
+  cmd: CompileCommand,
+  source: string,
+  root: string,
+  outDir: string,
+  file: string,
+  onSpawned?: () => void,
+): Promise<Variant> {
   await mkdir(outDir, { recursive: true });
   const obj = join(outDir, `${basename(file, '.c')}.o`);
   const pre = join(outDir, `${basename(file, '.c')}.i`);
   // Changed headers in `root` shadow the target's: their directories come first in -I.
   const tree = cmd.source.slice(0, cmd.source.length - cmd.file.length - 1);
   const withOverlay = (argv: string[]) => overlayIncludes(argv, tree, root);
-  const compile = withOverlay(compileArgv(cmd, {
-    source, sourceRoot: root, output: obj, extraFlags: ['-ffunction-sections', '-fdata-sections', '-fdump-ipa-clones', '-fcallgraph-info'],
-  }));
+  const compile = withOverlay(
+    compileArgv(cmd, {
+      source,
+      sourceRoot: root,
+      output: obj,
+      extraFlags: ['-ffunction-sections', '-fdata-sections', '-fdump-ipa-clones', '-fcallgraph-info'],
+    }),
+  );
   const preprocess = withOverlay(compileArgv(cmd, { source, sourceRoot: root, output: pre, preprocess: true }));
   const failed = (r: { stderr: string }) => {
-    const first = r.stderr.split('\n').filter((l) => /error/.test(l)).slice(0, 3).join('\n') || r.stderr.trim().split('\n').slice(-3).join('\n');
+    const first =
+      r.stderr
+        .split('\n')
+        .filter((l) => /error/.test(l))
+        .slice(0, 3)
+        .join('\n') || r.stderr.trim().split('\n').slice(-3).join('\n');
     return new KlpgenError(`compiling ${file} (${outDir}) failed:\n${first.replaceAll(root + '/', '')}`);
   };
   const compiling = run(compile[0] as string, compile.slice(1), { cwd: cmd.cwd });
@@ -333,7 +421,12 @@ async function buildVariant(cmd: CompileCommand, source: string, root: string, o
   let model: TuModel | FrontendError | undefined;
   if (p.code === 0) {
     try {
-      model = buildModel({ preprocessed: await readFile(pre, 'utf8'), file, sourceText: await readFile(source, 'utf8'), sourceRoot: root });
+      model = buildModel({
+        preprocessed: await readFile(pre, 'utf8'),
+        file,
+        sourceText: await readFile(source, 'utf8'),
+        sourceRoot: root,
+      });
     } catch (e) {
       if (!(e instanceof FrontendError)) throw e;
       model = e;
@@ -341,7 +434,8 @@ async function buildVariant(cmd: CompileCommand, source: string, root: string, o
   }
   const c = await compiling;
   for (const r of [c, p]) if (r.code !== 0) throw failed(r);
-  if (model instanceof FrontendError) throw new KlpgenError(`${model.location.file}:${model.location.line}:${model.location.col}: ${model.message}`);
+  if (model instanceof FrontendError)
+    throw new KlpgenError(`${model.location.file}:${model.location.line}:${model.location.col}: ${model.message}`);
   if (model === undefined) throw failed(p);
   const dump = ipaClonesDumpPath(obj, source);
   if (!existsSync(dump)) throw new KlpgenError(`gcc wrote no ipa-clones dump for ${file} (expected ${dump})`);
@@ -360,15 +454,15 @@ async function buildVariant(cmd: CompileCommand, source: string, root: string, o
 const COUNTER_NAMES = /\b(__UNIQUE_ID_\w*?|__compiletime_assert_|__initcall__kmod_\w*?__)\d+\b/g;
 
 export function comparableText(text: string): string {
-  return text
-    .replace(/^#.*$/gm, ' ')
-    .replace(COUNTER_NAMES, '$1#')
-    .replace(/\s+/g, ' ')
-    .trim();
+  return text.replace(/^#.*$/gm, ' ').replace(COUNTER_NAMES, '$1#').replace(/\s+/g, ' ').trim();
 }
 
 /** Function definitions of the .c itself, by name, with their comparable text. */
-function ownFunctions(model: TuModel, files: Set<string>, text: string): Map<string, { entity: TuEntity; text: string }> {
+function ownFunctions(
+  model: TuModel,
+  files: Set<string>,
+  text: string,
+): Map<string, { entity: TuEntity; text: string }> {
   const out = new Map<string, { entity: TuEntity; text: string }>();
   for (const e of model.entities) {
     if (e.kind !== 'function' || !e.definition || !files.has(e.span.file) || e.flags.alias !== undefined) continue;
@@ -382,7 +476,10 @@ function ownOthers(model: TuModel, files: Set<string>, text: string): Map<string
   const out = new Map<string, { entity: TuEntity; text: string }>();
   for (const e of model.entities) {
     if (e.kind === 'function' || !files.has(e.span.file)) continue;
-    out.set(`${e.kind} ${comparableText(e.name)}`, { entity: e, text: comparableText(text.slice(e.iSpan[0], e.iSpan[1])) });
+    out.set(`${e.kind} ${comparableText(e.name)}`, {
+      entity: e,
+      text: comparableText(text.slice(e.iSpan[0], e.iSpan[1])),
+    });
   }
   return out;
 }
@@ -433,8 +530,16 @@ export async function analyzeCompiledTu(
   const objDir = new WorkLayout(dirs.workDir).objects(tu.path);
   // The running object's symbols are read while both compilers run: the event loop is idle then.
   let spawned = 0;
-  const warm = () => { try { p.symbols(); } catch { /* reported where the index is used */ } };
-  const onSpawned = () => { if (++spawned === 2) setImmediate(warm); };
+  const warm = () => {
+    try {
+      p.symbols();
+    } catch {
+      /* reported where the index is used */
+    }
+  };
+  const onSpawned = () => {
+    if (++spawned === 2) setImmediate(warm);
+  };
   const [orig, patched] = await Promise.all([
     buildVariant(cmd, join(dirs.origRoot, tu.path), dirs.origRoot, objDir.original, tu.path, onSpawned),
     buildVariant(cmd, join(dirs.patchedRoot, tu.path), dirs.patchedRoot, objDir.patched, tu.path, onSpawned),
@@ -448,7 +553,10 @@ export async function analyzeCompiledTu(
   const mine = new Set([tu.path, ...(dirs.headers ?? [])]);
   const fo = ownFunctions(orig.model, mine, origText);
   const fp = ownFunctions(patched.model, mine, patchedText);
-  const sourceChanged = [...fo].filter(([n, v]) => fp.has(n) && fp.get(n)?.text !== v.text).map(([n]) => n).sort();
+  const sourceChanged = [...fo]
+    .filter(([n, v]) => fp.has(n) && fp.get(n)?.text !== v.text)
+    .map(([n]) => n)
+    .sort();
   const added = [...fp.keys()].filter((n) => !fo.has(n)).sort();
   const removed = [...fo.keys()].filter((n) => !fp.has(n)).sort();
   const oo = ownOthers(orig.model, mine, origText);
@@ -460,14 +568,23 @@ export async function analyzeCompiledTu(
       const at = { file: e.span.file, line: e.span.line };
       let reason = '';
       let kind: RefusalKind = 'data-change';
-      if (e.kind === 'variable') reason = `data change: the declaration or initializer of ${e.name} changed; the running kernel's data would not follow`;
-      else if (e.kind === 'struct' || e.kind === 'union') [kind, reason] = ['struct-layout', `data layout change: ${e.kind} ${e.name} changed`];
-      else if (e.kind === 'enum' || e.kind === 'enumerator') [kind, reason] = ['constant-change', `${e.kind} ${e.name} changed: constants baked into unchanged code would disagree`];
+      if (e.kind === 'variable')
+        reason = `data change: the declaration or initializer of ${e.name} changed; the running kernel's data would not follow`;
+      else if (e.kind === 'struct' || e.kind === 'union')
+        [kind, reason] = ['struct-layout', `data layout change: ${e.kind} ${e.name} changed`];
+      else if (e.kind === 'enum' || e.kind === 'enumerator')
+        [kind, reason] = [
+          'constant-change',
+          `${e.kind} ${e.name} changed: constants baked into unchanged code would disagree`,
+        ];
       else if (e.kind === 'typedef') [kind, reason] = ['type-change', `type change: typedef ${e.name} changed`];
       // One refusal per definition, however many TUs include its header.
-      if (reason && !report.refusals.some((r) => r.reason === reason && r.file === at.file && r.line === at.line)) report.refusals.push({ kind, reason, ...at });
+      if (reason && !report.refusals.some((r) => r.reason === reason && r.file === at.file && r.line === at.line))
+        report.refusals.push({ kind, reason, ...at });
     } else if (!before && e.kind === 'variable' && e.definition) {
-      report.notes.push(`${tu.path}:${e.span.line}: new variable ${e.name}: it will live in the livepatch module, initialised afresh`);
+      report.notes.push(
+        `${tu.path}:${e.span.line}: new variable ${e.name}: it will live in the livepatch module, initialised afresh`,
+      );
     }
   }
 
@@ -478,16 +595,26 @@ export async function analyzeCompiledTu(
     report.refusals.push({
       kind: 'kernel-table',
       reason: `the fix ${t.after > t.before ? 'adds entries to' : t.after < t.before ? 'removes entries from' : 'changes'} ${t.section} (${t.before} -> ${t.after} bytes), a table the kernel reads from its image: a livepatch cannot change it`,
-      file: tu.path, line: firstAddedLineIn(tu.path, patchedText, origText),
+      file: tu.path,
+      line: firstAddedLineIn(tu.path, patchedText, origText),
     });
   }
   const changes = diffFunctions(orig.code, patched.code);
-  const codeChanged = changes.flatMap((c) => (c.status === 'changed' ? [{ name: c.name, reason: c.reason, firstDifference: c.firstDifference }] : []));
+  const codeChanged = changes.flatMap((c) =>
+    c.status === 'changed' ? [{ name: c.name, reason: c.reason, firstDifference: c.firstDifference }] : [],
+  );
   const closure = inliningClosure(parseIpaClones(orig.ipaClones, 'ipa-clones of the original build'), sourceChanged);
   const noSymbol = sourceChanged.filter((n) => !orig.code.functions.has(n));
 
   const tuReport: TuReport = {
-    file: tu.path, object, sourceChanged, addedFunctions: added, removedFunctions: removed, codeChanged, noSymbol, lineDirectives: tu.directives,
+    file: tu.path,
+    object,
+    sourceChanged,
+    addedFunctions: added,
+    removedFunctions: removed,
+    codeChanged,
+    noSymbol,
+    lineDirectives: tu.directives,
   };
   report.tus.push(tuReport);
 
@@ -499,10 +626,15 @@ export async function analyzeCompiledTu(
     reasons.set(name, list);
   };
   for (const n of sourceChanged) add(n, { kind: 'source', detail: 'its source changed', evidence: 'patch' });
-  for (const c of codeChanged) add(c.name, { kind: 'code', detail: `machine code changed: ${c.reason}`, evidence: 'object diff' });
+  for (const c of codeChanged)
+    add(c.name, { kind: 'code', detail: `machine code changed: ${c.reason}`, evidence: 'object diff' });
   for (const [name, chain] of closure) {
     if (chain.length === 0) continue; // a changed function itself
-    const path = chain.map((r) => (r.kind === 'inlined' ? `${r.from} inlined into ${r.into}` : `${r.clone} is a ${r.suffix} clone of ${r.of}`)).join(', ');
+    const path = chain
+      .map((r) =>
+        r.kind === 'inlined' ? `${r.from} inlined into ${r.into}` : `${r.clone} is a ${r.suffix} clone of ${r.of}`,
+      )
+      .join(', ');
     const last = chain[chain.length - 1];
     add(name, { kind: last?.kind === 'inlined' ? 'inlined' : 'clone', detail: path, evidence: 'ipa-clones' });
   }
@@ -511,7 +643,9 @@ export async function analyzeCompiledTu(
   // A function's own .cold/.part pieces jump back into it: they are not callers.
   const ownPiece = (c: string, name: string) => c === name || c.replace(/\.(cold|part)(\.\d+)?$/, '') === name;
   const callersOf = (name: string) =>
-    [...new Set([...referrers(orig.code, name), ...(orig.callGraph.callers.get(name) ?? [])])].filter((c) => !ownPiece(c, name)).sort();
+    [...new Set([...referrers(orig.code, name), ...(orig.callGraph.callers.get(name) ?? [])])]
+      .filter((c) => !ownPiece(c, name))
+      .sort();
   const final = new Map<string, Reason[]>();
   const queue = [...reasons.keys()];
   const seen = new Set<string>();
@@ -532,10 +666,20 @@ export async function analyzeCompiledTu(
       // A clone has its own calling convention: patch the functions that call it.
       const callers = callersOf(name);
       if (callers.length === 0) {
-        report.refusals.push({ kind: 'private-clone', function: name, reason: `${name} changed, is a compiler clone with a private calling convention, and no function of ${tu.path} calls it`, file: tu.path, line: lineOf(patched.model, tu.path, name) });
+        report.refusals.push({
+          kind: 'private-clone',
+          function: name,
+          reason: `${name} changed, is a compiler clone with a private calling convention, and no function of ${tu.path} calls it`,
+          file: tu.path,
+          line: lineOf(patched.model, tu.path, name),
+        });
       }
       for (const c of callers) {
-        add(c, { kind: 'caller-of-clone', detail: `calls ${name}, a clone whose code changed`, evidence: 'object diff' });
+        add(c, {
+          kind: 'caller-of-clone',
+          detail: `calls ${name}, a clone whose code changed`,
+          evidence: 'object diff',
+        });
         queue.push(c);
       }
       continue;
@@ -550,34 +694,76 @@ export async function analyzeCompiledTu(
       const names = [f, ...twins];
       const line = lineOf(patched.model, tu.path, name);
       if (names.some((g) => g.bind !== 'local')) {
-        report.refusals.push({ kind: 'shared-address', function: name, reason: `${name} changed and shares its code with ${twins.map((t) => t.name).join(', ')} (identical code folding); one of them is global, so not all callers can be seen`, file: tu.path, line });
+        report.refusals.push({
+          kind: 'shared-address',
+          function: name,
+          reason: `${name} changed and shares its code with ${twins.map((t) => t.name).join(', ')} (identical code folding); one of them is global, so not all callers can be seen`,
+          file: tu.path,
+          line,
+        });
         continue;
       }
-      const covered = (g: FunctionCode) => callersOf(g.name).every((c) => reasons.has(c) || names.some((n) => n.name === c));
+      const covered = (g: FunctionCode) =>
+        callersOf(g.name).every((c) => reasons.has(c) || names.some((n) => n.name === c));
       if (covered(f)) continue;
       if (twins.every(covered)) {
-        final.set(name, [...why, { kind: 'code', detail: `shares its address with ${twins.map((t) => t.name).join(', ')} (ICF), whose callers are all replaced`, evidence: 'object diff' }]);
+        final.set(name, [
+          ...why,
+          {
+            kind: 'code',
+            detail: `shares its address with ${twins.map((t) => t.name).join(', ')} (ICF), whose callers are all replaced`,
+            evidence: 'object diff',
+          },
+        ]);
         continue;
       }
-      report.refusals.push({ kind: 'shared-address', function: name, reason: `${name} changed and shares its code with ${twins.map((t) => t.name).join(', ')} (identical code folding), whose callers do not all change`, file: tu.path, line });
+      report.refusals.push({
+        kind: 'shared-address',
+        function: name,
+        reason: `${name} changed and shares its code with ${twins.map((t) => t.name).join(', ')} (identical code folding), whose callers do not all change`,
+        file: tu.path,
+        line,
+      });
       continue;
     }
     const ent = fo.get(name)?.entity ?? fp.get(name)?.entity;
     if (ent?.flags.init || ent?.flags.exit || /^\.(init|exit)\./.test(f.section.replace(/^\.text/, ''))) {
-      report.refusals.push({ kind: 'init-exit', function: name, reason: `${name} is ${ent?.flags.exit ? '__exit' : '__init'} code: it is gone after boot (or never runs) and cannot be livepatched`, file: tu.path, line: lineOf(patched.model, tu.path, name) });
+      report.refusals.push({
+        kind: 'init-exit',
+        function: name,
+        reason: `${name} is ${ent?.flags.exit ? '__exit' : '__init'} code: it is gone after boot (or never runs) and cannot be livepatched`,
+        file: tu.path,
+        line: lineOf(patched.model, tu.path, name),
+      });
       continue;
     }
     if (!hasFentry(f)) {
       if (f.bind !== 'local') {
-        report.refusals.push({ kind: 'untraceable', function: name, reason: `${name} changed but cannot be traced (no __fentry__ call) and is global: its callers in other files cannot all be replaced`, file: tu.path, line: lineOf(patched.model, tu.path, name) });
+        report.refusals.push({
+          kind: 'untraceable',
+          function: name,
+          reason: `${name} changed but cannot be traced (no __fentry__ call) and is global: its callers in other files cannot all be replaced`,
+          file: tu.path,
+          line: lineOf(patched.model, tu.path, name),
+        });
         continue;
       }
       const callers = callersOf(name);
       if (callers.length === 0) {
-        report.refusals.push({ kind: 'untraceable', function: name, reason: `${name} changed but cannot be traced (no __fentry__ call: notrace or noinstr) and no function of ${tu.path} calls it`, file: tu.path, line: lineOf(patched.model, tu.path, name) });
+        report.refusals.push({
+          kind: 'untraceable',
+          function: name,
+          reason: `${name} changed but cannot be traced (no __fentry__ call: notrace or noinstr) and no function of ${tu.path} calls it`,
+          file: tu.path,
+          line: lineOf(patched.model, tu.path, name),
+        });
       }
       for (const c of callers) {
-        add(c, { kind: 'caller-of-untraceable', detail: `calls ${name}, which changed and cannot be traced`, evidence: 'object diff' });
+        add(c, {
+          kind: 'caller-of-untraceable',
+          detail: `calls ${name}, which changed and cannot be traced`,
+          evidence: 'object diff',
+        });
         queue.push(c);
       }
       continue;
@@ -592,7 +778,9 @@ export async function analyzeCompiledTu(
   for (const name of [...final.keys()]) {
     if (!deadAfterTransition(name, orig.code, patched.code, callersOf, replacedCallers)) continue;
     final.delete(name);
-    report.notes.push(`${tu.path}: ${name} has no body of its own in the patched build (inlined, or only clones and pieces its new callers carry), and every caller of its running copy is replaced or is a clone only replaced functions call: its old copy is no longer called, so it is not installed`);
+    report.notes.push(
+      `${tu.path}: ${name} has no body of its own in the patched build (inlined, or only clones and pieces its new callers carry), and every caller of its running copy is replaced or is a clone only replaced functions call: its old copy is no longer called, so it is not installed`,
+    );
   }
 
   // Map to the running kernel.
@@ -602,7 +790,12 @@ export async function analyzeCompiledTu(
     const refusedHere = report.refusals.some((r) => r.file === tu.path);
     const changedCode = codeChanged.filter((c) => orig.code.functions.has(c.name));
     if (!refusedHere && changedCode.length) {
-      report.refusals.push({ kind: 'uncovered-code', reason: `code of ${changedCode.map((c) => c.name).join(', ')} changed but no function klpgen can redirect covers it`, file: tu.path, line: 1 });
+      report.refusals.push({
+        kind: 'uncovered-code',
+        reason: `code of ${changedCode.map((c) => c.name).join(', ')} changed but no function klpgen can redirect covers it`,
+        file: tu.path,
+        line: 1,
+      });
     }
     return;
   }
@@ -614,20 +807,35 @@ export async function analyzeCompiledTu(
   for (const [name, why] of final) {
     const loc = locateSymbol(index, name, tu.path, tuLocals);
     if (!loc.found) {
-      report.refusals.push({ kind: 'symbol-not-found', function: name, reason: `${name} must be replaced but: ${loc.why}`, file: tu.path, line: lineOf(patched.model, tu.path, name) });
+      report.refusals.push({
+        kind: 'symbol-not-found',
+        function: name,
+        reason: `${name} must be replaced but: ${loc.why}`,
+        file: tu.path,
+        line: lineOf(patched.model, tu.path, name),
+      });
       continue;
     }
     // In a relocatable object (a module) addresses are section offsets: no aliasing to see there.
     const aliases = index.linked ? aliasesOf(index, loc.symbol).filter((a) => !final.has(a.name)) : [];
     if (aliases.length) {
       report.refusals.push({
-        kind: 'shared-address', function: name,
+        kind: 'shared-address',
+        function: name,
         reason: `${name} shares its address with ${aliases.map((a) => a.name).join(', ')} (identical code folding or an alias): redirecting it would redirect them too`,
-        file: tu.path, line: lineOf(patched.model, tu.path, name),
+        file: tu.path,
+        line: lineOf(patched.model, tu.path, name),
       });
       continue;
     }
-    report.mustReplace.push({ object, symbol: name, sympos: loc.sympos, file: tu.path, line: lineOf(patched.model, tu.path, name), reasons: why });
+    report.mustReplace.push({
+      object,
+      symbol: name,
+      sympos: loc.sympos,
+      file: tu.path,
+      line: lineOf(patched.model, tu.path, name),
+      reasons: why,
+    });
   }
 }
 
@@ -637,7 +845,13 @@ export async function analyzeCompiledTu(
  * callers carry); called (not address-taken) only by replaced functions, or by compiler clones
  * only such functions call; not stored in any data.
  */
-export function deadAfterTransition(name: string, orig: ObjectCode, patched: ObjectCode, callersOf: (fn: string) => string[], replaced: Set<string>): boolean {
+export function deadAfterTransition(
+  name: string,
+  orig: ObjectCode,
+  patched: ObjectCode,
+  callersOf: (fn: string) => string[],
+  replaced: Set<string>,
+): boolean {
   const f = orig.functions.get(name);
   if (!f || f.bind !== 'local' || !hasFentry(f)) return false;
   // (Its clones and split pieces there have private calling conventions: only the new callers,
@@ -655,7 +869,8 @@ export function deadAfterTransition(name: string, orig: ObjectCode, patched: Obj
     }
     return true;
   };
-  const inData = (fn: string) => [...orig.data.values()].some((d) => d.relocs.some((r) => r.target === fn || r.raw === fn));
+  const inData = (fn: string) =>
+    [...orig.data.values()].some((d) => d.relocs.some((r) => r.target === fn || r.raw === fn));
   // A caller is gone after the transition when it is replaced, or is a clone only such callers call.
   const gone = (callee: string, caller: string, seen: ReadonlySet<string>): boolean => {
     if (caller === name || !callsOnly(callee, caller)) return false;
@@ -676,7 +891,11 @@ function firstAddedLineIn(file: string, patchedText: string, origText: string): 
     let line = 0;
     for (const l of text.split('\n')) {
       const m = /^# (\d+) "([^"]*)"/.exec(l);
-      if (m) { line = Number(m[1]); inFile = (m[2] as string).endsWith(file); continue; }
+      if (m) {
+        line = Number(m[1]);
+        inFile = (m[2] as string).endsWith(file);
+        continue;
+      }
       if (inFile && l.trim()) out.push(line);
       line++;
     }
@@ -688,13 +907,18 @@ function firstAddedLineIn(file: string, patchedText: string, origText: string): 
 
 function lineOf(model: TuModel, file: string, name: string): number {
   const base = baseFunction(name);
-  return model.entities.find((e) => e.name === base && e.kind === 'function' && e.definition && e.span.file === file)?.span.line ?? 0;
+  return (
+    model.entities.find((e) => e.name === base && e.kind === 'function' && e.definition && e.span.file === file)?.span
+      .line ?? 0
+  );
 }
 
 export function formatAnalysis(r: AnalysisReport): string {
   const lines: string[] = [];
   for (const tu of r.tus) {
-    lines.push(`${tu.file} (${tu.object}): source changed: ${tu.sourceChanged.join(', ') || '-'}; code changed: ${tu.codeChanged.map((c) => c.name).join(', ') || '-'}${tu.addedFunctions.length ? `; new: ${tu.addedFunctions.join(', ')}` : ''}`);
+    lines.push(
+      `${tu.file} (${tu.object}): source changed: ${tu.sourceChanged.join(', ') || '-'}; code changed: ${tu.codeChanged.map((c) => c.name).join(', ') || '-'}${tu.addedFunctions.length ? `; new: ${tu.addedFunctions.join(', ')}` : ''}`,
+    );
   }
   lines.push(r.mustReplace.length ? 'must replace:' : 'must replace: nothing');
   for (const e of r.mustReplace) {

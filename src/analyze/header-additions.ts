@@ -48,7 +48,10 @@ function skipInert(line: string, i: number, st: { comment: boolean }): number {
     return end + 2;
   }
   const c = line[i];
-  if (c === '/' && line[i + 1] === '*') { st.comment = true; return i + 2; }
+  if (c === '/' && line[i + 1] === '*') {
+    st.comment = true;
+    return i + 2;
+  }
   if (c === '/' && line[i + 1] === '/') return line.length;
   if (c === '"' || c === "'") {
     let j = i + 1;
@@ -69,7 +72,10 @@ export function lineStates(lines: string[], start: LineState = TOP): LineState[]
     while (i < line.length) {
       const c = line[i];
       const next = skipInert(line, i, st);
-      if (next !== i) { i = next; continue; }
+      if (next !== i) {
+        i = next;
+        continue;
+      }
       // A directive's body (a macro's replacement list) does not open C scopes.
       if (!directive) {
         if (c === '{' || c === '(' || c === '[') depth++;
@@ -84,10 +90,17 @@ export function lineStates(lines: string[], start: LineState = TOP): LineState[]
   return out;
 }
 
-const KEYWORDS = new Set(('auto break case char const continue default do double else enum extern float for goto if inline int long register restrict return short signed sizeof static struct switch typedef union unsigned void volatile while _Bool _Static_assert ' +
-  '__inline __inline__ __signed__ __const __const__ __volatile__ __restrict __extension__ __attribute__ __attribute asm __asm__ typeof __typeof__ _Alignas bool').split(' '));
+const KEYWORDS = new Set(
+  (
+    'auto break case char const continue default do double else enum extern float for goto if inline int long register restrict return short signed sizeof static struct switch typedef union unsigned void volatile while _Bool _Static_assert ' +
+    '__inline __inline__ __signed__ __const __const__ __volatile__ __restrict __extension__ __attribute__ __attribute asm __asm__ typeof __typeof__ _Alignas bool'
+  ).split(' '),
+);
 
-interface Token { text: string; line: number }
+interface Token {
+  text: string;
+  line: number;
+}
 
 /** Identifiers and punctuation of C text, comments and literals dropped; `lineBase` numbers the first line. */
 function tokenize(lines: string[], lineBase: number): Token[] {
@@ -105,7 +118,11 @@ function tokenize(lines: string[], lineBase: number): Token[] {
         continue;
       }
       const m = /^[A-Za-z_]\w*|^\d\w*/.exec(line.slice(i));
-      if (m) { out.push({ text: m[0], line: lineBase + k }); i += m[0].length; continue; }
+      if (m) {
+        out.push({ text: m[0], line: lineBase + k });
+        i += m[0].length;
+        continue;
+      }
       if (!/\s/.test(c)) out.push({ text: c, line: lineBase + k });
       i++;
     }
@@ -135,7 +152,13 @@ function declaredBy(decl: Token[]): { names: string[]; attributeLike: string[] }
         if (texts[end] === '{' || texts[end] === '(' || texts[end] === '[') depth++;
         else if (texts[end] === '}' || texts[end] === ')' || texts[end] === ']') depth--;
         if (depth === 0) break;
-        if (texts[tagAt] === 'enum' && depth === 1 && isIdent(texts[end + 1]) && (texts[end] === '{' || texts[end] === ',')) names.push(texts[end + 1] as string);
+        if (
+          texts[tagAt] === 'enum' &&
+          depth === 1 &&
+          isIdent(texts[end + 1]) &&
+          (texts[end] === '{' || texts[end] === ',')
+        )
+          names.push(texts[end + 1] as string);
       }
       rest = end + 1;
       // `struct x { ... };` declares the tag only.
@@ -152,7 +175,10 @@ function declaredBy(decl: Token[]): { names: string[]; attributeLike: string[] }
       const prev = texts[i - 1];
       if (isIdent(prev) && !KEYWORDS.has(prev as string)) {
         if ((prev as string).startsWith('__') && declarator === undefined) attributeLike.push(prev as string);
-        else if (declarator === undefined) { declarator = prev; hasParen = true; }
+        else if (declarator === undefined) {
+          declarator = prev;
+          hasParen = true;
+        }
       }
     }
     if (t === '{' || t === '(' || t === '[') depth++;
@@ -205,7 +231,8 @@ export function readAdditions(header: string, original: string, patched: string,
     ranges.push([first, first + h.newLines - 1]);
     const before = states[h.oldStart] ?? TOP;
     if (before.comment && !block.some((l) => l.includes('*/'))) continue; // words added inside a comment
-    if (!atTop(before)) return { ok: false, line: first, why: 'the lines are added inside an existing definition, macro or comment' };
+    if (!atTop(before))
+      return { ok: false, line: first, why: 'the lines are added inside an existing definition, macro or comment' };
     const after = lineStates(block).at(-1) as LineState;
     if (!atTop(after)) return { ok: false, line: first, why: 'the added lines do not end at top level' };
     // Directives: only new macros, and conditionals closed within the block.
@@ -215,7 +242,10 @@ export function readAdditions(header: string, original: string, patched: string,
       const lineNo = first + k;
       let text = block[k] as string;
       const isDirective = /^\s*#/.test(text) && !lineStates(block.slice(0, k)).at(-1)?.comment;
-      if (!isDirective) { code.push(text); continue; }
+      if (!isDirective) {
+        code.push(text);
+        continue;
+      }
       while (/\\\s*$/.test(text) && k + 1 < block.length) {
         code.push('');
         text = `${text.replace(/\\\s*$/, '')} ${block[++k]}`;
@@ -253,9 +283,17 @@ export function readAdditions(header: string, original: string, patched: string,
         decl = [];
       }
     }
-    if (decl.length) return { ok: false, line: decl[0]?.line ?? first, why: 'the added code does not end with a complete declaration' };
+    if (decl.length)
+      return {
+        ok: false,
+        line: decl[0]?.line ?? first,
+        why: 'the added code does not end with a complete declaration',
+      };
   }
-  return { ok: true, additions: { header, ranges, declared: [...new Set(declared)].sort(), macros: [...new Set(macros)].sort() } };
+  return {
+    ok: true,
+    additions: { header, ranges, declared: [...new Set(declared)].sort(), macros: [...new Set(macros)].sort() },
+  };
 }
 
 /** The first `{` at depth 0 opens a function body. */
@@ -278,7 +316,11 @@ export async function occurringNames(source: string, names: string[]): Promise<M
   const dir = await mkdtemp(join(tmpdir(), 'klpgen-names-'));
   try {
     await writeFile(join(dir, 'names'), `${names.join('\n')}\n`);
-    const r = await run('grep', ['-rowF', '-f', join(dir, 'names'), '--include=*.c', '--include=*.h', '--include=*.S', '.'], { cwd: source });
+    const r = await run(
+      'grep',
+      ['-rowF', '-f', join(dir, 'names'), '--include=*.c', '--include=*.h', '--include=*.S', '.'],
+      { cwd: source },
+    );
     if (r.code > 1) throw new Error(`grep failed: ${r.stderr.trim()}`);
     for (const line of r.stdout.split('\n')) {
       const colon = line.lastIndexOf(':');
@@ -306,8 +348,10 @@ export function checkAgainstModel(a: HeaderAdditions, model: TuModel): { line: n
     const overlaps = a.ranges.some(([x, y]) => e.span.line <= y && e.span.endLine >= x);
     if (!overlaps) continue;
     if (!starts) return { line: e.span.line, why: `the added lines are inside ${e.kind} ${e.name}` };
-    if (e.name && !known.has(e.name)) return { line: e.span.line, why: `the added lines declare ${e.name}, which the reading of the text missed` };
-    if (e.kind === 'variable' && e.definition && e.linkage === 'external') return { line: e.span.line, why: `${e.name} is defined in the header: every includer would get a copy` };
+    if (e.name && !known.has(e.name))
+      return { line: e.span.line, why: `the added lines declare ${e.name}, which the reading of the text missed` };
+    if (e.kind === 'variable' && e.definition && e.linkage === 'external')
+      return { line: e.span.line, why: `${e.name} is defined in the header: every includer would get a copy` };
   }
   return null;
 }

@@ -11,8 +11,32 @@ import { run } from '../util/exec.js';
  * includes (an over-approximation: the TU is then analysed and found
  * unchanged). Stops when the header reaches too many files.
  */
-const SEARCH_DIRS = ['include', 'arch/x86', 'kernel', 'mm', 'fs', 'net', 'drivers', 'block', 'lib', 'security', 'crypto', 'ipc', 'init', 'virt', 'sound', 'io_uring', 'certs'];
-const INCLUDE_DIRS = ['arch/x86/include', 'arch/x86/include/generated', 'include', 'arch/x86/include/uapi', 'include/uapi'];
+const SEARCH_DIRS = [
+  'include',
+  'arch/x86',
+  'kernel',
+  'mm',
+  'fs',
+  'net',
+  'drivers',
+  'block',
+  'lib',
+  'security',
+  'crypto',
+  'ipc',
+  'init',
+  'virt',
+  'sound',
+  'io_uring',
+  'certs',
+];
+const INCLUDE_DIRS = [
+  'arch/x86/include',
+  'arch/x86/include/generated',
+  'include',
+  'arch/x86/include/uapi',
+  'include/uapi',
+];
 
 export interface IncludersResult {
   /** .c files (relative to the tree) that include the header. */
@@ -57,7 +81,10 @@ function includes(source: string, file: string, header: string): boolean {
     for (const d of INCLUDE_DIRS) {
       const p = normalize(join(d, name));
       if (p === header) return true;
-      if (existsSync(join(source, p))) { resolved = true; break; }
+      if (existsSync(join(source, p))) {
+        resolved = true;
+        break;
+      }
     }
     // Not found where we look: a Makefile's own -I finds it (iwlwifi's mvm/ includes
     // "iwl-trans.h" from its parent). Any header of that name and path is then taken as it.

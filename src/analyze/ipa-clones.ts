@@ -203,7 +203,8 @@ function checkName(name: string | undefined, where: string, line: string): strin
 }
 
 function checkInt(v: string | undefined, what: string, where: string, line: string): string {
-  if (v === undefined || !INT.test(v)) throw malformed(where, line, `${what} is not an integer: ${JSON.stringify(v ?? '')}`);
+  if (v === undefined || !INT.test(v))
+    throw malformed(where, line, `${what} is not an integer: ${JSON.stringify(v ?? '')}`);
   return v;
 }
 
@@ -236,7 +237,14 @@ function parseCloneFields(f: string[], where: string, line: string): CloneRecord
   const col2 = checkInt(f[f.length - 2], 'clone column', where, line);
   const line2 = checkInt(f[f.length - 3], 'clone line', where, line);
   const mid = f.slice(2, -3); // file1..., line1, col1, name2, order2, file2...
-  interface Split { file1: string; line1: string; col1: string; name2: string; order2: string; file2: string }
+  interface Split {
+    file1: string;
+    line1: string;
+    col1: string;
+    name2: string;
+    order2: string;
+    file2: string;
+  }
   const fits: Split[] = [];
   for (let k = 1; k + 5 <= mid.length; k++) {
     const [line1, col1, name2, order2] = [mid[k], mid[k + 1], mid[k + 2], mid[k + 3]];
@@ -292,9 +300,10 @@ export function inliningClosure(dump: IpaClonesDump, changed: string[]): Map<str
     const key = `${from}\0${to}\0${r.reason}`;
     if (seen.has(key)) continue;
     seen.add(key);
-    const step: Reason = r.reason === INLINING_TO
-      ? { kind: 'inlined', from, into: to }
-      : { kind: 'clone', suffix: r.reason, of: from, clone: to };
+    const step: Reason =
+      r.reason === INLINING_TO
+        ? { kind: 'inlined', from, into: to }
+        : { kind: 'clone', suffix: r.reason, of: from, clone: to };
     let list = edges.get(from);
     if (!list) edges.set(from, (list = []));
     list.push({ to, step });
@@ -331,7 +340,10 @@ export function removedFunctions(dump: IpaClonesDump): Set<string> {
     const cur = minOrder.get(f.name);
     if (cur === undefined || f.order < cur) minOrder.set(f.name, f.order);
   };
-  for (const r of dump.clones) { note(r.origin); note(r.clone); }
+  for (const r of dump.clones) {
+    note(r.origin);
+    note(r.clone);
+  }
   for (const r of dump.removals) note(r.fn);
   const removed = new Set<string>();
   for (const r of dump.removals) {
@@ -343,8 +355,8 @@ export function removedFunctions(dump: IpaClonesDump): Set<string> {
 /** A one-line explanation, e.g. for `klpgen` messages. */
 export function formatReasons(name: string, chain: readonly Reason[]): string {
   if (chain.length === 0) return `${name}: changed`;
-  const steps = chain.map((r) => r.kind === 'inlined'
-    ? `${r.from} inlined into ${r.into}`
-    : `${r.clone} is a ${r.suffix} clone of ${r.of}`);
+  const steps = chain.map((r) =>
+    r.kind === 'inlined' ? `${r.from} inlined into ${r.into}` : `${r.clone} is a ${r.suffix} clone of ${r.of}`,
+  );
   return `${name}: ${steps.join(', ')}`;
 }

@@ -20,14 +20,19 @@ export function parseUnifiedZeroHunks(diffOutput: string): LineHunk[] {
   const out: LineHunk[] = [];
   for (const m of diffOutput.matchAll(/^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@/gm)) {
     out.push({
-      oldStart: Number(m[1]), oldLines: m[2] === undefined ? 1 : Number(m[2]),
-      newStart: Number(m[3]), newLines: m[4] === undefined ? 1 : Number(m[4]),
+      oldStart: Number(m[1]),
+      oldLines: m[2] === undefined ? 1 : Number(m[2]),
+      newStart: Number(m[3]),
+      newLines: m[4] === undefined ? 1 : Number(m[4]),
     });
   }
   return out;
 }
 
-export function alignLineNumbers(original: string, hunks: LineHunk[]): { text: string; directives: number; skipped: number } {
+export function alignLineNumbers(
+  original: string,
+  hunks: LineHunk[],
+): { text: string; directives: number; skipped: number } {
   const lines = original.split('\n');
   const inserts = new Map<number, string>();
   let skipped = 0;

@@ -1,6 +1,19 @@
 import {
-  SHF_ALLOC, SHF_EXECINSTR, SHF_MERGE, SHF_STRINGS, SHN_UNDEF, STB_GLOBAL, STB_LOCAL, STB_WEAK, STT_FUNC, STT_OBJECT, STT_SECTION,
-  relocTypeName, type ElfFile, type ElfSection, type ElfSymbol,
+  SHF_ALLOC,
+  SHF_EXECINSTR,
+  SHF_MERGE,
+  SHF_STRINGS,
+  SHN_UNDEF,
+  STB_GLOBAL,
+  STB_LOCAL,
+  STB_WEAK,
+  STT_FUNC,
+  STT_OBJECT,
+  STT_SECTION,
+  relocTypeName,
+  type ElfFile,
+  type ElfSection,
+  type ElfSymbol,
 } from '../elf/elf64.js';
 
 /**
@@ -60,13 +73,24 @@ export interface ObjectCode {
  * added or removed there changes what the kernel does without changing any function, and a
  * livepatch cannot add it to the running kernel's table.
  */
-export const REGISTRATION_TABLES = /^(\.pci_fixup_\w+|__param|\.init\.setup|\.initcall\w*\.init|\.con_initcall\.init|_ftrace_events|__syscalls_metadata|_error_injection_whitelist|__kprobe_blacklist|\.x86_cpu_dev\.init|\.apicdrivers|__earlycon_table|__\w+_of_table|\.acpi_probe_table)$/;
+export const REGISTRATION_TABLES =
+  /^(\.pci_fixup_\w+|__param|\.init\.setup|\.initcall\w*\.init|\.con_initcall\.init|_ftrace_events|__syscalls_metadata|_error_injection_whitelist|__kprobe_blacklist|\.x86_cpu_dev\.init|\.apicdrivers|__earlycon_table|__\w+_of_table|\.acpi_probe_table)$/;
 
 /** Registration tables whose size differs between two builds, with both sizes. */
-export function changedTables(orig: ObjectCode, patched: ObjectCode): { section: string; before: number; after: number }[] {
-  const names = new Set([...orig.sectionSizes.keys(), ...patched.sectionSizes.keys()].filter((n) => REGISTRATION_TABLES.test(n)));
-  return [...names].sort()
-    .map((section) => ({ section, before: orig.sectionSizes.get(section) ?? 0, after: patched.sectionSizes.get(section) ?? 0 }))
+export function changedTables(
+  orig: ObjectCode,
+  patched: ObjectCode,
+): { section: string; before: number; after: number }[] {
+  const names = new Set(
+    [...orig.sectionSizes.keys(), ...patched.sectionSizes.keys()].filter((n) => REGISTRATION_TABLES.test(n)),
+  );
+  return [...names]
+    .sort()
+    .map((section) => ({
+      section,
+      before: orig.sectionSizes.get(section) ?? 0,
+      after: patched.sectionSizes.get(section) ?? 0,
+    }))
     .filter((t) => t.before !== t.after);
 }
 
@@ -83,7 +107,13 @@ function bindName(b: number): 'local' | 'global' | 'weak' {
   return b === STB_GLOBAL ? 'global' : b === STB_WEAK ? 'weak' : 'local';
 }
 
-export const PC_RELATIVE = new Set(['R_X86_64_PC32', 'R_X86_64_PLT32', 'R_X86_64_GOTPCREL', 'R_X86_64_GOTPCRELX', 'R_X86_64_REX_GOTPCRELX']);
+export const PC_RELATIVE = new Set([
+  'R_X86_64_PC32',
+  'R_X86_64_PLT32',
+  'R_X86_64_GOTPCREL',
+  'R_X86_64_GOTPCRELX',
+  'R_X86_64_REX_GOTPCRELX',
+]);
 
 export function readObjectCode(elf: ElfFile): ObjectCode {
   const symbols = elf.symbols();
@@ -117,7 +147,12 @@ export function readObjectCode(elf: ElfFile): ObjectCode {
     if (list) list.push(x);
     else bySection.set(x.shndx, [x]);
   }
-  const symbolCovering = (shndx: number, type: string, addend: bigint, bias: bigint | undefined): ElfSymbol | undefined => {
+  const symbolCovering = (
+    shndx: number,
+    type: string,
+    addend: bigint,
+    bias: bigint | undefined,
+  ): ElfSymbol | undefined => {
     const list = bySection.get(shndx) ?? [];
     // PC-relative addends are biased by the distance to the instruction's end.
     const biases = !PC_RELATIVE.has(type) ? [0n] : bias !== undefined ? [bias] : [4n, 5n, 6n, 8n];
@@ -134,7 +169,12 @@ export function readObjectCode(elf: ElfFile): ObjectCode {
     return undefined;
   };
 
-  const targetName = (sym: ElfSymbol | undefined, type: string, addend: bigint, bias: bigint | undefined): { target: string; addend: bigint; exact?: string } => {
+  const targetName = (
+    sym: ElfSymbol | undefined,
+    type: string,
+    addend: bigint,
+    bias: bigint | undefined,
+  ): { target: string; addend: bigint; exact?: string } => {
     if (!sym) return { target: '<none>', addend };
     if (sym.type === STT_SECTION) {
       const sec = elf.sections[sym.shndx];
@@ -146,24 +186,37 @@ export function readObjectCode(elf: ElfFile): ObjectCode {
       const named = sectionSymbolName(sec);
       // `.data.<name>` of -fdata-sections holds <name>; a section the source named itself
       // (`.data.once` of WARN_ONCE) holds many variables, found like those of `.data..x`.
-      const holdsItsName = () => (bySection.get(sec.index) ?? []).some((x) => x.name === sectionSymbolRaw(sec) || foldNumbers(x.name) === named);
+      const holdsItsName = () =>
+        (bySection.get(sec.index) ?? []).some((x) => x.name === sectionSymbolRaw(sec) || foldNumbers(x.name) === named);
       if (!named.startsWith('section:') && holdsItsName()) return { target: named, addend };
       // A section holding several variables (.data..read_mostly, .data..percpu): the variable
       // the addend lands in, so layout changes around it do not show.
       const hit = symbolCovering(sec.index, type, addend, bias);
-      if (hit) return { target: hit.bind === STB_LOCAL ? foldNumbers(hit.name) : hit.name, addend: addend - hit.value, exact: hit.name };
+      if (hit)
+        return {
+          target: hit.bind === STB_LOCAL ? foldNumbers(hit.name) : hit.name,
+          addend: addend - hit.value,
+          exact: hit.name,
+        };
       return { target: named, addend };
     }
     if (sym.shndx === SHN_UNDEF) return { target: sym.name, addend };
     // gas keeps a local label (.LC5) for references into mergeable sections: compare what it labels.
-    const labelled = sym.bind === STB_LOCAL && sym.type !== STT_OBJECT && sym.type !== STT_FUNC ? elf.sections[sym.shndx] : undefined;
+    const labelled =
+      sym.bind === STB_LOCAL && sym.type !== STT_OBJECT && sym.type !== STT_FUNC ? elf.sections[sym.shndx] : undefined;
     if (labelled && (labelled.flags & SHF_MERGE) !== 0) {
       if ((labelled.flags & SHF_STRINGS) !== 0) {
         const str = stringAt(elf, labelled, type, addend + sym.value);
         if (str) return str;
       } else if (labelled.entsize > 0) {
         const at = Number(sym.value);
-        return { target: `const:${elf.sectionData(labelled).subarray(at, at + Number(labelled.entsize)).toString('hex')}`, addend };
+        return {
+          target: `const:${elf
+            .sectionData(labelled)
+            .subarray(at, at + Number(labelled.entsize))
+            .toString('hex')}`,
+          addend,
+        };
       }
     }
     return { target: sym.bind === STB_LOCAL ? foldNumbers(sym.name) : sym.name, addend };
@@ -183,8 +236,19 @@ export function readObjectCode(elf: ElfFile): ObjectCode {
         const off = Number(r.offset);
         if (off < start || off >= end) continue;
         const type = relocTypeName(r.type);
-        const t = targetName(r.symbol, type, r.addend, (sec.flags & SHF_EXECINSTR) !== 0 ? pcRelativeBias(data, off) : undefined);
-        relocs.push({ offset: off - start, type, target: t.target, addend: t.addend, raw: t.exact ?? rawName(r.symbol) });
+        const t = targetName(
+          r.symbol,
+          type,
+          r.addend,
+          (sec.flags & SHF_EXECINSTR) !== 0 ? pcRelativeBias(data, off) : undefined,
+        );
+        relocs.push({
+          offset: off - start,
+          type,
+          target: t.target,
+          addend: t.addend,
+          raw: t.exact ?? rawName(r.symbol),
+        });
       }
     }
     relocs.sort((a, b) => a.offset - b.offset);
@@ -197,12 +261,27 @@ export function readObjectCode(elf: ElfFile): ObjectCode {
     if (sym.shndx === SHN_UNDEF || sym.shndx >= 0xff00) continue;
     if (sym.type === STT_FUNC) {
       const c = collect(sym);
-      if (c) functions.set(sym.name, { name: sym.name, bind: bindName(sym.bind), size: sym.size, sectionIndex: sym.shndx, offset: Number(sym.value), ...c });
+      if (c)
+        functions.set(sym.name, {
+          name: sym.name,
+          bind: bindName(sym.bind),
+          size: sym.size,
+          sectionIndex: sym.shndx,
+          offset: Number(sym.value),
+          ...c,
+        });
     } else if (sym.type === STT_OBJECT) {
       const sec = elf.sections[sym.shndx];
       if (!sec || (sec.flags & SHF_EXECINSTR) !== 0) continue;
       const c = collect(sym);
-      if (c) data.set(sym.name, { name: sym.name, bind: bindName(sym.bind), size: sym.size, offset: Number(sym.value), ...c });
+      if (c)
+        data.set(sym.name, {
+          name: sym.name,
+          bind: bindName(sym.bind),
+          size: sym.size,
+          offset: Number(sym.value),
+          ...c,
+        });
     }
   }
   const sectionSizes = new Map<string, number>();
@@ -227,22 +306,39 @@ export function pcRelativeBias(code: Buffer, off: number): bigint | undefined {
   const op = code[off - 2] as number;
   if (op === 0xba && code[off - 3] === 0x0f) return 5n; // bt/bts/btr/btc $imm8
   // The opcode may follow a REX prefix (0x40-0x4f) and/or an operand-size prefix (0x66).
-  let prefix = off > 2 ? code[off - 3] as number : 0;
-  if (prefix >= 0x40 && prefix <= 0x4f) prefix = off > 3 ? code[off - 4] as number : 0;
+  let prefix = off > 2 ? (code[off - 3] as number) : 0;
+  if (prefix >= 0x40 && prefix <= 0x4f) prefix = off > 3 ? (code[off - 4] as number) : 0;
   const word = prefix === 0x66;
   switch (op) {
-    case 0x80: case 0x83: case 0xc0: case 0xc1: case 0x6b: return 5n;
-    case 0xc6: return reg === 0 ? 5n : undefined;
-    case 0xf6: return reg <= 1 ? 5n : 4n;
-    case 0x81: case 0x69: return word ? 6n : 8n;
-    case 0xc7: return reg === 0 ? (word ? 6n : 8n) : undefined;
-    case 0xf7: return reg <= 1 ? (word ? 6n : 8n) : 4n;
-    default: return 4n;
+    case 0x80:
+    case 0x83:
+    case 0xc0:
+    case 0xc1:
+    case 0x6b:
+      return 5n;
+    case 0xc6:
+      return reg === 0 ? 5n : undefined;
+    case 0xf6:
+      return reg <= 1 ? 5n : 4n;
+    case 0x81:
+    case 0x69:
+      return word ? 6n : 8n;
+    case 0xc7:
+      return reg === 0 ? (word ? 6n : 8n) : undefined;
+    case 0xf7:
+      return reg <= 1 ? (word ? 6n : 8n) : 4n;
+    default:
+      return 4n;
   }
 }
 
 /** The string a relocation into a mergeable string section points at. */
-function stringAt(elf: ElfFile, sec: ElfSection, type: string, addend: bigint): { target: string; addend: bigint } | undefined {
+function stringAt(
+  elf: ElfFile,
+  sec: ElfSection,
+  type: string,
+  addend: bigint,
+): { target: string; addend: bigint } | undefined {
   const data = elf.sectionData(sec);
   // PC-relative references are biased by the distance to the instruction's end (usually 4).
   const candidates = PC_RELATIVE.has(type) ? [addend + 4n, addend + 5n, addend + 8n] : [addend];
@@ -300,11 +396,17 @@ function uniqueFolded<T>(idx: Map<string, T[]>, name: string): T | undefined {
 }
 
 /** undefined when equal; otherwise the first differing offset and why. */
-export function compareCode(a: { bytes: Buffer; relocs: NormalizedReloc[] }, b: { bytes: Buffer; relocs: NormalizedReloc[] }): { reason: string; firstDifference: number } | undefined {
+export function compareCode(
+  a: { bytes: Buffer; relocs: NormalizedReloc[] },
+  b: { bytes: Buffer; relocs: NormalizedReloc[] },
+): { reason: string; firstDifference: number } | undefined {
   let firstByte = -1;
   const n = Math.min(a.bytes.length, b.bytes.length);
   for (let i = 0; i < n; i++) {
-    if (a.bytes[i] !== b.bytes[i]) { firstByte = i; break; }
+    if (a.bytes[i] !== b.bytes[i]) {
+      firstByte = i;
+      break;
+    }
   }
   if (firstByte < 0 && a.bytes.length !== b.bytes.length) firstByte = n;
   let firstReloc = -1;
@@ -313,13 +415,15 @@ export function compareCode(a: { bytes: Buffer; relocs: NormalizedReloc[] }, b: 
   for (let i = 0; i < m; i++) {
     const x = a.relocs[i];
     const y = b.relocs[i];
-    if (x && y && x.offset === y.offset && x.type === y.type && x.target === y.target && x.addend === y.addend) continue;
+    if (x && y && x.offset === y.offset && x.type === y.type && x.target === y.target && x.addend === y.addend)
+      continue;
     firstReloc = Math.min(x?.offset ?? Infinity, y?.offset ?? Infinity);
     relocWhy = `relocation at +0x${firstReloc.toString(16)}: ${x ? `${x.type} ${x.target}${fmtAddend(x.addend)}` : 'none'} -> ${y ? `${y.type} ${y.target}${fmtAddend(y.addend)}` : 'none'}`;
     break;
   }
   if (firstByte < 0 && firstReloc < 0) return undefined;
-  if (firstReloc >= 0 && (firstByte < 0 || firstReloc <= firstByte)) return { reason: relocWhy, firstDifference: firstReloc };
+  if (firstReloc >= 0 && (firstByte < 0 || firstReloc <= firstByte))
+    return { reason: relocWhy, firstDifference: firstReloc };
   const sizes = a.bytes.length !== b.bytes.length ? ` (size ${a.bytes.length} -> ${b.bytes.length})` : '';
   return { reason: `code differs at +0x${firstByte.toString(16)}${sizes}`, firstDifference: firstByte };
 }
@@ -355,4 +459,3 @@ export function referrers(code: ObjectCode, target: string): string[] {
 export function hasFentry(f: FunctionCode): boolean {
   return f.relocs.some((r) => r.target === '__fentry__' && r.offset <= 9);
 }
-

@@ -251,13 +251,15 @@ function parseGitSection(lines: string[], start: number, fail: Fail): { fp: File
   if (ext.has('copy from') || ext.has('copy to')) fail(start, 'copy patches are not supported');
   const renameFrom = ext.get('rename from') ?? ext.get('rename old');
   const renameTo = ext.get('rename to') ?? ext.get('rename new');
-  if ((renameFrom === undefined) !== (renameTo === undefined)) fail(start, 'rename header without both "rename from" and "rename to"');
+  if ((renameFrom === undefined) !== (renameTo === undefined))
+    fail(start, 'rename header without both "rename from" and "rename to"');
   const isNew = ext.has('new file mode') || oldName?.raw === '/dev/null';
   const isDeleted = ext.has('deleted file mode') || newName?.raw === '/dev/null';
   if (isNew && isDeleted) fail(start, 'file is both created and deleted');
   const names = oldName && newName ? null : gitLineNames(lines[start]!, start, fail);
   const pathOf = (rename: string | undefined, h: HeaderName | undefined, fromLine: string | undefined): string => {
-    if (rename !== undefined) return treePath(rename.startsWith('"') ? unquote(rename, start, fail).value : rename, false, start, fail);
+    if (rename !== undefined)
+      return treePath(rename.startsWith('"') ? unquote(rename, start, fail).value : rename, false, start, fail);
     const raw = h?.raw ?? fromLine;
     if (raw === undefined) return fail(start, 'cannot tell the file names apart in this diff --git line');
     return treePath(raw, true, start, fail);
@@ -284,9 +286,11 @@ function parsePlainSection(lines: string[], start: number, fail: Fail): { fp: Fi
   const { hunks, next } = parseHunks(lines, start + 2, fail);
   // `diff -N` marks an absent file with an Epoch timestamp instead of /dev/null.
   const isNew =
-    oldName.raw === '/dev/null' || (isEpoch(oldName.timestamp) && hunks.every((h) => h.oldStart === 0 && h.oldLines === 0));
+    oldName.raw === '/dev/null' ||
+    (isEpoch(oldName.timestamp) && hunks.every((h) => h.oldStart === 0 && h.oldLines === 0));
   const isDeleted =
-    newName.raw === '/dev/null' || (isEpoch(newName.timestamp) && hunks.every((h) => h.newStart === 0 && h.newLines === 0));
+    newName.raw === '/dev/null' ||
+    (isEpoch(newName.timestamp) && hunks.every((h) => h.newStart === 0 && h.newLines === 0));
   if (isNew && isDeleted) fail(start, 'file is both created and deleted');
   const oldPath = isNew ? null : treePath(oldName.raw, true, start, fail);
   const newPath = isDeleted ? null : treePath(newName.raw, true, start + 1, fail);
@@ -342,7 +346,8 @@ function parseHunks(lines: string[], start: number, fail: Fail): { hunks: Hunk[]
     };
     while (oldSeen < h.oldLines || newSeen < h.newLines) {
       const l = lines[j];
-      if (l === undefined) fail(at, `truncated hunk: the patch ends after ${oldSeen} old and ${newSeen} new lines, but the ${counts()}`);
+      if (l === undefined)
+        fail(at, `truncated hunk: the patch ends after ${oldSeen} old and ${newSeen} new lines, but the ${counts()}`);
       // An empty line is an empty context line whose space a mailer stripped.
       const c = l!.length === 0 ? ' ' : l![0];
       if (c === '\\') {
@@ -350,7 +355,10 @@ function parseHunks(lines: string[], start: number, fail: Fail): { hunks: Hunk[]
         continue;
       }
       if (c !== ' ' && c !== '-' && c !== '+') {
-        fail(j, `truncated or corrupt hunk: found ${JSON.stringify(short(l!))} after ${oldSeen} old and ${newSeen} new lines, but the ${counts()}`);
+        fail(
+          j,
+          `truncated or corrupt hunk: found ${JSON.stringify(short(l!))} after ${oldSeen} old and ${newSeen} new lines, but the ${counts()}`,
+        );
       }
       if ((c !== '+' && oldSeen >= h.oldLines) || (c !== '-' && newSeen >= h.newLines)) {
         fail(j, `corrupt hunk: more lines than its header says (the ${counts()})`);
@@ -370,10 +378,15 @@ function parseHunks(lines: string[], start: number, fail: Fail): { hunks: Hunk[]
   if (
     l !== undefined &&
     (l.startsWith('+') || l.startsWith('-')) &&
-    l !== '-- ' && l !== '--' && l !== '---' &&
+    l !== '-- ' &&
+    l !== '--' &&
+    l !== '---' &&
     !(l.startsWith('--- ') && lines[j + 1]?.startsWith('+++ '))
   ) {
-    fail(j, `corrupt hunk: more lines than its header says (the hunk at line ${hunks[hunks.length - 1]!.patchLine} ends before ${JSON.stringify(short(l))})`);
+    fail(
+      j,
+      `corrupt hunk: more lines than its header says (the hunk at line ${hunks[hunks.length - 1]!.patchLine} ends before ${JSON.stringify(short(l))})`,
+    );
   }
   return { hunks, next: j };
 }
@@ -430,9 +443,12 @@ export function applyFilePatch(
   const path = fp.newPath ?? fp.oldPath ?? '?';
   const where = fp.hunks[0] ? `${patchName}:${fp.hunks[0].patchLine}` : patchName;
   // As GNU patch: hunks that all start at line 0 of a missing file create it (`diff -N` with --label).
-  const creates = fp.isNew || (original === null && fp.hunks.length > 0 && fp.hunks.every((h) => h.oldStart === 0 && h.oldLines === 0));
+  const creates =
+    fp.isNew ||
+    (original === null && fp.hunks.length > 0 && fp.hunks.every((h) => h.oldStart === 0 && h.oldLines === 0));
   if (creates) {
-    if (original !== null && original !== '') throw new KlpgenError(`${where}: patch creates ${path}, which already exists`);
+    if (original !== null && original !== '')
+      throw new KlpgenError(`${where}: patch creates ${path}, which already exists`);
   } else if (original === null) {
     throw new KlpgenError(`${where}: ${fp.oldPath} to patch does not exist`);
   }
@@ -499,7 +515,14 @@ function matchesAt(file: Lines, oldSide: HunkLine[], newSide: HunkLine[], pos: n
  * less trailing than leading context only at its end (diff wrote less
  * context because the file ended there).
  */
-function locate(file: Lines, h: Hunk, oldSide: HunkLine[], newSide: HunkLine[], guess: number, min: number): number | null {
+function locate(
+  file: Lines,
+  h: Hunk,
+  oldSide: HunkLine[],
+  newSide: HunkLine[],
+  guess: number,
+  min: number,
+): number | null {
   const n = oldSide.length;
   const len = file.lines.length;
   if (n === 0) return guess >= min && guess <= len && matchesAt(file, oldSide, newSide, guess) ? guess : null;
@@ -528,11 +551,15 @@ function mismatch(file: Lines, h: Hunk, oldSide: HunkLine[], newSide: HunkLine[]
   for (let k = 0; k < oldSide.length; k++) {
     const actual = file.lines[stated + k];
     const want = oldSide[k]!.text;
-    if (actual === undefined) return `the file ends at line ${file.lines.length}, but the patch expects ${JSON.stringify(short(want))} at line ${stated + k + 1}`;
-    if (actual !== want) return `line ${stated + k + 1} is ${JSON.stringify(short(actual))}, but the patch expects ${JSON.stringify(short(want))}`;
+    if (actual === undefined)
+      return `the file ends at line ${file.lines.length}, but the patch expects ${JSON.stringify(short(want))} at line ${stated + k + 1}`;
+    if (actual !== want)
+      return `line ${stated + k + 1} is ${JSON.stringify(short(actual))}, but the patch expects ${JSON.stringify(short(want))}`;
   }
-  if (stated > file.lines.length) return `the file ends at line ${file.lines.length}, before the hunk's line ${stated + 1}`;
-  if (!matchesAt(file, oldSide, newSide, stated)) return 'the lines match, but not whether the file ends with a newline';
+  if (stated > file.lines.length)
+    return `the file ends at line ${file.lines.length}, before the hunk's line ${stated + 1}`;
+  if (!matchesAt(file, oldSide, newSide, stated))
+    return 'the lines match, but not whether the file ends with a newline';
   const { prefix, suffix } = contextSizes(h);
   return prefix < suffix ? 'the hunk must be at the start of the file' : 'the hunk must be at the end of the file';
 }

@@ -1,6 +1,20 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { SHF_EXECINSTR, STB_GLOBAL, STB_LOCAL, STB_WEAK, STT_FILE, STT_FUNC, STT_OBJECT, STT_SECTION, SHN_UNDEF, parseElf, relocTypeName, type ElfFile, type ElfSymbol } from '../elf/elf64.js';
+import {
+  SHF_EXECINSTR,
+  STB_GLOBAL,
+  STB_LOCAL,
+  STB_WEAK,
+  STT_FILE,
+  STT_FUNC,
+  STT_OBJECT,
+  STT_SECTION,
+  SHN_UNDEF,
+  parseElf,
+  relocTypeName,
+  type ElfFile,
+  type ElfSymbol,
+} from '../elf/elf64.js';
 import { writeFileAtomic } from '../util/fsutil.js';
 import { PC_RELATIVE, pcRelativeBias, type ObjectCode } from './objdiff.js';
 
@@ -35,7 +49,9 @@ export type DataLayout = ReadonlyMap<string, { section: string; offset: number }
  */
 export function objectLayout(code: ObjectCode): DataLayout {
   return new Map([
-    ...[...code.data.values()].filter((d) => d.bind === 'local').map((d) => [d.name, { section: d.section, offset: d.offset }] as const),
+    ...[...code.data.values()]
+      .filter((d) => d.bind === 'local')
+      .map((d) => [d.name, { section: d.section, offset: d.offset }] as const),
     ...[...code.functions.values()].map((f) => [f.name, { section: f.section, offset: f.offset }] as const),
   ]);
 }
@@ -50,7 +66,8 @@ export function objectReferences(code: ObjectCode): CodeReferences {
     for (const r of f.relocs) {
       if (!locals.has(r.raw)) continue;
       const list = out.get(r.raw);
-      if (list) list.push(`${f.name}+${r.offset}`); else out.set(r.raw, [`${f.name}+${r.offset}`]);
+      if (list) list.push(`${f.name}+${r.offset}`);
+      else out.set(r.raw, [`${f.name}+${r.offset}`]);
     }
   }
   return out;
@@ -103,37 +120,60 @@ function readSymbols(elfPath: string): KernelSymbol[] {
       continue;
     }
     if (s.shndx === SHN_UNDEF || !s.name) continue;
-    const bind = s.bind === STB_GLOBAL ? 'global' : s.bind === STB_WEAK ? 'weak' : s.bind === STB_LOCAL ? 'local' : 'global';
+    const bind =
+      s.bind === STB_GLOBAL ? 'global' : s.bind === STB_WEAK ? 'weak' : s.bind === STB_LOCAL ? 'local' : 'global';
     out.push({
-      name: s.name, address: s.value, size: s.size,
+      name: s.name,
+      address: s.value,
+      size: s.size,
       kind: s.type === STT_FUNC ? 'function' : s.type === STT_OBJECT ? 'object' : 'other',
-      bind, file: bind === 'local' ? file : '', group: bind === 'local' ? group : -1, shndx: s.shndx,
+      bind,
+      file: bind === 'local' ? file : '',
+      group: bind === 'local' ? group : -1,
+      shndx: s.shndx,
     });
   }
   return out;
 }
 
 function toTsv(symbols: KernelSymbol[]): string {
-  return symbols.map((s) => `${s.address.toString(16)}\t${s.size}\t${s.kind[0]}\t${s.bind[0]}\t${s.group}\t${s.file}\t${s.name}`).join('\n') + '\n';
+  return (
+    symbols
+      .map((s) => `${s.address.toString(16)}\t${s.size}\t${s.kind[0]}\t${s.bind[0]}\t${s.group}\t${s.file}\t${s.name}`)
+      .join('\n') + '\n'
+  );
 }
 
 function parseTsv(text: string): KernelSymbol[] {
   const out: KernelSymbol[] = [];
   for (const line of text.split('\n')) {
     if (!line) continue;
-    const [addr, size, kind, bind, group, file, name] = line.split('\t') as [string, string, string, string, string, string, string];
+    const [addr, size, kind, bind, group, file, name] = line.split('\t') as [
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+    ];
     out.push({
-      name, address: BigInt(`0x${addr}`), size: Number(size),
+      name,
+      address: BigInt(`0x${addr}`),
+      size: Number(size),
       kind: kind === 'f' ? 'function' : kind === 'o' ? 'object' : 'other',
       bind: bind === 'l' ? 'local' : bind === 'w' ? 'weak' : 'global',
-      group: Number(group), file,
+      group: Number(group),
+      file,
     });
   }
   return out;
 }
 
 function buildIndex(object: string, symbols: KernelSymbol[], addressOrder: boolean): SymbolIndex {
-  const ordered = addressOrder ? [...symbols].sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0)) : symbols;
+  const ordered = addressOrder
+    ? [...symbols].sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0))
+    : symbols;
   const byName = new Map<string, KernelSymbol[]>();
   for (const s of ordered) {
     const list = byName.get(s.name);
@@ -188,26 +228,51 @@ export type SymbolLocation =
  * Our object's other statics of that section (`.data.once`) sit at the same distances from
  * our copy in the module, since the linker moves each object's part of a section as a whole.
  */
-function byLayout(index: SymbolIndex, name: string, all: KernelSymbol[], layout: DataLayout | undefined, references?: CodeReferences): SymbolLocation {
+function byLayout(
+  index: SymbolIndex,
+  name: string,
+  all: KernelSymbol[],
+  layout: DataLayout | undefined,
+  references?: CodeReferences,
+): SymbolLocation {
   const ours = layout?.get(name);
-  const fail = (why: string): SymbolLocation => ({ found: false, why: `${name} occurs ${all.length} times in ${index.object}, which has no STT_FILE symbols: ${why}` });
+  const fail = (why: string): SymbolLocation => ({
+    found: false,
+    why: `${name} occurs ${all.length} times in ${index.object}, which has no STT_FILE symbols: ${why}`,
+  });
   if (!layout || !ours) return fail('not a static of ours whose place is known');
   const peers = [...layout].filter(([n, l]) => n !== name && l.section === ours.section);
-  if (peers.length === 0) return byReferences(index, name, all, references) ?? fail(`no other static of ours in ${ours.section} to place it by, nor code of ours to tell its copies apart`);
+  if (peers.length === 0)
+    return (
+      byReferences(index, name, all, references) ??
+      fail(`no other static of ours in ${ours.section} to place it by, nor code of ours to tell its copies apart`)
+    );
   const at = new Map<string, Set<string>>();
   for (const x of index.symbols) {
     if (x.shndx === undefined) continue;
     const k = `${x.shndx}:${x.address}`;
     const set = at.get(k);
-    if (set) set.add(x.name); else at.set(k, new Set([x.name]));
+    if (set) set.add(x.name);
+    else at.set(k, new Set([x.name]));
   }
-  const scored = all.map((c) => ({
-    c,
-    n: peers.filter(([n, l]) => at.get(`${c.shndx}:${c.address + BigInt(l.offset - ours.offset)}`)?.has(n)).length,
-  })).sort((a, b) => b.n - a.n);
+  const scored = all
+    .map((c) => ({
+      c,
+      n: peers.filter(([n, l]) => at.get(`${c.shndx}:${c.address + BigInt(l.offset - ours.offset)}`)?.has(n)).length,
+    }))
+    .sort((a, b) => b.n - a.n);
   const [first, second] = scored as [{ c: KernelSymbol; n: number }, { c: KernelSymbol; n: number }];
-  if (first.n === 0 || first.n === second.n) return byReferences(index, name, all, references) ?? fail(`its neighbours in ${ours.section} do not single out one copy`);
-  return { found: true, sympos: all.indexOf(first.c) + 1, symbol: first.c, duplicates: all.length, how: `${all.length} symbols named ${name}; ours has ${first.n} of our statics of ${ours.section} around it, as in our object` };
+  if (first.n === 0 || first.n === second.n)
+    return (
+      byReferences(index, name, all, references) ?? fail(`its neighbours in ${ours.section} do not single out one copy`)
+    );
+  return {
+    found: true,
+    sympos: all.indexOf(first.c) + 1,
+    symbol: first.c,
+    duplicates: all.length,
+    how: `${all.length} symbols named ${name}; ours has ${first.n} of our statics of ${ours.section} around it, as in our object`,
+  };
 }
 
 /**
@@ -215,17 +280,23 @@ function byLayout(index: SymbolIndex, name: string, all: KernelSymbol[], layout:
  * neighbours: its copy is the one our functions' code refers to, from the same offsets
  * in functions of the same names.
  */
-function byReferences(index: SymbolIndex, name: string, all: KernelSymbol[], references: CodeReferences | undefined): SymbolLocation | undefined {
+function byReferences(
+  index: SymbolIndex,
+  name: string,
+  all: KernelSymbol[],
+  references: CodeReferences | undefined,
+): SymbolLocation | undefined {
   const ours = new Set(references?.get(name) ?? []);
   if (ours.size === 0 || !index.path) return undefined;
   let elf = parsedModules.get(index);
-  if (!elf) parsedModules.set(index, elf = parseElf(readFileSync(index.path), index.path));
+  if (!elf) parsedModules.set(index, (elf = parseElf(readFileSync(index.path), index.path)));
   const symbols = elf.symbols();
   const functionsIn = new Map<number, ElfSymbol[]>();
   for (const x of symbols) {
     if (x.type !== STT_FUNC || x.shndx === SHN_UNDEF || x.shndx >= 0xff00) continue;
     const list = functionsIn.get(x.shndx);
-    if (list) list.push(x); else functionsIn.set(x.shndx, [x]);
+    if (list) list.push(x);
+    else functionsIn.set(x.shndx, [x]);
   }
   const hits = all.map(() => 0);
   for (const rs of elf.relocations()) {
@@ -237,8 +308,11 @@ function byReferences(index: SymbolIndex, name: string, all: KernelSymbol[], ref
       const t = r.symbol;
       if (!t || t.shndx === SHN_UNDEF || t.shndx >= 0xff00) continue;
       const pc = PC_RELATIVE.has(relocTypeName(r.type));
-      const at = (t.type === STT_SECTION ? 0n : t.value) + r.addend + (pc ? pcRelativeBias(code, Number(r.offset)) ?? 4n : 0n);
-      const i = all.findIndex((c) => c.shndx === t.shndx && c.address <= at && at < c.address + BigInt(Math.max(1, c.size)));
+      const at =
+        (t.type === STT_SECTION ? 0n : t.value) + r.addend + (pc ? (pcRelativeBias(code, Number(r.offset)) ?? 4n) : 0n);
+      const i = all.findIndex(
+        (c) => c.shndx === t.shndx && c.address <= at && at < c.address + BigInt(Math.max(1, c.size)),
+      );
       if (i < 0) continue;
       const fn = fns.find((f) => f.value <= r.offset && r.offset < f.value + BigInt(f.size));
       if (fn && ours.has(`${fn.name}+${r.offset - fn.value}`)) hits[i] = (hits[i] as number) + 1;
@@ -247,23 +321,44 @@ function byReferences(index: SymbolIndex, name: string, all: KernelSymbol[], ref
   const best = Math.max(...hits);
   if (best === 0 || hits.filter((h) => h === best).length > 1) return undefined;
   const i = hits.indexOf(best);
-  return { found: true, sympos: i + 1, symbol: all[i] as KernelSymbol, duplicates: all.length,
-    how: `${all.length} symbols named ${name}; ours is the one referred to from ${best} of the places our code refers to it` };
+  return {
+    found: true,
+    sympos: i + 1,
+    symbol: all[i] as KernelSymbol,
+    duplicates: all.length,
+    how: `${all.length} symbols named ${name}; ours is the one referred to from ${best} of the places our code refers to it`,
+  };
 }
 
 /** A module read once for all the statics placed by their references (btrfs.ko is megabytes). */
 const parsedModules = new WeakMap<SymbolIndex, ElfFile>();
 
-export function locateSymbol(index: SymbolIndex, name: string, tuFile: string, tuLocals: Set<string>, layout?: DataLayout, references?: CodeReferences): SymbolLocation {
+export function locateSymbol(
+  index: SymbolIndex,
+  name: string,
+  tuFile: string,
+  tuLocals: Set<string>,
+  layout?: DataLayout,
+  references?: CodeReferences,
+): SymbolLocation {
   const all = index.byName.get(name) ?? [];
   if (all.length === 0) return { found: false, why: `${name} is not in ${index.object}'s symbol table` };
-  if (all.length === 1) return { found: true, sympos: 0, symbol: all[0] as KernelSymbol, duplicates: 1, how: 'unique name' };
+  if (all.length === 1)
+    return { found: true, sympos: 0, symbol: all[0] as KernelSymbol, duplicates: 1, how: 'unique name' };
   const file = basename(tuFile);
-  if (index.groups.length === 0 && all.every((s) => s.bind === 'local')) return byLayout(index, name, all, layout, references);
+  if (index.groups.length === 0 && all.every((s) => s.bind === 'local'))
+    return byLayout(index, name, all, layout, references);
   const ours = all.filter((s) => s.file === file);
   if (ours.length === 0) {
     const globals = all.filter((s) => s.bind !== 'local');
-    if (globals.length === 1) return { found: true, sympos: all.indexOf(globals[0] as KernelSymbol) + 1, symbol: globals[0] as KernelSymbol, duplicates: all.length, how: 'the only global among the duplicates' };
+    if (globals.length === 1)
+      return {
+        found: true,
+        sympos: all.indexOf(globals[0] as KernelSymbol) + 1,
+        symbol: globals[0] as KernelSymbol,
+        duplicates: all.length,
+        how: 'the only global among the duplicates',
+      };
     return { found: false, why: `${name} occurs ${all.length} times in ${index.object}, none in a ${file} group` };
   }
   let best = ours[0] as KernelSymbol;
@@ -277,9 +372,18 @@ export function locateSymbol(index: SymbolIndex, name: string, tuFile: string, t
     };
     const scored = ours.map((s) => ({ s, n: score(s) })).sort((a, b) => b.n - a.n);
     if ((scored[0]?.n ?? 0) === (scored[1]?.n ?? -1)) {
-      return { found: false, why: `${name} occurs in ${ours.length} translation units named ${file}; cannot tell which is ours` };
+      return {
+        found: false,
+        why: `${name} occurs in ${ours.length} translation units named ${file}; cannot tell which is ours`,
+      };
     }
     best = (scored[0] as { s: KernelSymbol }).s;
   }
-  return { found: true, sympos: all.indexOf(best) + 1, symbol: best, duplicates: all.length, how: `${all.length} symbols named ${name}; ours follows STT_FILE ${file}` };
+  return {
+    found: true,
+    sympos: all.indexOf(best) + 1,
+    symbol: best,
+    duplicates: all.length,
+    how: `${all.length} symbols named ${name}; ours follows STT_FILE ${file}`,
+  };
 }

@@ -3,7 +3,14 @@ import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { TuReport } from '../analyze/analyze.js';
 import { hasFentry, type ObjectCode } from '../analyze/objdiff.js';
-import { ADDRESS_PREFIX, emitFunctions, emitScaffolding, importedNamespaces, TARGET_MODULE, type EmittedFunctions } from '../emit/emit.js';
+import {
+  ADDRESS_PREFIX,
+  emitFunctions,
+  emitScaffolding,
+  importedNamespaces,
+  TARGET_MODULE,
+  type EmittedFunctions,
+} from '../emit/emit.js';
 import { extractFunctions, type ExtractRefusal, type Extracted } from '../extract/extract.js';
 import { compilerDiagnostics } from '../kmod/build.js';
 import { makeWords } from '../kmod/flags.js';
@@ -74,7 +81,11 @@ export class ModuleBuilder {
   /** TUs built from the emitted C: all with --from-source, else those whose extracted code did not verify. */
   private readonly fromSource: Set<string>;
 
-  constructor(private readonly target: TargetManifest, private readonly plan: FixPlan, private readonly options: { replace: boolean; fromSource?: boolean }) {
+  constructor(
+    private readonly target: TargetManifest,
+    private readonly plan: FixPlan,
+    private readonly options: { replace: boolean; fromSource?: boolean },
+  ) {
     this.fromSource = new Set(options.fromSource ? plan.files : []);
   }
 
@@ -84,21 +95,31 @@ export class ModuleBuilder {
     // not verify, the patched build knew something of the helpers the differing functions call
     // (modref, pure/const, what a callee does with its arguments): copy those too and try again.
     const copyForKnowledge = new Map(this.plan.files.map((f) => [f, new Set<string>()]));
-    const differing = (a: Attempt) => a.verification ? a.verification.functions.filter((f) => !f.equal).length + a.verification.uncovered.length : Infinity;
+    const differing = (a: Attempt) =>
+      a.verification
+        ? a.verification.functions.filter((f) => !f.equal).length + a.verification.uncovered.length
+        : Infinity;
     // Static functions and variables first stay static where the patched build's compiler saw
     // the same users; when that does not verify, knowledge copies static regardless (the module's
     // callers may teach the compiler nothing more), then everything global.
     const eachLinkage = async (round: number): Promise<{ result: Attempt; linkage: Linkage }> => {
       let best: { result: Attempt; linkage: Linkage } | undefined;
       for (const linkage of ['callers', 'static', 'global'] as const) {
-        if (best) info(`${best.result.verification ? `${differing(best.result)} differing` : 'not built'} with ${best.linkage} linkage: trying ${linkage}`);
+        if (best)
+          info(
+            `${best.result.verification ? `${differing(best.result)} differing` : 'not built'} with ${best.linkage} linkage: trying ${linkage}`,
+          );
         let result = await this.attempt(copyForKnowledge, round, linkage);
         // Extracted code that does not verify (it should by construction) is built from source instead.
-        const failing = (result.perTu ?? []).map((v, k) => ({ v, t: result.tus[k] as TuBuild })).filter(({ v, t }) => t.extracted && v.status !== 'passed');
+        const failing = (result.perTu ?? [])
+          .map((v, k) => ({ v, t: result.tus[k] as TuBuild }))
+          .filter(({ v, t }) => t.extracted && v.status !== 'passed');
         if (failing.length) {
           for (const { t, v } of failing) {
             this.fromSource.add(t.file);
-            info(`${t.file}: the extracted functions do not verify, compiling them from source:\n${formatVerification(v)}`);
+            info(
+              `${t.file}: the extracted functions do not verify, compiling them from source:\n${formatVerification(v)}`,
+            );
           }
           result = await this.attempt(copyForKnowledge, round, linkage);
         }
@@ -110,20 +131,29 @@ export class ModuleBuilder {
       return best as { result: Attempt; linkage: Linkage };
     };
     let { result, linkage } = await eachLinkage(0);
-    if (result.tus.every((t) => t.extracted) && result.verification?.status === 'passed') info('every new function is the patched build\'s own code (extracted)');
+    if (result.tus.every((t) => t.extracted) && result.verification?.status === 'passed')
+      info("every new function is the patched build's own code (extracted)");
     const snapshot = () => new Map([...copyForKnowledge].map(([f, names]) => [f, new Set(names)]));
     let best = { round: 0, differing: differing(result), copies: snapshot(), linkage };
     for (let round = 1; round <= MAX_KNOWLEDGE_ROUNDS && result.verification?.status === 'failed'; round++) {
       let added = 0;
       for (const [file, names] of helpersOfDiffering(result)) {
         const set = copyForKnowledge.get(file) as Set<string>;
-        for (const n of names) if (!set.has(n)) { set.add(n); added++; }
+        for (const n of names)
+          if (!set.has(n)) {
+            set.add(n);
+            added++;
+          }
       }
       if (added === 0) break;
-      info(`the module does not verify: copying ${added} helper${added === 1 ? '' : 's'} the patched build knew the bodies of`);
+      info(
+        `the module does not verify: copying ${added} helper${added === 1 ? '' : 's'} the patched build knew the bodies of`,
+      );
       const next = await eachLinkage(round);
       if (!next.result.verification) {
-        info(`with those copies the module does not build: ${(next.result.error ?? '').split('\n').slice(1, 3).join(' ').trim()}`);
+        info(
+          `with those copies the module does not build: ${(next.result.error ?? '').split('\n').slice(1, 3).join(' ').trim()}`,
+        );
         result = next.result;
         break;
       }
@@ -134,22 +164,35 @@ export class ModuleBuilder {
     }
     // When no attempt verifies, keep the one that proved the most functions (the smaller of equals),
     // rebuilt unless it is the module on disk.
-    if (result.verification?.status !== 'passed' && (best.round !== this.onDisk.round || best.linkage !== this.onDisk.linkage)) result = await this.attempt(best.copies, best.round, best.linkage);
+    if (
+      result.verification?.status !== 'passed' &&
+      (best.round !== this.onDisk.round || best.linkage !== this.onDisk.linkage)
+    )
+      result = await this.attempt(best.copies, best.round, best.linkage);
     return result;
   }
 
   private async extractTu(i: TuInput, installs: EmittedFunctions['installs']): Promise<Extracted | ExtractRefusal> {
     const hit = this.extractions.get(i.file);
     if (hit) return hit;
-    const codeChanged = new Set((this.plan.report.tus.find((t) => t.file === i.file)?.codeChanged ?? []).map((c) => c.name));
-    const done = await timed(`extract ${i.file}`, () => extractTuFunctions(this.target, this.plan.layout, i, installs, codeChanged, providedBy(this.plan.inputs, i)));
+    const codeChanged = new Set(
+      (this.plan.report.tus.find((t) => t.file === i.file)?.codeChanged ?? []).map((c) => c.name),
+    );
+    const done = await timed(`extract ${i.file}`, () =>
+      extractTuFunctions(this.target, this.plan.layout, i, installs, codeChanged, providedBy(this.plan.inputs, i)),
+    );
     this.extractions.set(i.file, done);
-    if ('kind' in done) info(`${i.file}: not extracted (${done.kind}: ${done.reason}); its functions are compiled from the emitted C`);
+    if ('kind' in done)
+      info(`${i.file}: not extracted (${done.kind}: ${done.reason}); its functions are compiled from the emitted C`);
     return done;
   }
 
   /** Emit, build and verify once, with these same-file helpers copied for what the compiler knows of them. */
-  private async attempt(copyForKnowledge: Map<string, Set<string>>, round: number, linkage: Linkage = 'callers'): Promise<Attempt> {
+  private async attempt(
+    copyForKnowledge: Map<string, Set<string>>,
+    round: number,
+    linkage: Linkage = 'callers',
+  ): Promise<Attempt> {
     const { target } = this;
     const { inputs, report, name, scaffoldingFile, stem, layout } = this.plan;
     const { namespaces, usedTypes } = this;
@@ -159,45 +202,86 @@ export class ModuleBuilder {
     const overlay = headerOverlay(layout.sources('patched'), report.changedHeaders ?? []);
     // "x.h" is looked up beside the .c first (security/selinux/ss/policydb.c's "policydb.h", which
     // no -I names): the module's copy is elsewhere, so that directory is named, the fix's first.
-    const quoteDirs = (file: string) => [join(layout.sources('patched'), dirname(file)), join(target.paths.source, dirname(file))]
-      .filter((d) => existsSync(d)).map((d) => `-iquote ${d}`);
+    const quoteDirs = (file: string) =>
+      [join(layout.sources('patched'), dirname(file)), join(target.paths.source, dirname(file))]
+        .filter((d) => existsSync(d))
+        .map((d) => `-iquote ${d}`);
     this.onDisk = { round, linkage };
     const tus: TuBuild[] = inputs.map((i) => ({
-      file: i.file, cName: i.cName, object: i.entries[0]?.object ?? 'vmlinux',
-      originalObject: i.originalObject, patchedObject: i.patchedObject, origCode: i.origCode, patchedCode: i.patchedCode,
+      file: i.file,
+      cName: i.cName,
+      object: i.entries[0]?.object ?? 'vmlinux',
+      originalObject: i.originalObject,
+      patchedObject: i.patchedObject,
+      origCode: i.origCode,
+      patchedCode: i.patchedCode,
       report: report.tus.find((t) => t.file === i.file),
       emitted: emitFunctions({
-        report, file: i.file, patchedText: i.patchedText, model: i.model, preprocessed: i.preprocessed, name, modName: i.modName, isModule: i.isModule,
+        report,
+        file: i.file,
+        patchedText: i.patchedText,
+        model: i.model,
+        preprocessed: i.preprocessed,
+        name,
+        modName: i.modName,
+        isModule: i.isModule,
         originalFunctions: new Set(i.origCode.functions.keys()),
         dataSizes: new Map([...i.origCode.data.values()].map((v) => [v.name, v.size])),
-        patchedReferences: new Set(i.entries.flatMap((e) => (i.patchedCode.functions.get(e.symbol)?.relocs ?? []).map((r) => r.raw))),
+        patchedReferences: new Set(
+          i.entries.flatMap((e) => (i.patchedCode.functions.get(e.symbol)?.relocs ?? []).map((r) => r.raw)),
+        ),
         // (A replaced function's split-off pieces are its code too: `foo.cold` calls what foo calls.)
-        patchedPieceReferences: new Set([...i.patchedCode.functions.values()].filter((f) => i.entries.some((e) => f.name === `${e.symbol}.cold`))
-          .flatMap((f) => f.relocs.map((r) => r.raw))),
+        patchedPieceReferences: new Set(
+          [...i.patchedCode.functions.values()]
+            .filter((f) => i.entries.some((e) => f.name === `${e.symbol}.cold`))
+            .flatMap((f) => f.relocs.map((r) => r.raw)),
+        ),
         dataSections: new Map([...i.origCode.data.values()].map((v) => [v.name, v.section])),
-        valueTables: new Set([...i.origCode.data.values()].filter((v) => v.bind === 'local' && v.section.startsWith('.rodata') && v.relocs.length === 0).map((v) => v.name)),
-        patchedFunctionRefs: new Map([...i.patchedCode.functions.values()].map((f) => [f.name, new Set(f.relocs.map((r) => r.raw))])),
-        prefix: i.prefix, scaffoldingFile, cName: i.cName, copyForKnowledge: copyForKnowledge.get(i.file), linkage, alsoNeed: usedTypes, patchedInlined: i.patchedInlined,
+        valueTables: new Set(
+          [...i.origCode.data.values()]
+            .filter((v) => v.bind === 'local' && v.section.startsWith('.rodata') && v.relocs.length === 0)
+            .map((v) => v.name),
+        ),
+        patchedFunctionRefs: new Map(
+          [...i.patchedCode.functions.values()].map((f) => [f.name, new Set(f.relocs.map((r) => r.raw))]),
+        ),
+        prefix: i.prefix,
+        scaffoldingFile,
+        cName: i.cName,
+        copyForKnowledge: copyForKnowledge.get(i.file),
+        linkage,
+        alsoNeed: usedTypes,
+        patchedInlined: i.patchedInlined,
       }),
     }));
-    const scaffolding = emitScaffolding(name, tus.map((t) => t.cName), tus.flatMap((t) => t.emitted.installs), this.options.replace,
-      [...inputs.flatMap((i) => importedNamespaces(i.patchedText)), ...namespaces]);
+    const scaffolding = emitScaffolding(
+      name,
+      tus.map((t) => t.cName),
+      tus.flatMap((t) => t.emitted.installs),
+      this.options.replace,
+      [...inputs.flatMap((i) => importedNamespaces(i.patchedText)), ...namespaces],
+    );
     await rm(srcDir, { recursive: true, force: true });
     await mkdir(srcDir, { recursive: true });
     for (const t of tus) await writeFile(join(srcDir, t.cName), t.emitted.source);
     await writeFile(join(srcDir, scaffoldingFile), scaffolding);
-    await writeFile(join(srcDir, 'Kbuild'), [
-      `obj-m += livepatch-${stem}.o`,
-      `livepatch-${stem}-y := ${[...tus.map((t) => objName(t.cName)), objName(scaffoldingFile)].join(' ')}`,
-      // Each TU's own flags from its Makefile (its directory for "local.h" includes, ccflags-y,
-      // CFLAGS_REMOVE), then function and data sections as in the analysis' patched build,
-      // which verification compares with.
-      ...inputs.flatMap((i) => [
-        `CFLAGS_${objName(i.cName)} += ${[...i.flags.extra, ...quoteDirs(i.file), '-ffunction-sections', '-fdata-sections'].flatMap(makeWords).join(' ')}`,
-        ...(i.flags.removed.length ? [`CFLAGS_REMOVE_${objName(i.cName)} += ${i.flags.removed.flatMap(makeWords).join(' ')}`] : []),
-      ]),
-      '',
-    ].join('\n'));
+    await writeFile(
+      join(srcDir, 'Kbuild'),
+      [
+        `obj-m += livepatch-${stem}.o`,
+        `livepatch-${stem}-y := ${[...tus.map((t) => objName(t.cName)), objName(scaffoldingFile)].join(' ')}`,
+        // Each TU's own flags from its Makefile (its directory for "local.h" includes, ccflags-y,
+        // CFLAGS_REMOVE), then function and data sections as in the analysis' patched build,
+        // which verification compares with.
+        ...inputs.flatMap((i) => [
+          `CFLAGS_${objName(i.cName)} += ${[...i.flags.extra, ...quoteDirs(i.file), '-ffunction-sections', '-fdata-sections'].flatMap(makeWords).join(' ')}`,
+          ...(i.flags.removed.length
+            ? [`CFLAGS_REMOVE_${objName(i.cName)} += ${i.flags.removed.flatMap(makeWords).join(' ')}`]
+            : []),
+        ]),
+        '',
+      ].join('\n'),
+    );
 
     await rm(kmodDir, { recursive: true, force: true });
     await mkdir(kmodDir, { recursive: true });
@@ -213,29 +297,46 @@ export class ModuleBuilder {
       // Kbuild links a prebuilt object that has no source beside it as it is.
       await writeFile(join(kmodDir, objName(t.cName)), x.object);
       // modpost reads each object's .cmd file (for symbol CRCs): this one exports none.
-      await writeFile(join(kmodDir, `.${objName(t.cName)}.cmd`), `cmd_${join(kmodDir, objName(t.cName))} := klpgen extract ${t.file}\n`);
+      await writeFile(
+        join(kmodDir, `.${objName(t.cName)}.cmd`),
+        `cmd_${join(kmodDir, objName(t.cName))} := klpgen extract ${t.file}\n`,
+      );
       t.emitted = extractedEmission(t.emitted, x);
       t.extracted = x;
       extractedHere.add(t.cName);
     }
-    await writeFile(layout.plan(), `${JSON.stringify(describeAttempt(this.plan, tus, round, linkage, this.extractions), null, 2)}\n`);
-    for (const f of readdirSync(srcDir)) if (!extractedHere.has(f) && f !== basename(layout.plan())) await copyFile(join(srcDir, f), join(kmodDir, f));
-    const build = await timed(round ? `build module (round ${round + 1})` : 'build module', () => run('make', [
-      '-C', target.paths.headers, `M=${kmodDir}`,
-      // Kbuild puts NOSTDINC_FLAGS before every other -I: the fix's headers shadow the target's,
-      // and the full source's come before the headers package's, whose copies of some headers
-      // include files it does not ship (trace/events/dlm.h: "../../../fs/dlm/...").
-      `NOSTDINC_FLAGS=-nostdinc ${[...overlay, join(target.paths.source, 'arch/x86/include'), join(target.paths.source, 'include')].map((d) => `-I${d}`).join(' ')}`,
-      // Unexported symbols are resolved below by klp-convert, not by modpost.
-      'KBUILD_MODPOST_WARN=1',
-      // Same inputs, same bytes: the work dir's path must not reach the debug info (also of the .mod.c).
-      // The kernel's __FILE__ is relative to its tree ("include/net/sch_generic.h" in a WARN):
-      // so are the headers this build finds in the full source or in the fix's changed copies.
-      `KCFLAGS=-fdebug-prefix-map=${kmodDir}=livepatch ${[kmodDir, target.paths.source, layout.sources('patched')].map((d) => `-fmacro-prefix-map=${d}/=`).join(' ')}`,
-      'modules',
-    ], { env: makeEnv() }));
+    await writeFile(
+      layout.plan(),
+      `${JSON.stringify(describeAttempt(this.plan, tus, round, linkage, this.extractions), null, 2)}\n`,
+    );
+    for (const f of readdirSync(srcDir))
+      if (!extractedHere.has(f) && f !== basename(layout.plan())) await copyFile(join(srcDir, f), join(kmodDir, f));
+    const build = await timed(round ? `build module (round ${round + 1})` : 'build module', () =>
+      run(
+        'make',
+        [
+          '-C',
+          target.paths.headers,
+          `M=${kmodDir}`,
+          // Kbuild puts NOSTDINC_FLAGS before every other -I: the fix's headers shadow the target's,
+          // and the full source's come before the headers package's, whose copies of some headers
+          // include files it does not ship (trace/events/dlm.h: "../../../fs/dlm/...").
+          `NOSTDINC_FLAGS=-nostdinc ${[...overlay, join(target.paths.source, 'arch/x86/include'), join(target.paths.source, 'include')].map((d) => `-I${d}`).join(' ')}`,
+          // Unexported symbols are resolved below by klp-convert, not by modpost.
+          'KBUILD_MODPOST_WARN=1',
+          // Same inputs, same bytes: the work dir's path must not reach the debug info (also of the .mod.c).
+          // The kernel's __FILE__ is relative to its tree ("include/net/sch_generic.h" in a WARN):
+          // so are the headers this build finds in the full source or in the fix's changed copies.
+          `KCFLAGS=-fdebug-prefix-map=${kmodDir}=livepatch ${[kmodDir, target.paths.source, layout.sources('patched')].map((d) => `-fmacro-prefix-map=${d}/=`).join(' ')}`,
+          'modules',
+        ],
+        { env: makeEnv() },
+      ),
+    );
     // modpost names an export namespace the new code needs and no original file imported: import it, build again.
-    const missingNs = [...`${build.stdout}${build.stderr}`.matchAll(/uses symbol \S+ from namespace (\w+), but does not import it/g)].map((m) => m[1] as string);
+    const missingNs = [
+      ...`${build.stdout}${build.stderr}`.matchAll(/uses symbol \S+ from namespace (\w+), but does not import it/g),
+    ].map((m) => m[1] as string);
     if (build.code !== 0 && missingNs.some((ns) => !namespaces.includes(ns))) {
       namespaces.push(...missingNs.filter((ns) => !namespaces.includes(ns)));
       return this.attempt(copyForKnowledge, round, linkage);
@@ -243,38 +344,71 @@ export class ModuleBuilder {
     // A local struct the new code needs complete: copy it, build again.
     const output = `${build.stdout}${build.stderr}`;
     // (`storage size of 'kattr' isn't known` names the variable: its type is on that line of the .c.)
-    const sized = [...output.matchAll(/^([^\s:]+\.c):(\d+):\d+: error: storage size of [‘'](\w+)[’'] isn[’']t known/gm)].flatMap((m) => {
+    const sized = [
+      ...output.matchAll(/^([^\s:]+\.c):(\d+):\d+: error: storage size of [‘'](\w+)[’'] isn[’']t known/gm),
+    ].flatMap((m) => {
       const text = inputs.find((i) => i.file === m[1])?.patchedText.split('\n')[Number(m[2]) - 1] ?? '';
       const t = new RegExp(`\\b(struct|union|enum)\\s+(\\w+)[\\s*]+${m[3]}\\b`).exec(text);
       return t ? [`${t[1]}:${t[2]}`] : [];
     });
-    const incomplete = [...[...output.matchAll(/(?:undefined|incomplete(?: element)?) type [‘'](struct|union|enum) (\w+)[’']/g)].map((m) => `${m[1]}:${m[2]}`), ...sized].filter((k) => !usedTypes.includes(k) && inputs.some((i) => i.model.entities.some((e) => `${e.kind}:${e.name}` === k && e.span.file === i.file)));
+    const incomplete = [
+      ...[...output.matchAll(/(?:undefined|incomplete(?: element)?) type [‘'](struct|union|enum) (\w+)[’']/g)].map(
+        (m) => `${m[1]}:${m[2]}`,
+      ),
+      ...sized,
+    ].filter(
+      (k) =>
+        !usedTypes.includes(k) &&
+        inputs.some((i) => i.model.entities.some((e) => `${e.kind}:${e.name}` === k && e.span.file === i.file)),
+    );
     if (build.code !== 0 && incomplete.length) {
       usedTypes.push(...new Set(incomplete));
       info(`the new code needs the complete type of ${[...new Set(incomplete)].join(', ')}: copied, building again`);
       return this.attempt(copyForKnowledge, round, linkage);
     }
     if (build.code !== 0) {
-      return { tus, error: `building the livepatch failed (sources in ${srcDir}):\n${mapDiagnostics(compilerDiagnostics(`${build.stdout}${build.stderr}`), tus)}` };
+      return {
+        tus,
+        error: `building the livepatch failed (sources in ${srcDir}):\n${mapDiagnostics(compilerDiagnostics(`${build.stdout}${build.stderr}`), tus)}`,
+      };
     }
     const ko = join(kmodDir, `livepatch-${stem}.ko`);
     if (!existsSync(ko)) return { tus, error: `the module build produced no ${basename(ko)}` };
 
     // Verification: the new functions equal the patched build's, and no changed code is left out.
-    const verifications = tus.map((t) => verify({
-      moduleObject: join(kmodDir, objName(t.cName)),
-      patchedObject: t.patchedObject,
-      functions: new Map(t.emitted.copied.map((c) => [c.as, c.name])),
-      codeChanged: (t.report?.codeChanged ?? []).map((c) => c.name),
-      replaced: new Set(t.emitted.installs.map((e) => e.symbol)),
-      coveredByCallers: new Set((t.report?.codeChanged ?? []).map((c) => t.origCode.functions.get(c.name)).filter((f) => f !== undefined && !hasFentry(f)).map((f) => f!.name)),
-      ...(existsSync(layout.processedObject(t.file)) ? { patchedProcessed: layout.processedObject(t.file) } : {}),
-      symbolAliases: new Map([[TARGET_MODULE, '__this_module'], ...t.emitted.externalized.filter((x) => x.name.startsWith(ADDRESS_PREFIX)).map((x) => [x.name, x.name.slice(ADDRESS_PREFIX.length)] as [string, string])]),
-    }));
-    return { tus, ko, verification: mergeVerifications(verifications, tus.map((t) => t.file)), perTu: verifications };
+    const verifications = tus.map((t) =>
+      verify({
+        moduleObject: join(kmodDir, objName(t.cName)),
+        patchedObject: t.patchedObject,
+        functions: new Map(t.emitted.copied.map((c) => [c.as, c.name])),
+        codeChanged: (t.report?.codeChanged ?? []).map((c) => c.name),
+        replaced: new Set(t.emitted.installs.map((e) => e.symbol)),
+        coveredByCallers: new Set(
+          (t.report?.codeChanged ?? [])
+            .map((c) => t.origCode.functions.get(c.name))
+            .filter((f) => f !== undefined && !hasFentry(f))
+            .map((f) => f!.name),
+        ),
+        ...(existsSync(layout.processedObject(t.file)) ? { patchedProcessed: layout.processedObject(t.file) } : {}),
+        symbolAliases: new Map([
+          [TARGET_MODULE, '__this_module'],
+          ...t.emitted.externalized
+            .filter((x) => x.name.startsWith(ADDRESS_PREFIX))
+            .map((x) => [x.name, x.name.slice(ADDRESS_PREFIX.length)] as [string, string]),
+        ]),
+      }),
+    );
+    return {
+      tus,
+      ko,
+      verification: mergeVerifications(
+        verifications,
+        tus.map((t) => t.file),
+      ),
+      perTu: verifications,
+    };
   }
 }
-
 
 /**
  * The patched tree's directories that must come before the target's in the
@@ -290,7 +424,6 @@ function headerOverlay(patchedRoot: string, headers: string[]): string[] {
   }
   return [...dirs];
 }
-
 
 /**
  * Same-file functions that the patched build's versions of the differing
@@ -315,7 +448,6 @@ function helpersOfDiffering(a: Attempt): Map<string, Set<string>> {
   return out;
 }
 
-
 function mergeVerifications(vs: Verification[], files: string[]): Verification {
   if (vs.length === 1) return vs[0] as Verification;
   return {
@@ -325,19 +457,20 @@ function mergeVerifications(vs: Verification[], files: string[]): Verification {
   };
 }
 
-
 /** Add the original file:line to compiler messages about generated lines. */
 function mapDiagnostics(text: string, tus: TuBuild[]): string {
   let mapped = text;
   for (const t of tus) {
-    mapped = mapped.replace(new RegExp(`([^\\s:]*${t.cName.replace(/[.-]/g, '\\$&')}):(\\d+):(\\d+):`, 'g'), (m, _f: string, line: string) => {
-      const orig = t.emitted.lineMap[Number(line) - 1];
-      return orig && orig.line ? `${m} [${orig.file}:${orig.line}]` : m;
-    });
+    mapped = mapped.replace(
+      new RegExp(`([^\\s:]*${t.cName.replace(/[.-]/g, '\\$&')}):(\\d+):(\\d+):`, 'g'),
+      (m, _f: string, line: string) => {
+        const orig = t.emitted.lineMap[Number(line) - 1];
+        return orig && orig.line ? `${m} [${orig.file}:${orig.line}]` : m;
+      },
+    );
   }
   return mapped;
 }
-
 
 /**
  * Functions TU `i` must provide to the module: global ones the fix adds there (the running
@@ -345,10 +478,15 @@ function mapDiagnostics(text: string, tus: TuBuild[]): string {
  * (fs/libfs.c's new simple_rename_timestamp, called by fs/reiserfs/namei.c).
  */
 function providedBy(inputs: readonly TuInput[], i: TuInput): string[] {
-  const calledElsewhere = new Set(inputs.filter((o) => o !== i).flatMap((o) => [...o.patchedCode.functions.values()].flatMap((f) => f.relocs.map((r) => r.raw))));
+  const calledElsewhere = new Set(
+    inputs
+      .filter((o) => o !== i)
+      .flatMap((o) => [...o.patchedCode.functions.values()].flatMap((f) => f.relocs.map((r) => r.raw))),
+  );
   return [...i.patchedCode.functions.values()]
     .filter((f) => f.bind === 'global' && !i.origCode.functions.has(f.name) && calledElsewhere.has(f.name))
-    .map((f) => f.name).sort();
+    .map((f) => f.name)
+    .sort();
 }
 
 /**
@@ -356,7 +494,12 @@ function providedBy(inputs: readonly TuInput[], i: TuInput): string[] {
  * object (ORC, static calls, return sites, jump-label nops), and the functions taken from it.
  */
 async function extractTuFunctions(
-  target: TargetManifest, layout: WorkLayout, i: TuInput, installs: EmittedFunctions['installs'], codeChanged: ReadonlySet<string>, provides: string[],
+  target: TargetManifest,
+  layout: WorkLayout,
+  i: TuInput,
+  installs: EmittedFunctions['installs'],
+  codeChanged: ReadonlySet<string>,
+  provides: string[],
 ): Promise<Extracted | ExtractRefusal> {
   const dir = layout.extractDir(i.file);
   await rm(dir, { recursive: true, force: true });
@@ -368,8 +511,15 @@ async function extractTuFunctions(
   const processed = await processPatched(target, layout, i);
   if (typeof processed !== 'string') return refused(processed);
   const x = extractFunctions({
-    object: await readFile(processed), source: processed, original: i.origCode, codeChanged, installs, provides,
-    isModule: i.isModule, thisModule: TARGET_MODULE, kernelPrefix: ADDRESS_PREFIX,
+    object: await readFile(processed),
+    source: processed,
+    original: i.origCode,
+    codeChanged,
+    installs,
+    provides,
+    isModule: i.isModule,
+    thisModule: TARGET_MODULE,
+    kernelPrefix: ADDRESS_PREFIX,
   });
   if (!x.ok) return refused(x.refusal);
   const { ok: _ok, object, ...rest } = x;
@@ -382,19 +532,32 @@ async function extractTuFunctions(
  * The patched build of a TU after the objtool run Kbuild makes of a module object (ORC, static
  * calls, return sites, jump-label nops): what extraction takes from and verify compares with.
  */
-async function processPatched(target: TargetManifest, layout: WorkLayout, i: TuInput): Promise<string | ExtractRefusal> {
+async function processPatched(
+  target: TargetManifest,
+  layout: WorkLayout,
+  i: TuInput,
+): Promise<string | ExtractRefusal> {
   const processed = layout.processedObject(i.file);
   await mkdir(dirname(processed), { recursive: true });
   const cmd = await compileCommand(target, i.file);
   const objtool = cmd.post.find((argv) => /(^|\/)objtool$/.test(argv[0] ?? ''));
-  if (!objtool) return { kind: 'no-objtool', subject: i.file, reason: 'Kbuild ran no objtool on this object: there is no ORC to carry' };
+  if (!objtool)
+    return {
+      kind: 'no-objtool',
+      subject: i.file,
+      reason: 'Kbuild ran no objtool on this object: there is no ORC to carry',
+    };
   await copyFile(i.patchedObject, processed);
   const argv = [...objtool.slice(0, -1), ...(objtool.includes('--module') ? [] : ['--module']), processed];
   const r = await run(argv[0] as string, argv.slice(1), { cwd: cmd.cwd });
   await writeFile(join(dirname(processed), 'objtool.log'), `${argv.join(' ')}\n${r.stdout}${r.stderr}`);
   if (r.code !== 0) {
     await rm(processed, { force: true });
-    return { kind: 'no-objtool', subject: i.file, reason: `objtool failed on the patched object: ${r.stderr.trim().split('\n')[0] ?? ''}` };
+    return {
+      kind: 'no-objtool',
+      subject: i.file,
+      reason: `objtool failed on the patched object: ${r.stderr.trim().split('\n')[0] ?? ''}`,
+    };
   }
   return processed;
 }
@@ -412,17 +575,33 @@ function extractedEmission(emitted: EmittedFunctions, x: Extracted): EmittedFunc
 }
 
 /** plan.json: what each TU's module code is made of in this attempt, and why. */
-function describeAttempt(plan: FixPlan, tus: TuBuild[], round: number, linkage: Linkage, extractions: ReadonlyMap<string, Extracted | ExtractRefusal>) {
+function describeAttempt(
+  plan: FixPlan,
+  tus: TuBuild[],
+  round: number,
+  linkage: Linkage,
+  extractions: ReadonlyMap<string, Extracted | ExtractRefusal>,
+) {
   return {
     module: `livepatch_${plan.name}`,
     attempt: { round: round + 1, linkage },
     tus: tus.map((t) => {
       const x = extractions.get(t.file);
       return {
-        file: t.file, object: t.object, moduleFile: t.cName,
+        file: t.file,
+        object: t.object,
+        moduleFile: t.cName,
         how: t.extracted ? 'extracted' : 'compiled-from-source',
         ...(x && 'kind' in x ? { extractionRefused: x } : {}),
-        ...(t.extracted ? { extracted: { functions: t.extracted.functions, specialEntries: t.extracted.specialEntries, data: t.extracted.data } } : {}),
+        ...(t.extracted
+          ? {
+              extracted: {
+                functions: t.extracted.functions,
+                specialEntries: t.extracted.specialEntries,
+                data: t.extracted.data,
+              },
+            }
+          : {}),
         source: t.emitted.plan,
       };
     }),

@@ -79,9 +79,12 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
   const name = moduleName(o.name);
 
   const patchedModels = new Map<string, TuModel>();
-  const report = await timed('analyze', () => analyze(target, { patches: o.patches, workDir: layout.root, patchedModels }));
+  const report = await timed('analyze', () =>
+    analyze(target, { patches: o.patches, workDir: layout.root, patchedModels }),
+  );
   if (!report.ok) throw new RefusedError(report.refusals);
-  if (report.mustReplace.length === 0) throw new KlpgenError('the patches change no running code: there is nothing to livepatch');
+  if (report.mustReplace.length === 0)
+    throw new KlpgenError('the patches change no running code: there is nothing to livepatch');
 
   const plan = await planFix(target, report, layout, name, patchedModels);
 
@@ -92,26 +95,51 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
   info(`built ${ko}`);
   if (verification.status !== 'passed') {
     if (!o.allowUnverified) {
-      throw new KlpgenError(`the livepatch does not verify (the module is in ${layout.kmodDir()}, not written to the output; --allow-unverified writes it anyway):\n${formatVerification(verification)}`, 3);
+      throw new KlpgenError(
+        `the livepatch does not verify (the module is in ${layout.kmodDir()}, not written to the output; --allow-unverified writes it anyway):\n${formatVerification(verification)}`,
+        3,
+      );
     }
-    info(`WARNING: the livepatch does not verify; written anyway (--allow-unverified):\n${formatVerification(verification)}`);
+    info(
+      `WARNING: the livepatch does not verify; written anyway (--allow-unverified):\n${formatVerification(verification)}`,
+    );
   }
 
   const linked = await linkModule(target, plan, tus, ko, o.out);
 
   const srcDir = layout.sourceDir();
   return {
-    name, module: linked.out, source: join(srcDir, tus[0]?.cName as string), sources: tus.map((t) => join(srcDir, t.cName)), analysis: report,
+    name,
+    module: linked.out,
+    source: join(srcDir, tus[0]?.cName as string),
+    sources: tus.map((t) => join(srcDir, t.cName)),
+    analysis: report,
     emitted: {
       externalized: tus.flatMap((t) => t.emitted.externalized.map((x) => ({ ...x, file: t.file }))),
-      copied: tus.flatMap((t) => t.emitted.copied.map((x) => ({ ...x, file: t.file, made: t.extracted ? 'extracted' as const : 'compiled-from-source' as const }))),
+      copied: tus.flatMap((t) =>
+        t.emitted.copied.map((x) => ({
+          ...x,
+          file: t.file,
+          made: t.extracted ? ('extracted' as const) : ('compiled-from-source' as const),
+        })),
+      ),
     },
     code: tus.map((t) => {
       const x = builder.extractions.get(t.file);
-      if (t.extracted) return { file: t.file, how: 'extracted' as const, specialEntries: t.extracted.specialEntries, data: t.extracted.data };
+      if (t.extracted)
+        return {
+          file: t.file,
+          how: 'extracted' as const,
+          specialEntries: t.extracted.specialEntries,
+          data: t.extracted.data,
+        };
       return { file: t.file, how: 'compiled-from-source' as const, ...(x && 'kind' in x ? { refusal: x } : {}) };
     }),
-    symbols: linked.resolution.map((r) => ({ name: r.name, resolution: r.resolution, ...(r.resolution === 'klp' ? { sympos: r.sympos as number, object: r.object } : {}) })),
+    symbols: linked.resolution.map((r) => ({
+      name: r.name,
+      resolution: r.resolution,
+      ...(r.resolution === 'klp' ? { sympos: r.sympos as number, object: r.object } : {}),
+    })),
     staticLocals: linked.staticNotes,
     verification,
     workDir: layout.root,

@@ -3,7 +3,15 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { parseUnifiedZeroHunks } from '../analyze/lines.js';
 import { readObjectCode, type ObjectCode } from '../analyze/objdiff.js';
-import { loadSymbolIndex, locateSymbol, objectLayout, objectReferences, type CodeReferences, type DataLayout, type SymbolIndex } from '../analyze/symbols.js';
+import {
+  loadSymbolIndex,
+  locateSymbol,
+  objectLayout,
+  objectReferences,
+  type CodeReferences,
+  type DataLayout,
+  type SymbolIndex,
+} from '../analyze/symbols.js';
 import { parseElf } from '../elf/elf64.js';
 import { ADDRESS_PREFIX, TARGET_MODULE } from '../emit/emit.js';
 import { isNumberedLocal, staticLocalBase } from '../gcc/names.js';
@@ -38,7 +46,13 @@ export interface LinkedModule {
   staticNotes: string[];
 }
 
-export async function linkModule(target: TargetManifest, plan: FixPlan, tus: TuBuild[], ko: string, outPath: string | undefined): Promise<LinkedModule> {
+export async function linkModule(
+  target: TargetManifest,
+  plan: FixPlan,
+  tus: TuBuild[],
+  ko: string,
+  outPath: string | undefined,
+): Promise<LinkedModule> {
   const { layout, files, stem } = plan;
   const kmodDir = layout.kmodDir();
   const objName = (cName: string) => cName.replace(/\.c$/, '.o');
@@ -61,10 +75,25 @@ export async function linkModule(target: TargetManifest, plan: FixPlan, tus: TuB
     const same = (raw: string) => isNumberedLocal(raw) && staticLocalBase(raw) === base;
     // A function the module carries unchanged (a helper copy) refers to the original's static at the
     // same offset; otherwise the original functions' statics of that name are the candidates.
-    const unchanged = new Set(owner.emitted.copied.filter((c) => c.as === c.name && !(owner.report?.codeChanged ?? []).some((x) => x.name === c.name)).map((c) => c.name));
-    const atSameOffset = new Set(l.references.filter((r) => unchanged.has(r.fn))
-      .flatMap((r) => (owner.origCode.functions.get(r.fn)?.relocs ?? []).filter((x) => x.offset === r.offset && same(x.raw)).map((x) => x.raw)));
-    let found = atSameOffset.size ? atSameOffset : new Set(owners.flatMap((fn) => (owner.origCode.functions.get(fn)?.relocs ?? []).map((r) => r.raw).filter(same)));
+    const unchanged = new Set(
+      owner.emitted.copied
+        .filter((c) => c.as === c.name && !(owner.report?.codeChanged ?? []).some((x) => x.name === c.name))
+        .map((c) => c.name),
+    );
+    const atSameOffset = new Set(
+      l.references
+        .filter((r) => unchanged.has(r.fn))
+        .flatMap((r) =>
+          (owner.origCode.functions.get(r.fn)?.relocs ?? [])
+            .filter((x) => x.offset === r.offset && same(x.raw))
+            .map((x) => x.raw),
+        ),
+    );
+    let found = atSameOffset.size
+      ? atSameOffset
+      : new Set(
+          owners.flatMap((fn) => (owner.origCode.functions.get(fn)?.relocs ?? []).map((r) => r.raw).filter(same)),
+        );
     // An owner inlined everywhere in the original: its static is then the only one of that name.
     if (found.size === 0) found = new Set([...owner.origCode.data.keys()].filter(same));
     // Several of that name (two WARN_ONCEs, two printk_ratelimited): the one whose references
@@ -73,24 +102,46 @@ export async function linkModule(target: TargetManifest, plan: FixPlan, tus: TuB
     let fresh = false;
     // Two of the module's statics of this name in one function (a ratelimit the fix adds beside
     // the one it had): one candidate does not make both the kernel's; their lines decide here too.
-    const sameNameHere = locals.some((x) => x !== l && staticLocalBase(x.name) === base && x.owners.some((fn) => l.owners.includes(fn)));
+    const sameNameHere = locals.some(
+      (x) => x !== l && staticLocalBase(x.name) === base && x.owners.some((fn) => l.owners.includes(fn)),
+    );
     let unresolved = found.size > 1;
     if (found.size > 1 || (found.size === 1 && sameNameHere)) {
       // Extracted code has no debug lines of its own: its lines are the patched build's, at the same offsets.
       const lineObject = owner.extracted ? owner.patchedObject : ko;
-      const lineRefs = owner.extracted ? l.references.map((r) => ({ fn: owner.emitted.copied.find((c) => c.as === r.fn)?.name ?? r.fn, offset: r.offset })) : l.references;
-      const byLine = await sameLineStatic(lineObject, lineRefs, owner.originalObject, owner.origCode, found, { [owner.cName]: basename(owner.file) },
-        basename(owner.file), await addedLines(target.paths.source, layout, owner.file));
+      const lineRefs = owner.extracted
+        ? l.references.map((r) => ({
+            fn: owner.emitted.copied.find((c) => c.as === r.fn)?.name ?? r.fn,
+            offset: r.offset,
+          }))
+        : l.references;
+      const byLine = await sameLineStatic(
+        lineObject,
+        lineRefs,
+        owner.originalObject,
+        owner.origCode,
+        found,
+        { [owner.cName]: basename(owner.file) },
+        basename(owner.file),
+        await addedLines(target.paths.source, layout, owner.file),
+      );
       if (byLine === 'fresh') fresh = true;
       else if (byLine) found = new Set([byLine]);
       unresolved = byLine === undefined;
     }
     if (fresh) {
-      staticNotes.push(`static local ${base} of ${owners.join(', ')}: a once flag or ratelimit written on lines the fix adds, used by no original line: a fresh instance`);
+      staticNotes.push(
+        `static local ${base} of ${owners.join(', ')}: a once flag or ratelimit written on lines the fix adds, used by no original line: a fresh instance`,
+      );
       continue;
     }
     if (unresolved) {
-      refuse('static-local', owner.file, `static local ${base} of ${owners.join(', ')} matches ${[...found].join(', ')} in the original build${found.size === 1 ? `, which the module's other ${base} may be` : ''}`, owners[0]);
+      refuse(
+        'static-local',
+        owner.file,
+        `static local ${base} of ${owners.join(', ')} matches ${[...found].join(', ')} in the original build${found.size === 1 ? `, which the module's other ${base} may be` : ''}`,
+        owners[0],
+      );
     }
     const to = [...found][0];
     if (to) {
@@ -103,11 +154,27 @@ export async function linkModule(target: TargetManifest, plan: FixPlan, tus: TuB
   }
   const withLocals = redirectStaticLocals(await readFile(ko), redirects, ko);
   // Addresses of copied helpers are the running kernel's functions (calls may reach the copies).
-  const addressed = redirectAddressUses(withLocals, [...new Set(tus.flatMap((t) => t.emitted.kernelAddressed))], ADDRESS_PREFIX, ko);
-  for (const a of addressed.redirects) staticNotes.push(`address of ${a.name} (${a.moved.length} use${a.moved.length === 1 ? '' : 's'}): the running kernel's function, the module's copy is only called`);
+  const addressed = redirectAddressUses(
+    withLocals,
+    [...new Set(tus.flatMap((t) => t.emitted.kernelAddressed))],
+    ADDRESS_PREFIX,
+    ko,
+  );
+  for (const a of addressed.redirects)
+    staticNotes.push(
+      `address of ${a.name} (${a.moved.length} use${a.moved.length === 1 ? '' : 's'}): the running kernel's function, the module's copy is only called`,
+    );
   // Static variables declared static in the module are stand-ins: their references become the kernel's.
-  const standIns = redirectStandIns(addressed.ko, [...new Set(tus.flatMap((t) => t.emitted.kernelData))], ADDRESS_PREFIX, ko);
-  for (const [n, count] of standIns.moved) staticNotes.push(`static variable ${n}: declared static as the patched build saw it; its ${count} reference${count === 1 ? '' : 's'} are the running kernel's`);
+  const standIns = redirectStandIns(
+    addressed.ko,
+    [...new Set(tus.flatMap((t) => t.emitted.kernelData))],
+    ADDRESS_PREFIX,
+    ko,
+  );
+  for (const [n, count] of standIns.moved)
+    staticNotes.push(
+      `static variable ${n}: declared static as the patched build saw it; its ${count} reference${count === 1 ? '' : 's'} are the running kernel's`,
+    );
   const built = standIns.ko;
 
   // A module's statics are placed by their neighbours when its symbols carry no file names:
@@ -128,19 +195,49 @@ export async function linkModule(target: TargetManifest, plan: FixPlan, tus: TuB
   }
 
   // Symbols the running kernel does not export become KLP relocations (klp-convert).
-  const resolution = resolveUndefined(target, built, ko, tus, (t) => join(kmodDir, objName(t.cName)), redirectedIn, layouts, codeRefs);
+  const resolution = resolveUndefined(
+    target,
+    built,
+    ko,
+    tus,
+    (t) => join(kmodDir, objName(t.cName)),
+    redirectedIn,
+    layouts,
+    codeRefs,
+  );
   // Tracepoints of a module stay inert in the new code (kpatch does the same): their jump
   // labels and static calls could not be set up when the livepatch loads.
-  const moduleTracepoints = new Set(resolution.filter((r) => r.resolution === 'klp' && (r.relaObject ?? r.object) !== 'vmlinux' && /^(__tracepoint_|__SCK__tp_func_)/.test(r.name)).map((r) => r.name));
+  const moduleTracepoints = new Set(
+    resolution
+      .filter(
+        (r) =>
+          r.resolution === 'klp' &&
+          (r.relaObject ?? r.object) !== 'vmlinux' &&
+          /^(__tracepoint_|__SCK__tp_func_)/.test(r.name),
+      )
+      .map((r) => r.name),
+  );
   const inert = dropModuleTracepoints(built, moduleTracepoints, ko);
   for (const name of [...inert.dropped.keys()].filter((n) => n.startsWith('__tracepoint_')).sort()) {
-    staticNotes.push(`tracepoint ${name.slice('__tracepoint_'.length)} of ${resolution.find((r) => r.name === name)?.object}: inert in the new code (its key is in a module the livepatch may load before)`);
+    staticNotes.push(
+      `tracepoint ${name.slice('__tracepoint_'.length)} of ${resolution.find((r) => r.name === name)?.object}: inert in the new code (its key is in a module the livepatch may load before)`,
+    );
   }
   let converted: Buffer;
   try {
-    converted = klpConvert(inert.ko, resolution.filter((r) => r.resolution === 'klp').map((r) => ({
-      name: r.name, object: r.object as string, sympos: r.sympos as number, ...(r.target ? { target: r.target } : {}), ...(r.relaObject ? { relaObject: r.relaObject } : {}),
-    })), ko);
+    converted = klpConvert(
+      inert.ko,
+      resolution
+        .filter((r) => r.resolution === 'klp')
+        .map((r) => ({
+          name: r.name,
+          object: r.object as string,
+          sympos: r.sympos as number,
+          ...(r.target ? { target: r.target } : {}),
+          ...(r.relaObject ? { relaObject: r.relaObject } : {}),
+        })),
+      ko,
+    );
   } catch (e) {
     // A reference the kernel cannot defer (a jump label or tracepoint of a module object) is a refusal.
     if (e instanceof KlpgenError && /cannot be a livepatch relocation/.test(e.message)) {
@@ -148,8 +245,18 @@ export async function linkModule(target: TargetManifest, plan: FixPlan, tus: TuB
     }
     throw e;
   }
-  const klpProblems = checkKlpSymbols(converted, resolution.filter((r) => r.resolution === 'klp').map((r) => ({ object: r.object as string, name: r.target ?? r.name, sympos: r.sympos as number })), ko);
-  if (klpProblems.length) throw new KlpgenError(`the livepatch's KLP symbols do not verify:\n${klpProblems.map((p) => `  ${p}`).join('\n')}`, 3);
+  const klpProblems = checkKlpSymbols(
+    converted,
+    resolution
+      .filter((r) => r.resolution === 'klp')
+      .map((r) => ({ object: r.object as string, name: r.target ?? r.name, sympos: r.sympos as number })),
+    ko,
+  );
+  if (klpProblems.length)
+    throw new KlpgenError(
+      `the livepatch's KLP symbols do not verify:\n${klpProblems.map((p) => `  ${p}`).join('\n')}`,
+      3,
+    );
   const out = resolve(outPath ?? `livepatch-${stem}.ko`);
   await writeFile(join(kmodDir, `livepatch-${stem}.klp.ko`), converted);
   await mkdir(dirname(out), { recursive: true });
@@ -157,16 +264,30 @@ export async function linkModule(target: TargetManifest, plan: FixPlan, tus: TuB
   return { out, resolution, staticNotes };
 }
 
-export interface Resolution { name: string; resolution: 'exported' | 'klp'; object?: string; sympos?: number; target?: string; relaObject?: string }
-
+export interface Resolution {
+  name: string;
+  resolution: 'exported' | 'klp';
+  object?: string;
+  sympos?: number;
+  target?: string;
+  relaObject?: string;
+}
 
 /**
  * Of the original's statics `candidates`, the one whose code references come from the source
  * lines (with their inlining chains) the module's references come from; undefined when none
  * or several do, or a line is unknown.
  */
-async function sameLineStatic(ko: string, references: { fn: string; offset: number }[], originalObject: string, origCode: ObjectCode, candidates: Set<string>,
-  fileNames: Record<string, string>, tuBase: string, added: Set<number>): Promise<string | 'fresh' | undefined> {
+async function sameLineStatic(
+  ko: string,
+  references: { fn: string; offset: number }[],
+  originalObject: string,
+  origCode: ObjectCode,
+  candidates: Set<string>,
+  fileNames: Record<string, string>,
+  tuBase: string,
+  added: Set<number>,
+): Promise<string | 'fresh' | undefined> {
   const elf = parseElf(await readFile(ko), ko);
   const symbols = elf.symbols();
   const modulePlaces: CodePlace[] = [];
@@ -177,23 +298,45 @@ async function sameLineStatic(ko: string, references: { fn: string; offset: numb
     modulePlaces.push({ section: sec.name, offset: Number(f.value) + r.offset });
   }
   // (GCC names a .cold part's lines after the module's own file, though numbered by its #line.)
-  const ours = new Set((await sourceLines(ko, modulePlaces)).map((chain) => chain.split('<').map((c) => {
-    const [f, n] = c.split(':') as [string, string];
-    return `${fileNames[f] ?? f}:${n}`;
-  }).join('<')));
+  const ours = new Set(
+    (await sourceLines(ko, modulePlaces)).map((chain) =>
+      chain
+        .split('<')
+        .map((c) => {
+          const [f, n] = c.split(':') as [string, string];
+          return `${fileNames[f] ?? f}:${n}`;
+        })
+        .join('<'),
+    ),
+  );
   if (ours.size === 0 || ours.has('?')) return undefined;
   const places: { name: string; place: CodePlace }[] = [];
   for (const f of origCode.functions.values()) {
-    for (const r of f.relocs) if (candidates.has(r.raw)) places.push({ name: r.raw, place: { section: f.section, offset: f.offset + r.offset } });
+    for (const r of f.relocs)
+      if (candidates.has(r.raw))
+        places.push({ name: r.raw, place: { section: f.section, offset: f.offset + r.offset } });
   }
-  const lines = await sourceLines(originalObject, places.map((p) => p.place));
+  const lines = await sourceLines(
+    originalObject,
+    places.map((p) => p.place),
+  );
   const matching = new Set(places.filter((p, i) => ours.has(lines[i] as string)).map((p) => p.name));
   // The .c line each of our references is written on (the outermost of its chain in the .c).
-  const written = [...ours].map((chain) => Number(chain.split('<').filter((c) => c.startsWith(`${tuBase}:`)).pop()?.split(':')[1] ?? NaN));
+  const written = [...ours].map((chain) =>
+    Number(
+      chain
+        .split('<')
+        .filter((c) => c.startsWith(`${tuBase}:`))
+        .pop()
+        ?.split(':')[1] ?? NaN,
+    ),
+  );
   // Only a static that holds no state worth keeping (a once flag, a ratelimit, a lockdep key:
   // kpatch never correlates those either) may start fresh; a counter written on a changed line
   // may be the running kernel's, and is refused rather than guessed.
-  const stateless = /^(_rs|__already_done|__print_once|__warned|__key|__func__|__FUNCTION__|CSWTCH|descriptor)$/.test(staticLocalBase(candidates.values().next().value ?? ''));
+  const stateless = /^(_rs|__already_done|__print_once|__warned|__key|__func__|__FUNCTION__|CSWTCH|descriptor)$/.test(
+    staticLocalBase(candidates.values().next().value ?? ''),
+  );
   if (matching.size === 0 && stateless && written.every((n) => added.has(n))) return 'fresh';
   if (matching.size !== 1) return undefined;
   const [name] = matching;
@@ -207,20 +350,21 @@ async function addedLines(sourceRoot: string, layout: WorkLayout, file: string):
   const r = await run('diff', ['-U0', join(sourceRoot, file), join(layout.sources('patched'), file)]);
   if (r.code > 1) throw new KlpgenError(`diff failed: ${r.stderr.trim()}`);
   const out = new Set<number>();
-  for (const h of parseUnifiedZeroHunks(r.stdout)) for (let n = h.newStart; n < h.newStart + h.newLines; n++) out.add(n);
+  for (const h of parseUnifiedZeroHunks(r.stdout))
+    for (let n = h.newStart; n < h.newStart + h.newLines; n++) out.add(n);
   return out;
 }
-
 
 /** The TU whose new code all these module functions are, if one. */
 function tuOfFunctions(tus: TuBuild[], functions: string[]): TuBuild | undefined {
   if (tus.length === 1) return tus[0];
   // Functions the module has beyond the copies (a header's inline function kept out of line) tell nothing.
-  const owners = new Set(functions.map((fn) => tus.find((t) => t.emitted.copied.some((c) => c.as === fn))).filter((t) => t !== undefined));
+  const owners = new Set(
+    functions.map((fn) => tus.find((t) => t.emitted.copied.some((c) => c.as === fn))).filter((t) => t !== undefined),
+  );
   const [only] = owners;
   return owners.size === 1 ? only : undefined;
 }
-
 
 /** The modules a target module depends on (its .modinfo `depends=`), by moduleKey. */
 function moduleDepends(target: TargetManifest, module: string): Set<string> {
@@ -236,7 +380,12 @@ function moduleDepends(target: TargetManifest, module: string): Set<string> {
 /** Undefined symbols of an object file. */
 function undefinedIn(path: string): Set<string> {
   const elf = parseElf(readFileSync(path), path);
-  return new Set(elf.symbols().filter((s) => s.shndx === 0 && s.name && s.type !== 4).map((s) => s.name));
+  return new Set(
+    elf
+      .symbols()
+      .filter((s) => s.shndx === 0 && s.name && s.type !== 4)
+      .map((s) => s.name),
+  );
 }
 
 /**
@@ -247,8 +396,14 @@ function undefinedIn(path: string): Set<string> {
  * two TUs cannot be one relocation target: refused.
  */
 function resolveUndefined(
-  target: TargetManifest, ko: Buffer, koPath: string, tus: TuBuild[], objectOfTu: (t: TuBuild) => string, redirectedIn: Map<string, TuBuild>,
-  layouts: ReadonlyMap<string, DataLayout> = new Map(), codeRefs: ReadonlyMap<string, CodeReferences> = new Map(),
+  target: TargetManifest,
+  ko: Buffer,
+  koPath: string,
+  tus: TuBuild[],
+  objectOfTu: (t: TuBuild) => string,
+  redirectedIn: Map<string, TuBuild>,
+  layouts: ReadonlyMap<string, DataLayout> = new Map(),
+  codeRefs: ReadonlyMap<string, CodeReferences> = new Map(),
 ): Resolution[] {
   const exported = readSymvers(target.paths.moduleSymvers);
   const elf = parseElf(ko, koPath);
@@ -272,14 +427,26 @@ function resolveUndefined(
     // A symbol the patched module itself exports is not there until that module loads, which may
     // be after the livepatch: a KLP relocation, resolved when it does (as for its local symbols).
     const exporter = exported.get(s.name)?.object;
-    const ownExport = exporter !== undefined && contexts.some((c) => c.tu.object !== 'vmlinux' && moduleKey(c.tu.object) === moduleKey(exporter));
+    const ownExport =
+      exporter !== undefined &&
+      contexts.some((c) => c.tu.object !== 'vmlinux' && moduleKey(c.tu.object) === moduleKey(exporter));
     // An export of a module the patched module depends on: loaded before it, but perhaps never
     // (dell_wmi's dell-smbios on other hardware). An ordinary reference would make the livepatch
     // depend on it and fail to load there; resolved when the patched module loads, it cannot.
-    const dependent = exporter === undefined || exporter === 'vmlinux' || ownExport ? undefined
-      : contexts.find((c) => c.tu.object !== 'vmlinux' && moduleDepends(target, c.tu.object).has(moduleKey(exporter)));
+    const dependent =
+      exporter === undefined || exporter === 'vmlinux' || ownExport
+        ? undefined
+        : contexts.find(
+            (c) => c.tu.object !== 'vmlinux' && moduleDepends(target, c.tu.object).has(moduleKey(exporter)),
+          );
     if (dependent) {
-      out.push({ name: s.name, resolution: 'klp', object: moduleKey(exporter as string), sympos: 0, relaObject: dependent.tu.object });
+      out.push({
+        name: s.name,
+        resolution: 'klp',
+        object: moduleKey(exporter as string),
+        sympos: 0,
+        relaObject: dependent.tu.object,
+      });
       continue;
     }
     if ((exported.has(s.name) && !ownExport) || s.name === '__this_module') {
@@ -290,8 +457,19 @@ function resolveUndefined(
     if (s.name === TARGET_MODULE) {
       // THIS_MODULE of a module TU's new code: the patched module's own struct module.
       const objects = new Set(users.map((c) => c.tu.object));
-      if (objects.size !== 1 || objects.has('vmlinux')) refuse('unresolvable-reference', users.map((c) => c.tu.file).join(', '), 'THIS_MODULE of code in several modules');
-      out.push({ name: s.name, resolution: 'klp', object: [...objects][0] as string, sympos: 0, target: '__this_module' });
+      if (objects.size !== 1 || objects.has('vmlinux'))
+        refuse(
+          'unresolvable-reference',
+          users.map((c) => c.tu.file).join(', '),
+          'THIS_MODULE of code in several modules',
+        );
+      out.push({
+        name: s.name,
+        resolution: 'klp',
+        object: [...objects][0] as string,
+        sympos: 0,
+        target: '__this_module',
+      });
       continue;
     }
     const found = new Map<string, Resolution>();
@@ -301,18 +479,30 @@ function resolveUndefined(
       for (const index of c.indexes) {
         const loc = locateSymbol(index, real ?? s.name, c.tu.file, c.tuLocals, c.layout, c.references);
         if (loc.found) {
-          const r: Resolution = { name: s.name, resolution: 'klp', object: index.object, sympos: loc.sympos, ...(real ? { target: real } : {}) };
+          const r: Resolution = {
+            name: s.name,
+            resolution: 'klp',
+            object: index.object,
+            sympos: loc.sympos,
+            ...(real ? { target: real } : {}),
+          };
           found.set(`${r.object},${r.sympos}`, r);
           break;
         }
       }
     }
     if (found.size > 1) {
-      refuse('unresolvable-reference', users.map((c) => c.tu.file).join(', '), `${s.name} names a different symbol in each of these files`);
+      refuse(
+        'unresolvable-reference',
+        users.map((c) => c.tu.file).join(', '),
+        `${s.name} names a different symbol in each of these files`,
+      );
     }
     const [r] = found.values();
-    if (r) out.push(r); else missing.push(s.name);
+    if (r) out.push(r);
+    else missing.push(s.name);
   }
-  if (missing.length) throw new KlpgenError(`the livepatch needs symbols the running kernel does not have: ${missing.join(', ')}`);
+  if (missing.length)
+    throw new KlpgenError(`the livepatch needs symbols the running kernel does not have: ${missing.join(', ')}`);
   return out.sort((a, b) => a.name.localeCompare(b.name));
 }

@@ -53,7 +53,13 @@ export interface TuInput {
 }
 
 /** `models`: the analysis' patched models by file, reused where the text is ASCII (then its offsets are the same in latin1). */
-export async function planFix(target: TargetManifest, report: AnalysisReport, layout: WorkLayout, name: string, models: ReadonlyMap<string, TuModel> = new Map()): Promise<FixPlan> {
+export async function planFix(
+  target: TargetManifest,
+  report: AnalysisReport,
+  layout: WorkLayout,
+  name: string,
+  models: ReadonlyMap<string, TuModel> = new Map(),
+): Promise<FixPlan> {
   const files = [...new Set(report.mustReplace.map((e) => e.file))].sort();
   const stem = name.replace(/_/g, '-');
   const scaffoldingFile = `${stem}-klp.c`;
@@ -72,18 +78,37 @@ export async function planFix(target: TargetManifest, report: AnalysisReport, la
     const patchedText = await readFile(join(layout.sources('patched'), file), 'utf8');
     const preprocessed = await readFile(objects.patchedPreprocessed, 'latin1');
     const parsed = models.get(file);
-    const model = parsed && !/[^\x00-\x7f]/.test(preprocessed) ? parsed : buildModel({ preprocessed, file, sourceText: patchedText, sourceRoot: layout.sources('patched') });
+    const model =
+      parsed && !/[^\x00-\x7f]/.test(preprocessed)
+        ? parsed
+        : buildModel({ preprocessed, file, sourceText: patchedText, sourceRoot: layout.sources('patched') });
     const cmd = await compileCommand(target, file);
     const { modName, isModule } = objectOf(cmd);
     const { originalObject, patchedObject } = objects;
     const entries = report.mustReplace.filter((e) => e.file === file);
     const cName = cNames.get(file) as string;
     inputs.push({
-      file, cName, modName, isModule, flags: tuFlags(cmd, reference), patchedText, preprocessed, model, entries, originalObject, patchedObject,
+      file,
+      cName,
+      modName,
+      isModule,
+      flags: tuFlags(cmd, reference),
+      patchedText,
+      preprocessed,
+      model,
+      entries,
+      originalObject,
+      patchedObject,
       origCode: readObjectCode(parseElf(await readFile(originalObject), originalObject)),
       patchedCode: readObjectCode(parseElf(await readFile(patchedObject), patchedObject)),
-      patchedInlined: inlinedInto(patchedObject, join(layout.sources('patched'), file), new Set(entries.map((e) => e.symbol))),
-      prefix: entries.some((e) => clash.has(e.symbol)) ? `livepatch_${cName.slice(stem.length + 1, -2).replace(/[^A-Za-z0-9_]/g, '_')}_` : PREFIX,
+      patchedInlined: inlinedInto(
+        patchedObject,
+        join(layout.sources('patched'), file),
+        new Set(entries.map((e) => e.symbol)),
+      ),
+      prefix: entries.some((e) => clash.has(e.symbol))
+        ? `livepatch_${cName.slice(stem.length + 1, -2).replace(/[^A-Za-z0-9_]/g, '_')}_`
+        : PREFIX,
     });
   }
   return { name, stem, scaffoldingFile, files, inputs, report, layout };

@@ -45,7 +45,10 @@ export interface RelocSpec {
   addend: bigint;
 }
 
-interface Section extends SectionSpec { relocs: RelocSpec[]; symbol: SymbolRef }
+interface Section extends SectionSpec {
+  relocs: RelocSpec[];
+  symbol: SymbolRef;
+}
 
 export class ObjectBuilder {
   private readonly sections: Section[] = [];
@@ -53,7 +56,9 @@ export class ObjectBuilder {
 
   addSection(spec: SectionSpec): number {
     if (spec.type === SHT_NOBITS ? spec.data !== undefined : spec.data === undefined) {
-      throw new KlpgenError(`section ${spec.name}: ${spec.type === SHT_NOBITS ? 'NOBITS takes a size, not data' : 'needs its data'}`);
+      throw new KlpgenError(
+        `section ${spec.name}: ${spec.type === SHT_NOBITS ? 'NOBITS takes a size, not data' : 'needs its data'}`,
+      );
     }
     const id = this.sections.length;
     const symbol = this.addSymbol({ name: '', bind: STB_LOCAL, type: STT_SECTION, section: id });
@@ -62,7 +67,10 @@ export class ObjectBuilder {
   }
 
   addSymbol(spec: SymbolSpec): SymbolRef {
-    if (spec.section !== undefined && (spec.section < 0 || spec.section >= this.sections.length + (spec.type === STT_SECTION ? 1 : 0))) {
+    if (
+      spec.section !== undefined &&
+      (spec.section < 0 || spec.section >= this.sections.length + (spec.type === STT_SECTION ? 1 : 0))
+    ) {
       throw new KlpgenError(`symbol ${spec.name}: no section ${spec.section}`);
     }
     if (spec.name.includes('\0')) throw new KlpgenError(`symbol name ${JSON.stringify(spec.name)} contains a NUL byte`);
@@ -89,14 +97,18 @@ export class ObjectBuilder {
     const s = this.sections[section];
     if (!s) throw new KlpgenError(`relocation in section ${section}, which does not exist`);
     if (s.type === SHT_NOBITS) throw new KlpgenError(`relocation in NOBITS section ${s.name}`);
-    if (r.symbol < 0 || r.symbol >= this.symbols.length) throw new KlpgenError(`relocation in ${s.name} against symbol ${r.symbol}, which does not exist`);
-    if (r.offset < 0 || r.offset >= (s.data?.length ?? 0)) throw new KlpgenError(`relocation at ${s.name}+0x${r.offset.toString(16)}: outside the section`);
+    if (r.symbol < 0 || r.symbol >= this.symbols.length)
+      throw new KlpgenError(`relocation in ${s.name} against symbol ${r.symbol}, which does not exist`);
+    if (r.offset < 0 || r.offset >= (s.data?.length ?? 0))
+      throw new KlpgenError(`relocation at ${s.name}+0x${r.offset.toString(16)}: outside the section`);
     s.relocs.push(r);
   }
 
   serialize(): Buffer {
     // Symbol order: the null symbol, LOCAL ones, then the rest; each keeps its order of addition.
-    const order = [...this.symbols.keys()].sort((a, b) => Number(this.symbols[a]!.bind !== STB_LOCAL) - Number(this.symbols[b]!.bind !== STB_LOCAL) || a - b);
+    const order = [...this.symbols.keys()].sort(
+      (a, b) => Number(this.symbols[a]!.bind !== STB_LOCAL) - Number(this.symbols[b]!.bind !== STB_LOCAL) || a - b,
+    );
     const indexOf = new Map(order.map((ref, i) => [ref, i + 1]));
     const firstGlobal = 1 + order.filter((ref) => this.symbols[ref]!.bind === STB_LOCAL).length;
 
@@ -119,30 +131,89 @@ export class ObjectBuilder {
       symtab.writeBigUInt64LE(s.size ?? 0n, p + 16);
     });
 
-    interface Header { name: number; type: number; flags: bigint; data?: Buffer; size: number; link: number; info: number; addralign: number; entsize: number }
+    interface Header {
+      name: number;
+      type: number;
+      flags: bigint;
+      data?: Buffer;
+      size: number;
+      link: number;
+      info: number;
+      addralign: number;
+      entsize: number;
+    }
     const headers: Header[] = [{ name: 0, type: 0, flags: 0n, size: 0, link: 0, info: 0, addralign: 0, entsize: 0 }];
     for (const s of this.sections) {
       headers.push({
-        name: shstrtab.add(s.name), type: s.type, flags: BigInt(s.flags), ...(s.data ? { data: s.data } : {}),
-        size: s.data?.length ?? s.size ?? 0, link: 0, info: 0, addralign: s.addralign, entsize: s.entsize ?? 0,
+        name: shstrtab.add(s.name),
+        type: s.type,
+        flags: BigInt(s.flags),
+        ...(s.data ? { data: s.data } : {}),
+        size: s.data?.length ?? s.size ?? 0,
+        link: 0,
+        info: 0,
+        addralign: s.addralign,
+        entsize: s.entsize ?? 0,
       });
     }
     for (const { s, id } of relaOf) {
       const rela = Buffer.alloc(24 * s.relocs.length);
-      [...s.relocs].sort((a, b) => a.offset - b.offset).forEach((r, i) => {
-        rela.writeBigUInt64LE(BigInt(r.offset), 24 * i);
-        rela.writeBigUInt64LE((BigInt(indexOf.get(r.symbol)!) << 32n) | BigInt(r.type), 24 * i + 8);
-        rela.writeBigInt64LE(r.addend, 24 * i + 16);
+      [...s.relocs]
+        .sort((a, b) => a.offset - b.offset)
+        .forEach((r, i) => {
+          rela.writeBigUInt64LE(BigInt(r.offset), 24 * i);
+          rela.writeBigUInt64LE((BigInt(indexOf.get(r.symbol)!) << 32n) | BigInt(r.type), 24 * i + 8);
+          rela.writeBigInt64LE(r.addend, 24 * i + 16);
+        });
+      headers.push({
+        name: shstrtab.add(`.rela${s.name}`),
+        type: SHT_RELA,
+        flags: BigInt(SHF_INFO_LINK),
+        data: rela,
+        size: rela.length,
+        link: symtabIndex,
+        info: secIndex(id),
+        addralign: 8,
+        entsize: 24,
       });
-      headers.push({ name: shstrtab.add(`.rela${s.name}`), type: SHT_RELA, flags: BigInt(SHF_INFO_LINK), data: rela, size: rela.length, link: symtabIndex, info: secIndex(id), addralign: 8, entsize: 24 });
     }
     const strtabName = shstrtab.add('.strtab');
-    headers.push({ name: shstrtab.add('.symtab'), type: SHT_SYMTAB, flags: 0n, data: symtab, size: symtab.length, link: symtabIndex + 1, info: firstGlobal, addralign: 8, entsize: 24 });
+    headers.push({
+      name: shstrtab.add('.symtab'),
+      type: SHT_SYMTAB,
+      flags: 0n,
+      data: symtab,
+      size: symtab.length,
+      link: symtabIndex + 1,
+      info: firstGlobal,
+      addralign: 8,
+      entsize: 24,
+    });
     const strData = strtab.bytes();
-    headers.push({ name: strtabName, type: SHT_STRTAB, flags: 0n, data: strData, size: strData.length, link: 0, info: 0, addralign: 1, entsize: 0 });
+    headers.push({
+      name: strtabName,
+      type: SHT_STRTAB,
+      flags: 0n,
+      data: strData,
+      size: strData.length,
+      link: 0,
+      info: 0,
+      addralign: 1,
+      entsize: 0,
+    });
     const shstrName = shstrtab.add('.shstrtab');
     const shstrData = shstrtab.bytes();
-    headers.push({ name: shstrName, type: SHT_STRTAB, flags: 0n, data: shstrData, size: shstrData.length, link: 0, info: 0, addralign: 1, entsize: 0 });
+    headers.push({
+      name: shstrName,
+      type: SHT_STRTAB,
+      flags: 0n,
+      data: shstrData,
+      size: shstrData.length,
+      link: 0,
+      info: 0,
+      addralign: 1,
+      entsize: 0,
+    });
 
     const parts: Buffer[] = [];
     let at = 64;
@@ -185,7 +256,8 @@ export class ObjectBuilder {
     ehdr.writeUInt16LE(64, 58);
     ehdr.writeUInt16LE(headers.length, 60);
     ehdr.writeUInt16LE(headers.length - 1, 62);
-    if (headers.length >= 0xff00) throw new KlpgenError(`${headers.length} sections: more than an object without extended numbering holds`);
+    if (headers.length >= 0xff00)
+      throw new KlpgenError(`${headers.length} sections: more than an object without extended numbering holds`);
     return Buffer.concat([ehdr, ...parts, shdrs]);
   }
 }

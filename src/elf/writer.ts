@@ -31,8 +31,21 @@
  */
 import { KlpgenError } from '../util/errors.js';
 import {
-  parseElf, ET_REL, SHN_UNDEF, SHN_LORESERVE, SHN_XINDEX, STB_LOCAL,
-  SHT_NULL, SHT_NOBITS, SHT_SYMTAB, SHT_STRTAB, SHT_RELA, SHT_REL, SHT_GROUP, SHT_SYMTAB_SHNDX, SHT_DYNSYM,
+  parseElf,
+  ET_REL,
+  SHN_UNDEF,
+  SHN_LORESERVE,
+  SHN_XINDEX,
+  STB_LOCAL,
+  SHT_NULL,
+  SHT_NOBITS,
+  SHT_SYMTAB,
+  SHT_STRTAB,
+  SHT_RELA,
+  SHT_REL,
+  SHT_GROUP,
+  SHT_SYMTAB_SHNDX,
+  SHT_DYNSYM,
 } from './elf64.js';
 
 const EHDR_SIZE = 64;
@@ -207,7 +220,8 @@ function u64(buf: Buffer, pos: number, what: string, src: string): number {
 }
 
 function assertU32(v: number, what: string): void {
-  if (!Number.isInteger(v) || v < 0 || v > 0xffff_ffff) throw new KlpgenError(`${what} ${v} is not a 32-bit unsigned value`);
+  if (!Number.isInteger(v) || v < 0 || v > 0xffff_ffff)
+    throw new KlpgenError(`${what} ${v} is not a 32-bit unsigned value`);
 }
 
 export class ElfWriter {
@@ -219,17 +233,24 @@ export class ElfWriter {
   /** String tables that managed names point into (.shstrtab, the symbols' .strtab), by section index. */
   private readonly strtabs = new Map<number, StrtabBuilder>();
 
-  private constructor(buf: Buffer, readonly source: string) {
+  private constructor(
+    buf: Buffer,
+    readonly source: string,
+  ) {
     const elf = parseElf(buf, source);
-    const fail: (msg: string) => never = (msg) => { throw new KlpgenError(`${source}: ${msg}`); };
+    const fail: (msg: string) => never = (msg) => {
+      throw new KlpgenError(`${source}: ${msg}`);
+    };
     if (elf.type !== ET_REL) fail(`not a relocatable object (e_type ${elf.type}); only .o/.ko files can be edited`);
     if (buf.readUInt16LE(56) !== 0) fail('has program headers; only relocatable objects without them can be edited');
     const shoff = Number(buf.readBigUInt64LE(40));
-    if (shoff === 0 || buf.readUInt16LE(60) === 0) fail('has no section header table (or uses extended section numbering)');
+    if (shoff === 0 || buf.readUInt16LE(60) === 0)
+      fail('has no section header table (or uses extended section numbering)');
     if (buf.readUInt16LE(62) === SHN_XINDEX) fail('uses extended section numbering, which is not supported');
     this.header = Buffer.from(buf.subarray(0, EHDR_SIZE));
     this.shstrndx = buf.readUInt16LE(62);
-    if (elf.sections.some((s) => s.type === SHT_SYMTAB_SHNDX)) fail('has SHT_SYMTAB_SHNDX (extended section indices), which is not supported');
+    if (elf.sections.some((s) => s.type === SHT_SYMTAB_SHNDX))
+      fail('has SHT_SYMTAB_SHNDX (extended section indices), which is not supported');
     const symtabs = elf.sections.filter((s) => s.type === SHT_SYMTAB);
     if (symtabs.length > 1) fail(`has ${symtabs.length} symbol tables; only one is supported`);
     const symtab = symtabs[0];
@@ -239,9 +260,18 @@ export class ElfWriter {
     for (const s of elf.sections) {
       const p = shoff + s.index * SHDR_SIZE;
       const sec = new Sec(
-        s.index, s.name, buf.readUInt32LE(p), s.type,
-        u64(buf, p + 8, `section ${s.index} flags`, source), s.addr, s.link, s.info,
-        s.addralign, s.entsize, s.type === SHT_NULL ? -1 : s.offset, sizer,
+        s.index,
+        s.name,
+        buf.readUInt32LE(p),
+        s.type,
+        u64(buf, p + 8, `section ${s.index} flags`, source),
+        s.addr,
+        s.link,
+        s.info,
+        s.addralign,
+        s.entsize,
+        s.type === SHT_NULL ? -1 : s.offset,
+        sizer,
       );
       if (s.type === SHT_NOBITS) sec.nobitsSize = s.size;
       else sec.data = elf.sectionData(s);
@@ -258,15 +288,24 @@ export class ElfWriter {
       this.syms = decoded.map((d, i) => {
         const p = i * SYM_SIZE;
         return new Sym(
-          d.name, raw.readUInt32LE(p), d.value, raw.readBigUInt64LE(p + 16),
-          d.bind, d.type, raw[p + 5]!, raw.readUInt16LE(p + 6),
+          d.name,
+          raw.readUInt32LE(p),
+          d.value,
+          raw.readBigUInt64LE(p + 16),
+          d.bind,
+          d.type,
+          raw[p + 5]!,
+          raw.readUInt16LE(p + 6),
         );
       });
       // Managed relocation sections: entries refer to symbol objects.
       for (const rs of elf.relocations()) {
         if (rs.section.link !== symtab.index) continue;
         this.secs[rs.section.index]!.relocs = rs.entries.map((r) => ({
-          offset: r.offset, type: r.type, symbol: r.symIndex === 0 ? null : this.syms[r.symIndex]!, addend: r.addend,
+          offset: r.offset,
+          type: r.type,
+          symbol: r.symIndex === 0 ? null : this.syms[r.symIndex]!,
+          addend: r.addend,
         }));
       }
       for (const s of this.secs) {
@@ -380,8 +419,16 @@ export class ElfWriter {
     this.checkShndx(spec.shndx);
     const other = spec.other ?? 0;
     if (!Number.isInteger(other) || other < 0 || other > 0xff) this.fail(`st_other ${other} is not a byte`);
-    const s = new Sym(spec.name, this.symName(spec.name), BigInt.asUintN(64, spec.value ?? 0n), BigInt.asUintN(64, spec.size ?? 0n),
-      spec.bind, spec.type, other, spec.shndx);
+    const s = new Sym(
+      spec.name,
+      this.symName(spec.name),
+      BigInt.asUintN(64, spec.value ?? 0n),
+      BigInt.asUintN(64, spec.size ?? 0n),
+      spec.bind,
+      spec.type,
+      other,
+      spec.shndx,
+    );
     this.syms.push(s);
     if (s.bind === STB_LOCAL) this.partition();
     return s;
@@ -391,7 +438,8 @@ export class ElfWriter {
 
   /** Appends a section (it gets the next index; its name goes into .shstrtab). */
   addSection(spec: NewSection): WriterSection {
-    if (this.secs.length + 1 >= SHN_LORESERVE) this.fail('too many sections (extended section numbering is not supported)');
+    if (this.secs.length + 1 >= SHN_LORESERVE)
+      this.fail('too many sections (extended section numbering is not supported)');
     if (spec.type === SHT_NULL) this.fail('cannot add an SHT_NULL section');
     if (spec.type === SHT_SYMTAB || spec.type === SHT_SYMTAB_SHNDX || spec.type === SHT_DYNSYM) {
       this.fail(`cannot add a symbol table section (${spec.name})`);
@@ -408,19 +456,34 @@ export class ElfWriter {
     if (!ElfWriter.validAlign(addralign)) this.fail(`sh_addralign ${addralign} is not a power of two`);
     if (!Number.isSafeInteger(entsize) || entsize < 0) this.fail(`sh_entsize ${entsize} is invalid`);
     if (link >= this.secs.length + 1) this.fail(`sh_link ${link} of ${spec.name} is not a section index`);
-    const sec = new Sec(this.secs.length, spec.name, this.secName(spec.name), spec.type, flags, spec.addr ?? 0n, link, info,
-      addralign, entsize, Number.POSITIVE_INFINITY, (x) => this.sizeOf(x));
-    const managedRel = (spec.type === SHT_RELA || spec.type === SHT_REL) && link === this.symtabIndex && link !== undefined;
+    const sec = new Sec(
+      this.secs.length,
+      spec.name,
+      this.secName(spec.name),
+      spec.type,
+      flags,
+      spec.addr ?? 0n,
+      link,
+      info,
+      addralign,
+      entsize,
+      Number.POSITIVE_INFINITY,
+      (x) => this.sizeOf(x),
+    );
+    const managedRel =
+      (spec.type === SHT_RELA || spec.type === SHT_REL) && link === this.symtabIndex && link !== undefined;
     if (spec.type === SHT_NOBITS) {
       if (spec.data !== undefined) this.fail(`SHT_NOBITS section ${spec.name} cannot have data`);
       sec.nobitsSize = spec.size ?? 0;
     } else if (managedRel) {
-      if (spec.relocations !== undefined && spec.data !== undefined) this.fail(`give ${spec.name} either data or relocations`);
+      if (spec.relocations !== undefined && spec.data !== undefined)
+        this.fail(`give ${spec.name} either data or relocations`);
       sec.relocs = [];
       if (spec.relocations !== undefined) sec.relocs = this.checkRelocs(sec, spec.relocations);
       else if (spec.data !== undefined) sec.relocs = this.decodeCurrent(sec, spec.data);
     } else {
-      if (spec.relocations !== undefined) this.fail(`${spec.name} is not a relocation section linked to the symbol table`);
+      if (spec.relocations !== undefined)
+        this.fail(`${spec.name} is not a relocation section linked to the symbol table`);
       if (spec.type === SHT_GROUP && link === this.symtabIndex && link !== undefined) {
         const sig = this.syms[info];
         if (sig === undefined) this.fail(`group section ${spec.name}: no symbol ${info}`);
@@ -447,7 +510,7 @@ export class ElfWriter {
     if (upd.addr !== undefined) s.addr = BigInt.asUintN(64, upd.addr);
     if (upd.info !== undefined) {
       assertU32(upd.info, 'sh_info');
-      if (s.index === this.symtabIndex) this.fail('the symbol table\'s sh_info is computed on output');
+      if (s.index === this.symtabIndex) this.fail("the symbol table's sh_info is computed on output");
       if (s.groupSig !== undefined) {
         const sig = this.syms[upd.info];
         if (sig === undefined) this.fail(`group section ${s.name}: no symbol ${upd.info}`);
@@ -564,8 +627,10 @@ export class ElfWriter {
   }
 
   private checkShndx(shndx: number): void {
-    if (!Number.isInteger(shndx) || shndx < 0 || shndx > 0xffff || shndx === SHN_XINDEX) this.fail(`st_shndx ${shndx} is invalid`);
-    if (shndx !== SHN_UNDEF && shndx < SHN_LORESERVE && shndx >= this.secs.length) this.fail(`st_shndx ${shndx} is not a section index`);
+    if (!Number.isInteger(shndx) || shndx < 0 || shndx > 0xffff || shndx === SHN_XINDEX)
+      this.fail(`st_shndx ${shndx} is invalid`);
+    if (shndx !== SHN_UNDEF && shndx < SHN_LORESERVE && shndx >= this.secs.length)
+      this.fail(`st_shndx ${shndx} is not a section index`);
   }
 
   private checkInfo(bind: number, type: number): void {
@@ -587,11 +652,18 @@ export class ElfWriter {
   private checkRelocs(sec: Sec, entries: readonly WriterReloc[]): WriterReloc[] {
     const known = new Set<WriterSymbol>(this.syms);
     return entries.map((r, i) => {
-      if (r.symbol !== null && !known.has(r.symbol)) this.fail(`relocation ${i} for ${sec.name} refers to a symbol of another object`);
+      if (r.symbol !== null && !known.has(r.symbol))
+        this.fail(`relocation ${i} for ${sec.name} refers to a symbol of another object`);
       if (r.symbol === this.syms[0]) this.fail(`relocation ${i} for ${sec.name}: use null, not the null symbol`);
       assertU32(r.type, 'relocation type');
-      if (sec.type === SHT_REL && r.addend !== 0n) this.fail(`relocation ${i} for SHT_REL section ${sec.name} has an addend`);
-      return { offset: BigInt.asUintN(64, r.offset), type: r.type, symbol: r.symbol, addend: BigInt.asIntN(64, r.addend) };
+      if (sec.type === SHT_REL && r.addend !== 0n)
+        this.fail(`relocation ${i} for SHT_REL section ${sec.name} has an addend`);
+      return {
+        offset: BigInt.asUintN(64, r.offset),
+        type: r.type,
+        symbol: r.symbol,
+        addend: BigInt.asIntN(64, r.addend),
+      };
     });
   }
 
@@ -601,7 +673,12 @@ export class ElfWriter {
     if (data.length % RELA_SIZE !== 0) this.fail(`data for ${sec.name} is not a whole number of Elf64_Rela entries`);
     const out: WriterReloc[] = [];
     for (let p = 0; p < data.length; p += RELA_SIZE) {
-      out.push({ offset: data.readBigUInt64LE(p), type: data.readUInt32LE(p + 8), symbol: this.symAt(sec, data.readUInt32LE(p + 12)), addend: data.readBigInt64LE(p + 16) });
+      out.push({
+        offset: data.readBigUInt64LE(p),
+        type: data.readUInt32LE(p + 8),
+        symbol: this.symAt(sec, data.readUInt32LE(p + 12)),
+        addend: data.readBigInt64LE(p + 16),
+      });
     }
     return out;
   }
@@ -610,7 +687,12 @@ export class ElfWriter {
     if (data.length % REL_SIZE !== 0) this.fail(`${sec.name} is not a whole number of Elf64_Rel entries`);
     const out: WriterReloc[] = [];
     for (let p = 0; p < data.length; p += REL_SIZE) {
-      out.push({ offset: data.readBigUInt64LE(p), type: data.readUInt32LE(p + 8), symbol: this.symAt(sec, data.readUInt32LE(p + 12)), addend: 0n });
+      out.push({
+        offset: data.readBigUInt64LE(p),
+        type: data.readUInt32LE(p + 8),
+        symbol: this.symAt(sec, data.readUInt32LE(p + 12)),
+        addend: 0n,
+      });
     }
     return out;
   }
@@ -669,7 +751,8 @@ export class ElfWriter {
       let sym = 0;
       if (r.symbol !== null) {
         const n = idx.get(r.symbol);
-        if (n === undefined) this.fail(`relocation ${i} in ${s.name} refers to a symbol that is not in the symbol table`);
+        if (n === undefined)
+          this.fail(`relocation ${i} in ${s.name} refers to a symbol that is not in the symbol table`);
         sym = n;
       }
       data.writeBigUInt64LE(r.offset, p);

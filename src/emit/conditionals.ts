@@ -68,15 +68,25 @@ export function conditionalContexts(text: string): ConditionalContext[] {
 }
 
 /** The line's code outside block comments, and whether a block comment is still open after it. */
-function stripComments(text: string, inComment: boolean): { text: string; inComment: boolean; startsInComment: boolean } {
+function stripComments(
+  text: string,
+  inComment: boolean,
+): { text: string; inComment: boolean; startsInComment: boolean } {
   const startsInComment = inComment;
   let out = '';
   for (let i = 0; i < text.length; i++) {
     if (inComment) {
-      if (text.startsWith('*/', i)) { inComment = false; i++; }
+      if (text.startsWith('*/', i)) {
+        inComment = false;
+        i++;
+      }
       continue;
     }
-    if (text.startsWith('/*', i)) { inComment = true; i++; continue; }
+    if (text.startsWith('/*', i)) {
+      inComment = true;
+      i++;
+      continue;
+    }
     if (text.startsWith('//', i)) break;
     out += text[i];
   }
@@ -88,7 +98,9 @@ function stripComments(text: string, inComment: boolean): { text: string; inComm
  * neighbours in the same branch share one wrapping.
  */
 export function wrapInConditionals<T extends { context: ConditionalContext }>(
-  pieces: T[], emit: (piece: T) => void, emitLine: (text: string) => void,
+  pieces: T[],
+  emit: (piece: T) => void,
+  emitLine: (text: string) => void,
 ): void {
   let open: ConditionalContext = TOP;
   const close = () => {

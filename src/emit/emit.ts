@@ -1,15 +1,34 @@
 import { conditionalContexts, wrapInConditionals, type ConditionalContext } from './conditionals.js';
 import { describePlan, planFunctions, type CopyPlan, type EmitInput, type PlanDescription } from './plan.js';
 import {
-  ADDRESS_PREFIX, anonymousEnumAround, externDeclaration, makeGlobal, opensComment, PREFIX, renameAddressUses, renameIdentifiers,
-  SourceText, TARGET_MODULE, typeOnly, withoutStatic,
+  ADDRESS_PREFIX,
+  anonymousEnumAround,
+  externDeclaration,
+  makeGlobal,
+  opensComment,
+  PREFIX,
+  renameAddressUses,
+  renameIdentifiers,
+  SourceText,
+  TARGET_MODULE,
+  typeOnly,
+  withoutStatic,
 } from './text.js';
 import { baseFunction } from '../gcc/names.js';
 import { KlpgenError } from '../util/errors.js';
 import { RefusedError } from '../util/refusal.js';
 
 export type { EmitInput } from './plan.js';
-export { ADDRESS_PREFIX, opensComment, PREFIX, renameAddressUses, renameIdentifiers, TARGET_MODULE, typeOnly, withoutTaggedBodies } from './text.js';
+export {
+  ADDRESS_PREFIX,
+  opensComment,
+  PREFIX,
+  renameAddressUses,
+  renameIdentifiers,
+  TARGET_MODULE,
+  typeOnly,
+  withoutTaggedBodies,
+} from './text.js';
 
 /**
  * The livepatch module's C source, in the style of the kernel's
@@ -73,8 +92,14 @@ interface SourceContext {
 
 /** One piece of the file's body: a copied definition, a declaration, or a running kernel's name. */
 interface Piece {
-  line: number; endLine: number; text: string; context: ConditionalContext;
-  functionName?: string; refs?: string[]; external?: boolean; declaration?: boolean;
+  line: number;
+  endLine: number;
+  text: string;
+  context: ConditionalContext;
+  functionName?: string;
+  refs?: string[];
+  external?: boolean;
+  declaration?: boolean;
   /** A static variable of the running kernel, declared static here (its references are moved to the kernel's). */
   standIn?: boolean;
   /** Replaced functions whose names a macro makes (`MLX5E_DECLARE_STATS_GRP_OP_NUM_STATS(channels)`): renamed by #defines. */
@@ -88,7 +113,11 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
   const own = (e: { span: { file: string } }) => e.span.file === input.file;
   const contexts = conditionalContexts(input.patchedText);
   const contextOf = (line: number) => contexts[line] ?? (contexts[0] as ConditionalContext);
-  const ctx: SourceContext = { firstCode: input.model.entities.filter(own).reduce((m, e) => Math.min(m, e.span.line), Infinity), contextOf, top: contextOf(0) };
+  const ctx: SourceContext = {
+    firstCode: input.model.entities.filter(own).reduce((m, e) => Math.min(m, e.span.line), Infinity),
+    contextOf,
+    top: contextOf(0),
+  };
   const out = new Emitter(input.file);
   renderBanner(out, input, plan);
   renderPrologue(out, input, src, ctx);
@@ -103,9 +132,16 @@ export function emitFunctions(input: EmitInput): EmittedFunctions {
     externalized: body.externalized,
     copied: [...copy].map(([name, why]) => ({ name, as: replaced.has(name) ? `${prefix}${name}` : name, why })),
     kernelData: body.kernelData.sort(),
-    kernelAddressed: [...copy.keys()].filter((n) => !replaced.has(n) && !changed.has(n) && input.originalFunctions.has(n)).sort(),
+    kernelAddressed: [...copy.keys()]
+      .filter((n) => !replaced.has(n) && !changed.has(n) && input.originalFunctions.has(n))
+      .sort(),
     lineMap: out.map,
-    installs: entries.map((e) => ({ object: e.object, symbol: e.symbol, sympos: e.sympos, as: `${prefix}${e.symbol}` })),
+    installs: entries.map((e) => ({
+      object: e.object,
+      symbol: e.symbol,
+      sympos: e.sympos,
+      as: `${prefix}${e.symbol}`,
+    })),
     plan: describePlan(input, plan),
   };
 }
@@ -128,7 +164,9 @@ function renderBanner(out: Emitter, input: EmitInput, plan: CopyPlan): void {
     for (const r of e.reasons) emit(` *     - ${r.detail} [${r.evidence}]`);
   }
   emit(' *');
-  emit(` * This file is compiled as the kernel compiles the original (MODULE ${input.isModule ? 'defined' : 'undefined'},`);
+  emit(
+    ` * This file is compiled as the kernel compiles the original (MODULE ${input.isModule ? 'defined' : 'undefined'},`,
+  );
   emit(` * KBUILD_MODNAME of ${file}), so the new functions match the patched build.`);
   emit(` * The klp_patch that installs them is in ${input.scaffoldingFile}.`);
   emit(' */');
@@ -155,7 +193,8 @@ function renderPrologue(out: Emitter, input: EmitInput, src: SourceText, ctx: So
   // BPF_PROG_TYPE): it expands where it stands. (One included once after a #define may be
   // ordinary: raid1.c's "raid1-10.c" under raid1_log.)
   const headerOf = (l: number) => (lines[l - 1] ?? '').replace(/\s+/g, '');
-  const xMacro = (l: number) => l > firstCode && model.includeLines.filter((m) => headerOf(m) === headerOf(l)).length > 1;
+  const xMacro = (l: number) =>
+    l > firstCode && model.includeLines.filter((m) => headerOf(m) === headerOf(l)).length > 1;
   const includes = new Set(model.includeLines.filter((l) => !inside(l) && !xMacro(l)));
   const prologue: { line: number; text: string; context: ConditionalContext }[] = [];
   for (let i = 0; i < lines.length; i++) {
@@ -168,7 +207,11 @@ function renderPrologue(out: Emitter, input: EmitInput, src: SourceText, ctx: So
     }
     if (lineNo >= firstCode || !/^\s*#\s*(define|undef)\b/.test(l)) continue;
     if (/^\s*#\s*define\s+CREATE_TRACE_POINTS\b/.test(l)) {
-      prologue.push({ line: 0, text: '/* CREATE_TRACE_POINTS dropped: the tracepoints live in the running kernel. */', context: top });
+      prologue.push({
+        line: 0,
+        text: '/* CREATE_TRACE_POINTS dropped: the tracepoints live in the running kernel. */',
+        context: top,
+      });
       continue;
     }
     // A #define with continuation lines, under the #if groups it was written in; a comment
@@ -179,7 +222,11 @@ function renderPrologue(out: Emitter, input: EmitInput, src: SourceText, ctx: So
     prologue.push({ line: lineNo, text: lines.slice(i, end + 1).join('\n'), context: contextOf(lineNo) });
     i = end;
   }
-  wrapInConditionals(prologue, (p) => emit(p.text, p.line), (d) => emit(d));
+  wrapInConditionals(
+    prologue,
+    (p) => emit(p.text, p.line),
+    (d) => emit(d),
+  );
   emit('');
   emit('#include <linux/livepatch.h>');
   emit('');
@@ -208,19 +255,29 @@ function renderHeaderFunctionsOutOfLine(out: Emitter, input: EmitInput, plan: Co
 
   // GCC ignores noinline on the kernel's inline functions (gnu_inline): the running kernel's own
   // out-of-line copy is called instead, as the patched build calls its copy.
-  const gnuInline = (n: string) => !!headerStatics.get(`function:${n}`)?.attributes.some((a) => a.name === 'gnu_inline');
-  const kernelCopies = [...headerOutOfLine].filter(([n, attrs]) => gnuInline(n) && attrs === 'noinline, noclone' && input.originalFunctions.has(n)).map(([n]) => n).sort();
+  const gnuInline = (n: string) =>
+    !!headerStatics.get(`function:${n}`)?.attributes.some((a) => a.name === 'gnu_inline');
+  const kernelCopies = [...headerOutOfLine]
+    .filter(([n, attrs]) => gnuInline(n) && attrs === 'noinline, noclone' && input.originalFunctions.has(n))
+    .map(([n]) => n)
+    .sort();
   const attributed = [...headerOutOfLine].filter(([n]) => !gnuInline(n)).sort();
   if (attributed.length) {
     emit('/* Called out of line by the patched build, which has more callers: not inlined here either. */');
     emit('#pragma GCC diagnostic push');
     emit('#pragma GCC diagnostic ignored "-Wattributes"');
-    for (const [n, attrs] of attributed) emit(`static __typeof__(${n}) ${n} __attribute__((${attrs.split(', ').map((a) => `__${a}__`).join(', ')}));`);
+    for (const [n, attrs] of attributed)
+      emit(
+        `static __typeof__(${n}) ${n} __attribute__((${attrs
+          .split(', ')
+          .map((a) => `__${a}__`)
+          .join(', ')}));`,
+      );
     emit('#pragma GCC diagnostic pop');
     emit('');
   }
   if (kernelCopies.length) {
-    emit('/* Inline functions the patched build calls out of line: the running kernel\'s copies (KLP relocations). */');
+    emit("/* Inline functions the patched build calls out of line: the running kernel's copies (KLP relocations). */");
     for (const n of kernelCopies) {
       emit(`extern __typeof__(${n}) ${ADDRESS_PREFIX}${n};`);
       emit(`#define ${n} ${ADDRESS_PREFIX}${n}`);
@@ -234,7 +291,13 @@ function renderHeaderFunctionsOutOfLine(out: Emitter, input: EmitInput, plan: Co
  * The file's body in source order: local definitions, the copied functions (renamed, kept out of
  * line where the patched build did), declarations of what stays the running kernel's.
  */
-function layOutBody(input: EmitInput, plan: CopyPlan, src: SourceText, ctx: SourceContext, kernelCopies: string[]): { pieces: Piece[]; externalized: { name: string; kind: string }[]; kernelData: string[] } {
+function layOutBody(
+  input: EmitInput,
+  plan: CopyPlan,
+  src: SourceText,
+  ctx: SourceContext,
+  kernelCopies: string[],
+): { pieces: Piece[]; externalized: { name: string; kind: string }[]; kernelData: string[] } {
   const { model, file } = input;
   const { lines } = src;
   const { firstCode, contextOf, top } = ctx;
@@ -260,25 +323,38 @@ function layOutBody(input: EmitInput, plan: CopyPlan, src: SourceText, ctx: Sour
     }
     const e = defs.get(key);
     if (!e || e.kind === 'function' || (e.kind === 'variable' && !foldedData.has(e.name))) continue;
-    const target = e.kind !== 'enumerator' ? e : (e.parent ? defs.get(e.parent) : undefined) ?? anonymousEnumAround(e, lines) ?? e;
+    const target =
+      e.kind !== 'enumerator' ? e : ((e.parent ? defs.get(e.parent) : undefined) ?? anonymousEnumAround(e, lines) ?? e);
     // (An anonymous enum, found around its first enumerator, may start above the first entity.)
     if (target.span.line < firstCode && target.name !== '') continue;
     if (pieces.some((p) => p.line === target.span.line)) continue;
     const endLine = invocationEnd(target.span.line, target.span.endLine);
     const text = takeLines(target.span.line, endLine);
-    pieces.push({ line: target.span.line, endLine, text: target.kind === 'typedef' || target.kind === 'variable' ? text : typeOnly(text), context: top });
+    pieces.push({
+      line: target.span.line,
+      endLine,
+      text: target.kind === 'typedef' || target.kind === 'variable' ? text : typeOnly(text),
+      context: top,
+    });
   }
   // A type defined inside another (`struct crndstate` within the struct that uses it, an enum
   // within a struct) comes with the outer one: copied on its own as well, it would be defined twice.
-  const nested = pieces.filter((p) => pieces.some((q) => q !== p && q.line <= p.line && p.endLine <= q.endLine && (q.line < p.line || p.endLine < q.endLine)));
+  const nested = pieces.filter((p) =>
+    pieces.some(
+      (q) => q !== p && q.line <= p.line && p.endLine <= q.endLine && (q.line < p.line || p.endLine < q.endLine),
+    ),
+  );
   for (const p of nested) pieces.splice(pieces.indexOf(p), 1);
   const renamed = (text: string) => renameIdentifiers(text, replaced, prefix);
   const local = input.linkage !== 'global';
-  const calledInModule = (name: string) => [...copy.keys()].some((o) => o !== name && !!defs.get(`function:${o}`)?.refs.includes(`function:${name}`));
+  const calledInModule = (name: string) =>
+    [...copy.keys()].some((o) => o !== name && !!defs.get(`function:${o}`)?.refs.includes(`function:${name}`));
   // What the patched build's compiler learnt of a static function from its callers holds here
   // when the module has all of them (the same facts); with fewer, it would learn more.
   const allCallersHere = (name: string) => {
-    const callers = [...(input.patchedFunctionRefs ?? [])].filter(([fn, refs]) => refs.has(name) && baseName(fn) !== name).map(([fn]) => baseName(fn));
+    const callers = [...(input.patchedFunctionRefs ?? [])]
+      .filter(([fn, refs]) => refs.has(name) && baseName(fn) !== name)
+      .map(([fn]) => baseName(fn));
     return callers.length > 0 && callers.every((c) => copy.has(c));
   };
   for (const [name] of copy) {
@@ -287,7 +363,15 @@ function layOutBody(input: EmitInput, plan: CopyPlan, src: SourceText, ctx: Sour
       const inHeader = model.entities.find((h) => h.kind === 'function' && h.definition && h.name === name);
       if (inHeader) {
         // Copying it would define it twice (the header is #included); a wrapper would not be its code.
-        throw new RefusedError([{ kind: 'header-function', function: name, file: inHeader.span.file, line: inHeader.span.line, reason: `${name} must be replaced in ${file}, but it is defined in a header: out-of-line copies of header functions are not livepatched yet` }]);
+        throw new RefusedError([
+          {
+            kind: 'header-function',
+            function: name,
+            file: inHeader.span.file,
+            line: inHeader.span.line,
+            reason: `${name} must be replaced in ${file}, but it is defined in a header: out-of-line copies of header functions are not livepatched yet`,
+          },
+        ]);
       }
       throw new KlpgenError(`${file}: no definition of ${name} in the patched source`);
     }
@@ -296,7 +380,11 @@ function layOutBody(input: EmitInput, plan: CopyPlan, src: SourceText, ctx: Sour
     text = renamed(text);
     text = renameAddressUses(text, addressTwins);
     // (Attributes and asm go on the definition's first line: its #line numbers the lines below.)
-    if (replaced.has(name)) text = local && e.linkage === 'internal' && calledInModule(name) && allCallersHere(name) ? `__asm__(".globl ${prefix}${name}"); ${text}` : makeGlobal(text);
+    if (replaced.has(name))
+      text =
+        local && e.linkage === 'internal' && calledInModule(name) && allCallersHere(name)
+          ? `__asm__(".globl ${prefix}${name}"); ${text}`
+          : makeGlobal(text);
     // Kept out of line: `noinline` goes on a declaration ahead of the definition, where GCC
     // honours it even for the kernel's `inline` (gnu_inline) functions and for a definition a
     // macro invocation makes; on the definition itself, gnu_inline would win.
@@ -306,18 +394,32 @@ function layOutBody(input: EmitInput, plan: CopyPlan, src: SourceText, ctx: Sour
     if (knowledge.has(name) && !replaced.has(name)) {
       keepOutOfLine = 'noinline, noclone';
       // Global when the module's few callers would teach the compiler more than the patched build knew.
-      if (ownHead && (!local || (input.linkage !== 'static' && !allCallersHere(name)))) { text = withoutStatic(text); isStatic = false; }
+      if (ownHead && (!local || (input.linkage !== 'static' && !allCallersHere(name)))) {
+        text = withoutStatic(text);
+        isStatic = false;
+      }
     } else if (outOfLine.has(name) && !replaced.has(name)) keepOutOfLine = outOfLine.get(name);
     if (keepOutOfLine) {
       const proto = externDeclaration(e, input.preprocessed, model, input.dataSizes).replace(/;$/, '');
       pieces.push({
-        line: e.span.line - 0.3, endLine: e.span.line, declaration: true, context: top,
-        text: ['#pragma GCC diagnostic push', '#pragma GCC diagnostic ignored "-Wattributes"',
-          `${isStatic ? 'static ' : ''}${proto} __attribute__((${keepOutOfLine.split(', ').map((a) => `__${a}__`).join(', ')}));`, '#pragma GCC diagnostic pop'].join('\n'),
+        line: e.span.line - 0.3,
+        endLine: e.span.line,
+        declaration: true,
+        context: top,
+        text: [
+          '#pragma GCC diagnostic push',
+          '#pragma GCC diagnostic ignored "-Wattributes"',
+          `${isStatic ? 'static ' : ''}${proto} __attribute__((${keepOutOfLine
+            .split(', ')
+            .map((a) => `__${a}__`)
+            .join(', ')}));`,
+          '#pragma GCC diagnostic pop',
+        ].join('\n'),
       });
     }
     const open = text.indexOf('{');
-    const macroNamed = replaced.has(name) && !new RegExp(`\\b${prefix}${name}\\b`).test(open >= 0 ? text.slice(0, open) : text);
+    const macroNamed =
+      replaced.has(name) && !new RegExp(`\\b${prefix}${name}\\b`).test(open >= 0 ? text.slice(0, open) : text);
     // One macro invocation can define several functions (pci-sysfs' resource##n##_resize_show
     // and _store): it is copied once.
     const same = pieces.find((p) => p.functionName !== undefined && p.line === e.span.line);
@@ -327,22 +429,43 @@ function layOutBody(input: EmitInput, plan: CopyPlan, src: SourceText, ctx: Sour
       continue;
     }
     // A macro invocation that defines data and functions (INTERVAL_TREE_DEFINE): one copy, as a function's.
-    const dataThere = pieces.findIndex((p) => p.functionName === undefined && !p.external && p.line === e.span.line && p.endLine === endLine);
+    const dataThere = pieces.findIndex(
+      (p) => p.functionName === undefined && !p.external && p.line === e.span.line && p.endLine === endLine,
+    );
     if (dataThere >= 0) pieces.splice(dataThere, 1);
-    pieces.push({ line: e.span.line, endLine, text, context: top, functionName: name, refs: e.refs, macroNamed: macroNamed ? [name] : undefined });
+    pieces.push({
+      line: e.span.line,
+      endLine,
+      text,
+      context: top,
+      functionName: name,
+      refs: e.refs,
+      macroNamed: macroNamed ? [name] : undefined,
+    });
   }
   pieces.sort((a, b) => a.line - b.line);
 
   // What stays in the running kernel is declared where the .c has it, or just above its first
   // user when the .c declares it ahead: after the local types its declaration names.
-  const externalized: { name: string; kind: string }[] = kernelCopies.map((n) => ({ name: `${ADDRESS_PREFIX}${n}`, kind: 'function' }));
+  const externalized: { name: string; kind: string }[] = kernelCopies.map((n) => ({
+    name: `${ADDRESS_PREFIX}${n}`,
+    kind: 'function',
+  }));
   const kernelData: string[] = [];
   for (const [key, d] of [...externs].sort((a, b) => a[1].span.line - b[1].span.line)) {
     // Defined by a macro invocation the module copies (SYSCALL_DEFINE makes __do_sys_x too).
     // (A twin's declaration is another name's: the kernel's copy, klpgen_addr_f.)
     const twin = addressTwins.has(d.name);
-    if (!twin && d.kind === 'function' && d.span.file === file && pieces.some((p) => p.functionName !== undefined && p.line === d.span.line)) continue;
-    const users = pieces.filter((p) => p.functionName !== undefined && (p.refs ?? []).includes(key)).map((p) => p.line - 0.5);
+    if (
+      !twin &&
+      d.kind === 'function' &&
+      d.span.file === file &&
+      pieces.some((p) => p.functionName !== undefined && p.line === d.span.line)
+    )
+      continue;
+    const users = pieces
+      .filter((p) => p.functionName !== undefined && (p.refs ?? []).includes(key))
+      .map((p) => p.line - 0.5);
     let decl = externDeclaration(d, input.preprocessed, model, input.dataSizes);
     if (twin) decl = decl.replace(new RegExp(`\\b${d.name}(?=\\s*\\()`), `${ADDRESS_PREFIX}${d.name}`);
     // A static variable, declared static as the patched build's compiler saw it (only this
@@ -350,14 +473,36 @@ function layOutBody(input: EmitInput, plan: CopyPlan, src: SourceText, ctx: Sour
     // moved to the running kernel's variable once the module is built. `used`, because the
     // module may only read it: its compiler must not take the stand-in's zeros for constants.
     const section = input.dataSections?.get(d.name);
-    const standIn = local && d.kind === 'variable' && d.linkage === 'internal' && d.definition && !twin && section !== undefined &&
-      !/^\.(rodata|data\.\.percpu|data\.once)/.test(section) && /^extern [^\n]*;$/.test(decl) && !/\[\s*\]/.test(decl) && !/__section__|__percpu/.test(decl);
+    const standIn =
+      local &&
+      d.kind === 'variable' &&
+      d.linkage === 'internal' &&
+      d.definition &&
+      !twin &&
+      section !== undefined &&
+      !/^\.(rodata|data\.\.percpu|data\.once)/.test(section) &&
+      /^extern [^\n]*;$/.test(decl) &&
+      !/\[\s*\]/.test(decl) &&
+      !/__section__|__percpu/.test(decl);
     if (standIn) {
-      pieces.push({ line: Math.min(d.span.line, ...users), endLine: d.span.line, text: decl.replace(/^extern /, 'static ').replace(/;$/, ' __attribute__((__used__));'), context: top, external: true, standIn: true });
+      pieces.push({
+        line: Math.min(d.span.line, ...users),
+        endLine: d.span.line,
+        text: decl.replace(/^extern /, 'static ').replace(/;$/, ' __attribute__((__used__));'),
+        context: top,
+        external: true,
+        standIn: true,
+      });
       kernelData.push(d.name);
       continue;
     }
-    pieces.push({ line: Math.min(d.span.line, ...users), endLine: d.span.line, text: decl, context: top, external: true });
+    pieces.push({
+      line: Math.min(d.span.line, ...users),
+      endLine: d.span.line,
+      text: decl,
+      context: top,
+      external: true,
+    });
     externalized.push({ name: twin ? `${ADDRESS_PREFIX}${d.name}` : d.name, kind: d.kind });
   }
   pieces.sort((a, b) => a.line - b.line);
@@ -373,10 +518,18 @@ function layOutBody(input: EmitInput, plan: CopyPlan, src: SourceText, ctx: Sour
     if (new RegExp(`\\b${as}\\s*\\(`).test(head)) copiedAt.set(name, { line: p.line, head });
   }
   for (const [name, at] of copiedAt) {
-    const users = pieces.filter((p) => p.functionName !== undefined && p.line < at.line && (p.refs ?? []).includes(`function:${name}`));
+    const users = pieces.filter(
+      (p) => p.functionName !== undefined && p.line < at.line && (p.refs ?? []).includes(`function:${name}`),
+    );
     if (users.length === 0) continue;
     // Used above its definition: declared just above its first user, as the .c does somewhere.
-    pieces.push({ line: Math.min(...users.map((p) => p.line)) - 0.25, endLine: at.line, text: `${at.head};`, context: top, declaration: true });
+    pieces.push({
+      line: Math.min(...users.map((p) => p.line)) - 0.25,
+      endLine: at.line,
+      text: `${at.head};`,
+      context: top,
+      declaration: true,
+    });
   }
   pieces.sort((a, b) => a.line - b.line);
   return { pieces, externalized, kernelData };
@@ -389,39 +542,46 @@ function renderBody(out: Emitter, input: EmitInput, pieces: Piece[], defs: CopyP
   const emit = (text: string, line = 0) => out.emit(text, line);
 
   let previous: Piece | undefined;
-  wrapInConditionals(pieces, (p) => {
-    if (p.external) {
-      if (!previous?.external || !!previous.standIn !== !!p.standIn) {
-        emit(p.standIn ? '/* In the running kernel, static as the patched build saw it: after the build, KLP relocations to the kernel\'s. */'
-          : '/* In the running kernel: reached through KLP relocations. */');
+  wrapInConditionals(
+    pieces,
+    (p) => {
+      if (p.external) {
+        if (!previous?.external || !!previous.standIn !== !!p.standIn) {
+          emit(
+            p.standIn
+              ? "/* In the running kernel, static as the patched build saw it: after the build, KLP relocations to the kernel's. */"
+              : '/* In the running kernel: reached through KLP relocations. */',
+          );
+        }
+        emit(p.text, Math.ceil(p.endLine));
+      } else if (p.declaration) {
+        if (previous?.external || previous?.declaration) emit('');
+        emit(p.text, p.endLine);
+      } else if (p.functionName !== undefined) {
+        if (previous?.external || previous?.declaration) emit('');
+        // The original's line numbers and file name, so __LINE__ and __FILE__ (WARN_ON, dev_dbg
+        // formats) are the patched build's; then back to this file's own numbering.
+        // A name pasted together by a macro is rescanned: a #define renames it where the text cannot.
+        for (const n of p.macroNamed ?? []) emit(`#define ${n} ${prefix}${n}`);
+        emit(`#line ${p.line} "${file}"`);
+        emit(p.text, p.line);
+        for (const n of p.macroNamed ?? []) emit(`#undef ${n}`);
+        // Made static by the macro, and called by nothing here: kept, and global for the scaffolding.
+        for (const n of (p.macroNamed ?? []).filter((m) => defs.get(`function:${m}`)?.linkage === 'internal')) {
+          emit(`__asm__(".globl ${prefix}${n}");`);
+          emit(`static __typeof__(&${prefix}${n}) klpgen_keep_${n} __attribute__((__used__)) = ${prefix}${n};`);
+        }
+        emit(`#line ${out.out.length + 2} "${input.cName ?? file}"`);
+        emit('');
+      } else {
+        if (previous?.external || previous?.declaration) emit('');
+        emit(p.text, p.line);
+        emit('');
       }
-      emit(p.text, Math.ceil(p.endLine));
-    } else if (p.declaration) {
-      if (previous?.external || previous?.declaration) emit('');
-      emit(p.text, p.endLine);
-    } else if (p.functionName !== undefined) {
-      if (previous?.external || previous?.declaration) emit('');
-      // The original's line numbers and file name, so __LINE__ and __FILE__ (WARN_ON, dev_dbg
-      // formats) are the patched build's; then back to this file's own numbering.
-      // A name pasted together by a macro is rescanned: a #define renames it where the text cannot.
-      for (const n of p.macroNamed ?? []) emit(`#define ${n} ${prefix}${n}`);
-      emit(`#line ${p.line} "${file}"`);
-      emit(p.text, p.line);
-      for (const n of p.macroNamed ?? []) emit(`#undef ${n}`);
-      // Made static by the macro, and called by nothing here: kept, and global for the scaffolding.
-      for (const n of (p.macroNamed ?? []).filter((m) => defs.get(`function:${m}`)?.linkage === 'internal')) {
-        emit(`__asm__(".globl ${prefix}${n}");`);
-        emit(`static __typeof__(&${prefix}${n}) klpgen_keep_${n} __attribute__((__used__)) = ${prefix}${n};`);
-      }
-      emit(`#line ${out.out.length + 2} "${input.cName ?? file}"`);
-      emit('');
-    } else {
-      if (previous?.external || previous?.declaration) emit('');
-      emit(p.text, p.line);
-      emit('');
-    }
-    previous = p;
-  }, (d) => emit(d));
+      previous = p;
+    },
+    (d) => emit(d),
+  );
   if (previous?.external || previous?.declaration) emit('');
 }
 
@@ -436,12 +596,19 @@ export function importedNamespaces(text: string): string[] {
  * the modules by name), each function with its sympos where it is not unique.
  */
 export function emitScaffolding(
-  name: string, functionFiles: string[], installs: InstalledFunction[], replace: boolean, namespaces: string[] = [],
+  name: string,
+  functionFiles: string[],
+  installs: InstalledFunction[],
+  replace: boolean,
+  namespaces: string[] = [],
 ): string {
-  const objects = [...new Set(installs.map((f) => f.object))]
-    .sort((a, b) => (a === 'vmlinux' ? -1 : b === 'vmlinux' ? 1 : a.localeCompare(b)));
-  const byName = (a: InstalledFunction, b: InstalledFunction) => a.symbol.localeCompare(b.symbol) || a.sympos - b.sympos;
-  const arrayName = (object: string) => (objects.length === 1 ? 'funcs' : `funcs_${object.replace(/[^A-Za-z0-9_]/g, '_')}`);
+  const objects = [...new Set(installs.map((f) => f.object))].sort((a, b) =>
+    a === 'vmlinux' ? -1 : b === 'vmlinux' ? 1 : a.localeCompare(b),
+  );
+  const byName = (a: InstalledFunction, b: InstalledFunction) =>
+    a.symbol.localeCompare(b.symbol) || a.sympos - b.sympos;
+  const arrayName = (object: string) =>
+    objects.length === 1 ? 'funcs' : `funcs_${object.replace(/[^A-Za-z0-9_]/g, '_')}`;
   const klp: string[] = [];
   const k = (l: string) => klp.push(l);
   k('// SPDX-License-Identifier: GPL-2.0-only');
@@ -504,4 +671,3 @@ export function emitScaffolding(
 
   return `${klp.join('\n')}\n`;
 }
-

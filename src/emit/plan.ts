@@ -111,11 +111,13 @@ export function planFunctions(input: EmitInput, src: SourceText): CopyPlan {
   const own = (e: TuEntity) => e.span.file === file;
   // A function the fix deletes has nothing to be replaced by: its callers changed and are
   // replaced, so the running kernel's copy is no longer called.
-  const definedInFix = (name: string) => model.entities.some((e) => e.kind === 'function' && e.definition && e.name === name);
+  const definedInFix = (name: string) =>
+    model.entities.some((e) => e.kind === 'function' && e.definition && e.name === name);
   const entries = input.report.mustReplace.filter((e) => e.file === file && definedInFix(e.symbol));
   if (entries.length === 0) throw new KlpgenError(`${file}: nothing to replace`);
   for (const e of entries) {
-    if (e.object !== 'vmlinux' && e.object !== entries[0]?.object) throw new KlpgenError(`${file}: functions in several objects`);
+    if (e.object !== 'vmlinux' && e.object !== entries[0]?.object)
+      throw new KlpgenError(`${file}: functions in several objects`);
   }
 
   // Definitions of the .c by reference key (`function:foo`, `struct:bar`, `macro:BAZ`).
@@ -135,12 +137,21 @@ export function planFunctions(input: EmitInput, src: SourceText): CopyPlan {
   }
   const headerStatics = new Map<string, TuEntity>();
   for (const e of model.entities) {
-    if (e.kind === 'function' && e.definition && !own(e) && e.linkage === 'internal' && !e.flags.noinline && !e.flags.alwaysInline) headerStatics.set(`function:${e.name}`, e);
+    if (
+      e.kind === 'function' &&
+      e.definition &&
+      !own(e) &&
+      e.linkage === 'internal' &&
+      !e.flags.noinline &&
+      !e.flags.alwaysInline
+    )
+      headerStatics.set(`function:${e.name}`, e);
   }
   /** A function's name without the pieces GCC split or cloned off it (`f.part.0`, `f.cold`, `f.isra.0`). */
   const baseName = baseFunction;
   /** The patched build calls it, or a clone of it (`f.constprop.0`), out of line. */
-  const calledAsClone = (name: string, kinds?: CloneKind[], refs: ReadonlySet<string> = input.patchedReferences) => [...refs].some((n) => isCloneOf(n, name, kinds));
+  const calledAsClone = (name: string, kinds?: CloneKind[], refs: ReadonlySet<string> = input.patchedReferences) =>
+    [...refs].some((n) => isCloneOf(n, name, kinds));
   /**
    * What a copy kept out of line references in the patched build, its pieces (.part, .cold, clones)
    * included: a helper it calls there is not inlined into it here either. (Replaced functions keep
@@ -185,13 +196,26 @@ export function planFunctions(input: EmitInput, src: SourceText): CopyPlan {
     if (e) {
       // A function a macro invocation makes is copied as the whole invocation (SYSCALL_DEFINE's
       // wrappers and __do_sys_x body): what its other definitions use is needed too.
-      const siblings = e.kind === 'function' && own(e) ? model.entities.filter((f) => f !== e && f.kind === 'function' && own(f) && f.definition && f.span.line === e.span.line) : [];
-      const keptApart = e.kind === 'function' && own(e) && !replaced.has(e.name) && (!!input.copyForKnowledge?.has(e.name) || outOfLine.has(e.name));
+      const siblings =
+        e.kind === 'function' && own(e)
+          ? model.entities.filter(
+              (f) => f !== e && f.kind === 'function' && own(f) && f.definition && f.span.line === e.span.line,
+            )
+          : [];
+      const keptApart =
+        e.kind === 'function' &&
+        own(e) &&
+        !replaced.has(e.name) &&
+        (!!input.copyForKnowledge?.has(e.name) || outOfLine.has(e.name));
       const refsThere = keptApart ? outOfLineRefs(e.name) : input.patchedReferences;
       for (const r of [...new Set([...e.refs, ...siblings.flatMap((f) => f.refs)])]) {
         const d = defs.get(r);
         const h = d ? undefined : headerStatics.get(r);
-        if (h && (input.patchedReferences.has(h.name) || !!input.patchedPieceReferences?.has(h.name) || calledAsClone(h.name))) headerOutOfLine.set(h.name, calledAsClone(h.name) ? 'noinline' : 'noinline, noclone');
+        if (
+          h &&
+          (input.patchedReferences.has(h.name) || !!input.patchedPieceReferences?.has(h.name) || calledAsClone(h.name))
+        )
+          headerOutOfLine.set(h.name, calledAsClone(h.name) ? 'noinline' : 'noinline, noclone');
         if (!d && headerInlines.has(r)) {
           visit(r);
           continue;
@@ -204,18 +228,38 @@ export function planFunctions(input: EmitInput, src: SourceText): CopyPlan {
           const forKnowledge = !!input.copyForKnowledge?.has(d.name) && !replaced.has(d.name);
           // Inlined into the new code and also referenced by it (its address taken), through a
           // direct call: the text names the address apart from the call (klpgen_addr_f).
-          const twin = !absent && !inlinedThere && !changed.has(d.name) && !replaced.has(d.name) && !!input.patchedInlined?.has(d.name) &&
-            e.kind === 'function' && e.span.file === file && new RegExp(`(?<![\\w.>])${d.name}\\s*\\(`).test(src.take(e.span.line, e.span.endLine));
+          const twin =
+            !absent &&
+            !inlinedThere &&
+            !changed.has(d.name) &&
+            !replaced.has(d.name) &&
+            !!input.patchedInlined?.has(d.name) &&
+            e.kind === 'function' &&
+            e.span.file === file &&
+            new RegExp(`(?<![\\w.>])${d.name}\\s*\\(`).test(src.take(e.span.line, e.span.endLine));
           // Inlined through a function pointer the new code also passes on (`devm_add_action_or_reset(dev,
           // f, x)` calls f on failure): copied for the call; its address is made the kernel's in the object.
-          const throughPointer = !twin && !absent && !inlinedThere && !changed.has(d.name) && !replaced.has(d.name) && !!input.patchedInlined?.has(d.name) &&
-            e.kind === 'function' && e.span.file === file;
+          const throughPointer =
+            !twin &&
+            !absent &&
+            !inlinedThere &&
+            !changed.has(d.name) &&
+            !replaced.has(d.name) &&
+            !!input.patchedInlined?.has(d.name) &&
+            e.kind === 'function' &&
+            e.span.file === file;
           const copyIt = absent || changed.has(d.name) || inlinedThere || forKnowledge || twin || throughPointer;
           if (throughPointer && !forKnowledge && !copy.has(d.name)) {
-            copy.set(d.name, 'inlined into the new code in the patched build through a pointer it also passes on: calls reach the copy, its address stays the running kernel\'s');
+            copy.set(
+              d.name,
+              "inlined into the new code in the patched build through a pointer it also passes on: calls reach the copy, its address stays the running kernel's",
+            );
             visit(r);
           } else if (twin && !forKnowledge && !copy.has(d.name)) {
-            copy.set(d.name, 'inlined into the new code in the patched build, which also takes its address: the address stays the running kernel\'s');
+            copy.set(
+              d.name,
+              "inlined into the new code in the patched build, which also takes its address: the address stays the running kernel's",
+            );
             addressTwins.add(d.name);
             externs.set(r, d);
             visit(r);
@@ -225,12 +269,27 @@ export function planFunctions(input: EmitInput, src: SourceText): CopyPlan {
             // the patched build did not.
             // (Called only as its `.part.N` split: the patched build inlined its head, which
             // noinline would forbid; GCC is left to split it the same way.)
-            const onlySplit = asClone && !refsThere.has(d.name) && !calledAsClone(d.name, ['constprop', 'isra'], refsThere);
-            if ((absent || changed.has(d.name)) && !inlinedThere && !replaced.has(d.name) && !forKnowledge && !onlySplit) outOfLine.set(d.name, asClone ? 'noinline' : 'noinline, noclone');
+            const onlySplit =
+              asClone && !refsThere.has(d.name) && !calledAsClone(d.name, ['constprop', 'isra'], refsThere);
+            if (
+              (absent || changed.has(d.name)) &&
+              !inlinedThere &&
+              !replaced.has(d.name) &&
+              !forKnowledge &&
+              !onlySplit
+            )
+              outOfLine.set(d.name, asClone ? 'noinline' : 'noinline, noclone');
             if (!copy.has(d.name)) {
-              copy.set(d.name, changed.has(d.name) ? 'its source changed' : absent ? 'no out-of-line copy in the running kernel'
-                : inlinedThere ? 'inlined into the new code in the patched build'
-                  : 'the patched build\'s compiler knew its body (modref, pure/const): copied, never inlined');
+              copy.set(
+                d.name,
+                changed.has(d.name)
+                  ? 'its source changed'
+                  : absent
+                    ? 'no out-of-line copy in the running kernel'
+                    : inlinedThere
+                      ? 'inlined into the new code in the patched build'
+                      : "the patched build's compiler knew its body (modref, pure/const): copied, never inlined",
+              );
               if (!absent && !changed.has(d.name) && !inlinedThere) knowledge.add(d.name);
             }
             visit(r);
@@ -238,7 +297,12 @@ export function planFunctions(input: EmitInput, src: SourceText): CopyPlan {
             externs.set(r, d);
             // Its prototype may name a local type (`ext4_update_sb_callback func`).
             const proto = externDeclaration(d, input.preprocessed, model, input.dataSizes);
-            for (const t of d.refs) if (/^(struct|union|enum|typedef):/.test(t) && new RegExp(`\\b${t.slice(t.indexOf(':') + 1)}\\b`).test(proto)) visit(t);
+            for (const t of d.refs)
+              if (
+                /^(struct|union|enum|typedef):/.test(t) &&
+                new RegExp(`\\b${t.slice(t.indexOf(':') + 1)}\\b`).test(proto)
+              )
+                visit(t);
           }
           continue;
         }
@@ -248,7 +312,12 @@ export function planFunctions(input: EmitInput, src: SourceText): CopyPlan {
             // kernel has no instance to share, and a copy holds no state.
             foldedData.add(d.name);
             visit(r);
-          } else if (d.linkage === 'internal' && d.definition && input.valueTables?.has(d.name) && input.patchedFunctionRefs) {
+          } else if (
+            d.linkage === 'internal' &&
+            d.definition &&
+            input.valueTables?.has(d.name) &&
+            input.patchedFunctionRefs
+          ) {
             tableReads.set(r, d);
           } else if (d.linkage === 'internal' || d.linkage === 'external') {
             externs.set(r, d);
@@ -283,7 +352,22 @@ export function planFunctions(input: EmitInput, src: SourceText): CopyPlan {
       visit(key);
     }
   }
-  return { entries, replaced, changed, copy, need, externs, foldedData, knowledge, addressTwins, outOfLine, headerOutOfLine, defs, macros, headerStatics };
+  return {
+    entries,
+    replaced,
+    changed,
+    copy,
+    need,
+    externs,
+    foldedData,
+    knowledge,
+    addressTwins,
+    outOfLine,
+    headerOutOfLine,
+    defs,
+    macros,
+    headerStatics,
+  };
 }
 
 /** Why each function is in the module, and what the rest of the fix's code reaches in the running kernel. */
@@ -300,14 +384,34 @@ export function describePlan(input: EmitInput, plan: CopyPlan): PlanDescription 
   const prefix = input.prefix ?? PREFIX;
   return {
     file: input.file,
-    replaced: plan.entries.map((e) => ({ symbol: e.symbol, object: e.object, sympos: e.sympos, as: `${prefix}${e.symbol}`, reasons: e.reasons.map((r) => `${r.detail} [${r.evidence}]`) })),
+    replaced: plan.entries.map((e) => ({
+      symbol: e.symbol,
+      object: e.object,
+      sympos: e.sympos,
+      as: `${prefix}${e.symbol}`,
+      reasons: e.reasons.map((r) => `${r.detail} [${r.evidence}]`),
+    })),
     copied: [...plan.copy].map(([name, why]) => {
-      const attrs = plan.knowledge.has(name) && !plan.replaced.has(name) ? 'noinline, noclone' : plan.replaced.has(name) ? undefined : plan.outOfLine.get(name);
-      return { name, as: plan.replaced.has(name) ? `${prefix}${name}` : name, why, ...(attrs ? { keptOutOfLine: attrs } : {}) };
+      const attrs =
+        plan.knowledge.has(name) && !plan.replaced.has(name)
+          ? 'noinline, noclone'
+          : plan.replaced.has(name)
+            ? undefined
+            : plan.outOfLine.get(name);
+      return {
+        name,
+        as: plan.replaced.has(name) ? `${prefix}${name}` : name,
+        why,
+        ...(attrs ? { keptOutOfLine: attrs } : {}),
+      };
     }),
-    runningKernel: [...plan.externs.values()].filter((d) => !plan.copy.has(d.name) || plan.addressTwins.has(d.name))
-      .map((d) => ({ name: d.name, kind: d.kind })).sort((a, b) => a.name.localeCompare(b.name)),
+    runningKernel: [...plan.externs.values()]
+      .filter((d) => !plan.copy.has(d.name) || plan.addressTwins.has(d.name))
+      .map((d) => ({ name: d.name, kind: d.kind }))
+      .sort((a, b) => a.name.localeCompare(b.name)),
     copiedData: [...plan.foldedData].sort(),
-    headerFunctionsOutOfLine: [...plan.headerOutOfLine].map(([name, attributes]) => ({ name, attributes })).sort((a, b) => a.name.localeCompare(b.name)),
+    headerFunctionsOutOfLine: [...plan.headerOutOfLine]
+      .map(([name, attributes]) => ({ name, attributes }))
+      .sort((a, b) => a.name.localeCompare(b.name)),
   };
 }

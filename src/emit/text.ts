@@ -15,7 +15,11 @@ export const ADDRESS_PREFIX = 'klpgen_addr_';
 export class SourceText {
   readonly lines: string[];
 
-  constructor(text: string, private readonly model: TuModel, private readonly file: string) {
+  constructor(
+    text: string,
+    private readonly model: TuModel,
+    private readonly file: string,
+  ) {
     this.lines = text.split('\n');
   }
 
@@ -34,12 +38,16 @@ export class SourceText {
     if (this.take(from, to).includes('{')) return to;
     let depth = 0;
     let end = to;
-    const count = (l: string) => { for (const c of l.replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|\/\*.*?\*\/|\/\/.*$/g, '')) depth += c === '(' ? 1 : c === ')' ? -1 : 0; };
+    const count = (l: string) => {
+      for (const c of l.replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|\/\*.*?\*\/|\/\/.*$/g, ''))
+        depth += c === '(' ? 1 : c === ')' ? -1 : 0;
+    };
     for (let n = from; n <= to; n++) count(lines[n - 1] ?? '');
     while (depth > 0 && end < lines.length) count(lines[end++] ?? '');
     // SYSCALL_DEFINE3(...) { body }: the body belongs to another function the invocation makes
     // (__do_sys_name); the whole invocation is copied whichever of them is needed.
-    for (const e of this.model.entities) if (e.span.file === this.file && e.span.line === from && e.span.endLine > end) end = e.span.endLine;
+    for (const e of this.model.entities)
+      if (e.span.file === this.file && e.span.line === from && e.span.endLine > end) end = e.span.endLine;
     return end;
   }
 }
@@ -52,7 +60,10 @@ export function anonymousEnumAround(e: TuEntity, lines: string[]): TuEntity | un
   let seen = false;
   for (let i = start; i < lines.length; i++) {
     for (const c of lines[i] as string) {
-      if (c === '{') { depth++; seen = true; }
+      if (c === '{') {
+        depth++;
+        seen = true;
+      }
       if (c === '}') depth--;
     }
     if (seen && depth === 0) {
@@ -65,17 +76,22 @@ export function anonymousEnumAround(e: TuEntity, lines: string[]): TuEntity | un
 
 /** Does this text leave a block comment open (strings and // comments aside)? */
 export function opensComment(text: string): boolean {
-  const rest = text.replace(/"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'/g, '""').replace(/\/\*[\s\S]*?\*\//g, '').replace(/\/\/[^\n]*/g, '');
+  const rest = text
+    .replace(/"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'/g, '""')
+    .replace(/\/\*[\s\S]*?\*\//g, '')
+    .replace(/\/\/[^\n]*/g, '');
   return rest.includes('/*');
 }
 
-
 export function renameAddressUses(text: string, names: ReadonlySet<string>): string {
   if (names.size === 0) return text;
-  return text.replace(/\/\*[\s\S]*?\*\/|\/\/[^\n]*|"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|(?<![\w.]|->\s*|\b(?:struct|union|enum)\s+)([A-Za-z_]\w*)(?!\s*\(|\w)/g, (m, id: string | undefined) => {
-    if (id !== undefined && names.has(id)) return `${ADDRESS_PREFIX}${id}`;
-    return m;
-  });
+  return text.replace(
+    /\/\*[\s\S]*?\*\/|\/\/[^\n]*|"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|(?<![\w.]|->\s*|\b(?:struct|union|enum)\s+)([A-Za-z_]\w*)(?!\s*\(|\w)/g,
+    (m, id: string | undefined) => {
+      if (id !== undefined && names.has(id)) return `${ADDRESS_PREFIX}${id}`;
+      return m;
+    },
+  );
 }
 
 /**
@@ -83,10 +99,13 @@ export function renameAddressUses(text: string, names: ReadonlySet<string>): str
  * and comments; a struct tag or a member of the same name is not one.
  */
 export function renameIdentifiers(text: string, names: Set<string>, prefix = PREFIX): string {
-  return text.replace(/\/\*[\s\S]*?\*\/|\/\/[^\n]*|"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|(?<![\w.]|->\s*|\b(?:struct|union|enum)\s+)([A-Za-z_]\w*)/g, (m, id: string | undefined) => {
-    if (id !== undefined && names.has(id)) return `${prefix}${id}`;
-    return m;
-  });
+  return text.replace(
+    /\/\*[\s\S]*?\*\/|\/\/[^\n]*|"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|(?<![\w.]|->\s*|\b(?:struct|union|enum)\s+)([A-Za-z_]\w*)/g,
+    (m, id: string | undefined) => {
+      if (id !== undefined && names.has(id)) return `${prefix}${id}`;
+      return m;
+    },
+  );
 }
 
 /** A definition made global (a knowledge copy the compiler must not specialise for the module's few callers). */
@@ -100,7 +119,10 @@ export function withoutStatic(text: string): string {
 export function makeGlobal(text: string): string {
   const open = text.indexOf('{');
   const head = open >= 0 ? text.slice(0, open) : text;
-  return head.replace(/\bstatic\s+/, '').replace(/\b(inline|__always_inline|noinline)\s+/g, '') + (open >= 0 ? text.slice(open) : '');
+  return (
+    head.replace(/\bstatic\s+/, '').replace(/\b(inline|__always_inline|noinline)\s+/g, '') +
+    (open >= 0 ? text.slice(open) : '')
+  );
 }
 
 /**
@@ -108,7 +130,12 @@ export function makeGlobal(text: string): string {
  * the preprocessed text: definitions made by macros (DEFINE_SPINLOCK,
  * DEFINE_STATIC_CALL, SYSCALL_DEFINE) have no declaration in the source.
  */
-export function externDeclaration(d: TuEntity, preprocessed: string, model: TuModel, sizes: ReadonlyMap<string, number> | undefined): string {
+export function externDeclaration(
+  d: TuEntity,
+  preprocessed: string,
+  model: TuModel,
+  sizes: ReadonlyMap<string, number> | undefined,
+): string {
   const text = preprocessed.slice(d.iSpan[0], d.iSpan[1]).replace(/^#.*$/gm, ' ');
   if (d.kind === 'function') {
     const open = text.indexOf('{');
@@ -117,13 +144,23 @@ export function externDeclaration(d: TuEntity, preprocessed: string, model: TuMo
   }
   const eq = findInitializer(text);
   // `static struct tag { ... } *x;`: the type is copied on its own, the declaration names its tag.
-  const decl = withoutTaggedBodies(eq >= 0 ? text.slice(0, eq) : text.replace(/;\s*$/, '')).replace(/\s+/g, ' ').trim();
+  const decl = withoutTaggedBodies(eq >= 0 ? text.slice(0, eq) : text.replace(/;\s*$/, ''))
+    .replace(/\s+/g, ' ')
+    .trim();
   const extern = `extern ${decl.replace(/^(?:static|extern)\s+/, '')};`;
   // An array sized by its initializer (`x[] = {...}`, or a typedef of an array of unknown bound):
   // the declaration alone has no size, which ARRAY_SIZE() needs. The running kernel's object
   // has it: a second declaration completes the type.
-  const arrayTypedef = d.refs.some((r) => r.startsWith('typedef:') && model.entities.some((t) => t.kind === 'typedef' && `typedef:${t.name}` === r &&
-    /\[\s*\]\s*;?\s*$/.test(preprocessed.slice(t.iSpan[0], t.iSpan[1]))));
+  const arrayTypedef = d.refs.some(
+    (r) =>
+      r.startsWith('typedef:') &&
+      model.entities.some(
+        (t) =>
+          t.kind === 'typedef' &&
+          `typedef:${t.name}` === r &&
+          /\[\s*\]\s*;?\s*$/.test(preprocessed.slice(t.iSpan[0], t.iSpan[1])),
+      ),
+  );
   const size = sizes?.get(d.name);
   // (`x[] __attribute__((__section__(".data..read_mostly")))`: the bound is before the attributes.)
   if (size && (/\[\s*\](\s*__attribute__\s*\(\(.*\)\))*$/.test(decl) || arrayTypedef)) {

@@ -27,12 +27,22 @@ export const SINGLE_PASSES: readonly { pass: string; flags: string[]; cause: Cau
 ];
 
 /** Build the TU with one pass off; undefined when that build fails (the pass is then not measured). */
-async function buildWithout(cmd: CompileCommand, pass: (typeof SINGLE_PASSES)[number], objDir: string, slots: Slots): Promise<ObjectCode | undefined> {
+async function buildWithout(
+  cmd: CompileCommand,
+  pass: (typeof SINGLE_PASSES)[number],
+  objDir: string,
+  slots: Slots,
+): Promise<ObjectCode | undefined> {
   const object = join(objDir, cmd.file.replace(/\.c$/, `.no-${pass.pass}.o`));
   await mkdir(dirname(object), { recursive: true });
   try {
-    const argv = compileArgv(cmd, { output: object, extraFlags: [...addedFlags(cmd, 'asIs').filter((f) => f !== '-fdump-ipa-clones'), ...pass.flags] });
-    const r = await slots.run(() => run(argv[0] as string, argv.slice(1), { cwd: cmd.cwd, env: { ...process.env, LC_ALL: 'C' } }));
+    const argv = compileArgv(cmd, {
+      output: object,
+      extraFlags: [...addedFlags(cmd, 'asIs').filter((f) => f !== '-fdump-ipa-clones'), ...pass.flags],
+    });
+    const r = await slots.run(() =>
+      run(argv[0] as string, argv.slice(1), { cwd: cmd.cwd, env: { ...process.env, LC_ALL: 'C' } }),
+    );
     if (r.code !== 0) return undefined;
     await slots.run(() => runPostCommands(cmd, object), true);
     return readObjectCode(parseElf(await readFile(object), object));
@@ -51,7 +61,12 @@ function find(code: ObjectCode, name: string): FunctionCode | undefined {
 
 /** Re-attribute the changed functions whose cause is not from the dumps; returns the new impacts. */
 export async function attribute(
-  cmd: CompileCommand, impacts: FunctionImpact[], asIs: ObjectCode, lp: ObjectCode, objDir: string, slots: Slots,
+  cmd: CompileCommand,
+  impacts: FunctionImpact[],
+  asIs: ObjectCode,
+  lp: ObjectCode,
+  objDir: string,
+  slots: Slots,
 ): Promise<FunctionImpact[]> {
   const todo = impacts.filter((f) => f.status === 'changed' && f.evidence !== 'dump');
   if (todo.length === 0) return impacts;
@@ -70,12 +85,16 @@ export async function attribute(
       if (compareCode(fa, fx)) changes.push(p);
       if (!compareCode(fx, fl)) reproduces.push(p);
     });
-    const chosen = reproduces[0] ?? (changes.length === 1 ? changes[0] : changes.find((p) => p.cause === f.cause) ?? changes[0]);
+    const chosen =
+      reproduces[0] ?? (changes.length === 1 ? changes[0] : (changes.find((p) => p.cause === f.cause) ?? changes[0]));
     if (!chosen) return { ...f, passes: [] };
     // pure-const's noreturn findings: the heuristic says which of the two it was.
     const cause: Cause = chosen.cause === 'pure-const' && f.cause === 'noreturn' ? 'noreturn' : chosen.cause;
     return {
-      ...f, cause, evidence: 'measured', passes: changes.map((p) => p.pass),
+      ...f,
+      cause,
+      evidence: 'measured',
+      passes: changes.map((p) => p.pass),
       kind: CALLER_CAUSES.includes(cause) ? 'caller' : 'self',
       related: cause === f.cause ? f.related : [],
     };

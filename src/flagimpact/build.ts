@@ -44,7 +44,8 @@ export async function compileVariant(cmd: CompileCommand, variant: Variant, objD
   const argv = compileArgv(cmd, { output: files.object, extraFlags: addedFlags(cmd, variant) });
   const r = await run(argv[0] as string, argv.slice(1), { cwd: cmd.cwd, env: { ...process.env, LC_ALL: 'C' } });
   if (r.code !== 0) {
-    const firstError = r.stderr.split('\n').find((l) => /\berror\b/.test(l)) ?? r.stderr.trim().split('\n').pop() ?? `exit ${r.code}`;
+    const firstError =
+      r.stderr.split('\n').find((l) => /\berror\b/.test(l)) ?? r.stderr.trim().split('\n').pop() ?? `exit ${r.code}`;
     return { ok: false, error: firstError.replace(`${cmd.source}:`, `${cmd.file}:`).trim() };
   }
   return { ok: true, files };
@@ -97,7 +98,8 @@ export class Slots {
       return await fn();
     } finally {
       const next = this.urgent.shift() ?? this.normal.shift();
-      if (next) next(); else this.free++;
+      if (next) next();
+      else this.free++;
     }
   }
 }

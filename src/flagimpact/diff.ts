@@ -26,8 +26,16 @@ import { functionInstructions, type Instruction, type SectionInstructions } from
 import { baseFunction, isCompilerLocal } from '../gcc/names.js';
 
 export type Cause =
-  | 'inlining' | 'clone' | 'icf' | 'vrp'
-  | 'ipa-ra' | 'pure-const' | 'noreturn' | 'stack-alignment' | 'modref' | 'ipa-reference'
+  | 'inlining'
+  | 'clone'
+  | 'icf'
+  | 'vrp'
+  | 'ipa-ra'
+  | 'pure-const'
+  | 'noreturn'
+  | 'stack-alignment'
+  | 'modref'
+  | 'ipa-reference'
   | 'code changed';
 
 /**
@@ -39,7 +47,14 @@ export type Cause =
 export type Evidence = 'dump' | 'code' | 'heuristic' | 'measured' | 'none';
 
 /** Causes where the function changed only because of what it knew about a callee. */
-export const CALLER_CAUSES: readonly Cause[] = ['ipa-ra', 'pure-const', 'noreturn', 'stack-alignment', 'modref', 'ipa-reference'];
+export const CALLER_CAUSES: readonly Cause[] = [
+  'ipa-ra',
+  'pure-const',
+  'noreturn',
+  'stack-alignment',
+  'modref',
+  'ipa-reference',
+];
 
 export interface Delta {
   asIs: number | null;
@@ -145,7 +160,10 @@ export function diffTu(file: string, asIs: BuildOutput, lp: BuildOutput): TuDiff
   const inlinedA = inliningPairs(asIs.dump);
   const inlinedL = inliningPairs(lp.dump);
   const knownAsIs = new Set<string>(aFolded.keys());
-  for (const c of asIs.dump.clones) { knownAsIs.add(foldNumbers(c.origin.name)); knownAsIs.add(foldNumbers(c.clone.name)); }
+  for (const c of asIs.dump.clones) {
+    knownAsIs.add(foldNumbers(c.origin.name));
+    knownAsIs.add(foldNumbers(c.clone.name));
+  }
   for (const r of asIs.dump.removals) knownAsIs.add(foldNumbers(r.fn.name));
   const callers = callerIndex([asIs.code, lp.code]);
   const ctx: Context = { asIs, lp, insns, unchanged, aFolded, inlinedA, inlinedL, knownAsIs };
@@ -156,7 +174,14 @@ export function diffTu(file: string, asIs: BuildOutput, lp: BuildOutput): TuDiff
     const il = insns(lp, fl);
     const { cause, related, evidence } = classifyChange(ctx, name, fa, fl, ia, il);
     impacts.push({
-      file, name, status: 'changed', kind: CALLER_CAUSES.includes(cause) ? 'caller' : 'self', cause, related, evidence, passes: null,
+      file,
+      name,
+      status: 'changed',
+      kind: CALLER_CAUSES.includes(cause) ? 'caller' : 'self',
+      cause,
+      related,
+      evidence,
+      passes: null,
       bind: fa.bind,
       size: delta(fa.size, fl.size),
       instructions: delta(ia.length, il.length),
@@ -202,8 +227,14 @@ interface Context {
   knownAsIs: Set<string>;
 }
 
-
-function classifyChange(ctx: Context, name: string, fa: FunctionCode, fl: FunctionCode, ia: Instruction[], il: Instruction[]): { cause: Cause; related: string[]; evidence: Evidence } {
+function classifyChange(
+  ctx: Context,
+  name: string,
+  fa: FunctionCode,
+  fl: FunctionCode,
+  ia: Instruction[],
+  il: Instruction[],
+): { cause: Cause; related: string[]; evidence: Evidence } {
   const key = foldNumbers(name);
   // Inlining decisions into this function differ.
   const ina = ctx.inlinedA.get(key) ?? new Map<string, string>();
@@ -211,10 +242,17 @@ function classifyChange(ctx: Context, name: string, fa: FunctionCode, fl: Functi
   const lost = [...ina.keys()].filter((c) => !inl.has(c));
   const gained = [...inl.keys()].filter((c) => !ina.has(c));
   const deleted = gained.filter((c) => !ctx.knownAsIs.has(c));
-  const decisions = lost.map((c) => ina.get(c) as string).concat(gained.filter((c) => ctx.knownAsIs.has(c)).map((c) => inl.get(c) as string));
+  const decisions = lost
+    .map((c) => ina.get(c) as string)
+    .concat(gained.filter((c) => ctx.knownAsIs.has(c)).map((c) => inl.get(c) as string));
   if (decisions.length) return { cause: 'inlining', related: uniqSorted(decisions), evidence: 'dump' };
   // Only calls the as-is build deleted differ here: often empty stubs, so the code change may come from elsewhere.
-  if (deleted.length) return { cause: 'pure-const', related: uniqSorted(deleted.map((c) => inl.get(c) as string)), evidence: 'heuristic' };
+  if (deleted.length)
+    return {
+      cause: 'pure-const',
+      related: uniqSorted(deleted.map((c) => inl.get(c) as string)),
+      evidence: 'heuristic',
+    };
 
   // It calls a different clone (or the original instead of a clone) of some function.
   const ta = callTargets(ia);
@@ -222,21 +260,31 @@ function classifyChange(ctx: Context, name: string, fa: FunctionCode, fl: Functi
   const onlyA = [...ta.keys()].filter((t) => !tl.has(t));
   const onlyL = [...tl.keys()].filter((t) => !ta.has(t));
   const origin = baseFunction;
-  const cloneSwaps = onlyA.filter((t) => onlyL.some((u) => origin(u) === origin(t)) && (isCompilerLocal(t) || onlyL.some((u) => isCompilerLocal(u))));
+  const cloneSwaps = onlyA.filter(
+    (t) => onlyL.some((u) => origin(u) === origin(t)) && (isCompilerLocal(t) || onlyL.some((u) => isCompilerLocal(u))),
+  );
   if (cloneSwaps.length) {
-    return { cause: 'clone', related: uniqSorted(cloneSwaps.concat(onlyL.filter((u) => cloneSwaps.some((t) => origin(t) === origin(u))))), evidence: 'code' };
+    return {
+      cause: 'clone',
+      related: uniqSorted(cloneSwaps.concat(onlyL.filter((u) => cloneSwaps.some((t) => origin(t) === origin(u))))),
+      evidence: 'code',
+    };
   }
 
   // ICF: folded into another function (alias) or made a thunk in one build only.
   const aliasA = aliasesIn(ctx.asIs.code, fa).map((g) => g.name);
   const aliasL = aliasesIn(ctx.lp.code, fl).map((g) => g.name);
-  if (aliasA.length !== aliasL.length) return { cause: 'icf', related: uniqSorted(aliasA.concat(aliasL)), evidence: 'code' };
+  if (aliasA.length !== aliasL.length)
+    return { cause: 'icf', related: uniqSorted(aliasA.concat(aliasL)), evidence: 'code' };
   const thunkA = thunkTarget(ia);
   const thunkL = thunkTarget(il);
-  if ((thunkA ?? '') !== (thunkL ?? '')) return { cause: 'icf', related: uniqSorted([thunkA, thunkL].filter((x): x is string => !!x)), evidence: 'code' };
+  if ((thunkA ?? '') !== (thunkL ?? ''))
+    return { cause: 'icf', related: uniqSorted([thunkA, thunkL].filter((x): x is string => !!x)), evidence: 'code' };
 
   // Caller-side: what it knew about a callee of this TU (whose body GCC saw).
-  const localCallees = [...new Set([...ta.keys(), ...tl.keys()])].filter((t) => ctx.aFolded.has(t) && t !== key && origin(t) !== origin(key));
+  const localCallees = [...new Set([...ta.keys(), ...tl.keys()])].filter(
+    (t) => ctx.aFolded.has(t) && t !== key && origin(t) !== origin(key),
+  );
   const sameCallees = localCallees.filter((t) => ctx.unchanged.has(t));
   // pure/const: calls the as-is build could merge or delete (calls to the same callee, or callees called only now).
   const moreCalls = [...tl.keys()].filter((t) => (tl.get(t) ?? 0) > (ta.get(t) ?? 0) && ctx.aFolded.has(t));
@@ -244,10 +292,13 @@ function classifyChange(ctx: Context, name: string, fa: FunctionCode, fl: Functi
   const noReturn = localCallees.filter((t) => !returns(ctx, t));
   if (noReturn.length) return { cause: 'noreturn', related: displayNames(ctx, noReturn), evidence: 'heuristic' };
   // modref: what a callee reads and writes let the as-is build keep values in registers across the call.
-  if (localCallees.length && memoryAccesses(il) > memoryAccesses(ia)) return { cause: 'modref', related: displayNames(ctx, localCallees), evidence: 'heuristic' };
+  if (localCallees.length && memoryAccesses(il) > memoryAccesses(ia))
+    return { cause: 'modref', related: displayNames(ctx, localCallees), evidence: 'heuristic' };
   // Its own parameters: ranges/known bits propagated from its callers let GCC drop checks.
-  if ((fa.bind === 'local' || isCompilerLocal(name)) && checks(ia) < checks(il)) return { cause: 'vrp', related: [], evidence: 'heuristic' };
-  if (onlyStackDiffers(ia, il)) return { cause: 'stack-alignment', related: displayNames(ctx, sameCallees), evidence: 'heuristic' };
+  if ((fa.bind === 'local' || isCompilerLocal(name)) && checks(ia) < checks(il))
+    return { cause: 'vrp', related: [], evidence: 'heuristic' };
+  if (onlyStackDiffers(ia, il))
+    return { cause: 'stack-alignment', related: displayNames(ctx, sameCallees), evidence: 'heuristic' };
   if (sameCallees.length && calleeSavedPushes(il) > calleeSavedPushes(ia) && sameModuloMoves(ia, il)) {
     return { cause: 'ipa-ra', related: displayNames(ctx, sameCallees), evidence: 'heuristic' };
   }
@@ -279,7 +330,13 @@ function callTargets(insns: Instruction[]): Map<string, number> {
 
 /** A body that is one jump to another function (after endbr/fentry): an ICF thunk. */
 function thunkTarget(insns: Instruction[]): string | undefined {
-  const real = insns.filter((i) => !i.mnemonic.startsWith('endbr') && !i.mnemonic.startsWith('nop') && !i.relocs.some((r) => r.target === '__fentry__') && i.mnemonic !== 'int3');
+  const real = insns.filter(
+    (i) =>
+      !i.mnemonic.startsWith('endbr') &&
+      !i.mnemonic.startsWith('nop') &&
+      !i.relocs.some((r) => r.target === '__fentry__') &&
+      i.mnemonic !== 'int3',
+  );
   if (real.length !== 1) return undefined;
   const only = real[0] as Instruction;
   return only.mnemonic.startsWith('jmp') ? only.relocs[0]?.target : undefined;
@@ -311,7 +368,11 @@ const MOVES = /^(mov|movl|movq|movabs|push|pop|xchg|lea|nop|nopl|nopw|xor)/;
 
 /** Same instructions apart from moves, saves and restores: a register allocation difference. */
 function sameModuloMoves(ia: Instruction[], il: Instruction[]): boolean {
-  const core = (xs: Instruction[]) => xs.filter((i) => !MOVES.test(i.mnemonic)).map((i) => i.mnemonic).join(' ');
+  const core = (xs: Instruction[]) =>
+    xs
+      .filter((i) => !MOVES.test(i.mnemonic))
+      .map((i) => i.mnemonic)
+      .join(' ');
   return core(ia) === core(il);
 }
 
@@ -333,7 +394,10 @@ function onlyStackDiffers(ia: Instruction[], il: Instruction[]): boolean {
 
 /** Instructions with a memory operand outside the stack frame. */
 function memoryAccesses(insns: Instruction[]): number {
-  return insns.filter((i) => /\((?!%rsp\)|%rbp\))[^)]*\)/.test(i.operands) && !i.mnemonic.startsWith('lea') && !i.mnemonic.startsWith('nop')).length;
+  return insns.filter(
+    (i) =>
+      /\((?!%rsp\)|%rbp\))[^)]*\)/.test(i.operands) && !i.mnemonic.startsWith('lea') && !i.mnemonic.startsWith('nop'),
+  ).length;
 }
 
 function checks(insns: Instruction[]): number {
@@ -345,7 +409,8 @@ function foldedIndex(m: Map<string, FunctionCode>): Map<string, FunctionCode[]> 
   for (const f of m.values()) {
     const k = foldNumbers(f.name);
     const list = idx.get(k);
-    if (list) list.push(f); else idx.set(k, [f]);
+    if (list) list.push(f);
+    else idx.set(k, [f]);
   }
   for (const list of idx.values()) list.sort((x, y) => byName(x.name, y.name));
   return idx;
@@ -382,15 +447,29 @@ function callersOf(idx: Map<string, Set<string>>, ...names: string[]): string[] 
 }
 
 function appearedOrGone(
-  file: string, name: string, f: FunctionCode, insnCount: number, status: 'added' | 'removed',
-  otherDump: IpaClonesDump, callers: Map<string, Set<string>>,
+  file: string,
+  name: string,
+  f: FunctionCode,
+  insnCount: number,
+  status: 'added' | 'removed',
+  otherDump: IpaClonesDump,
+  callers: Map<string, Set<string>>,
 ): FunctionImpact {
   // Gone with the flag because it is now inlined everywhere (or the reverse), if the other build's dump shows inlining of it.
   const key = foldNumbers(name);
   const inlinedInOther = otherDump.clones.some((c) => c.reason === INLINING_TO && foldNumbers(c.origin.name) === key);
-  const cause: Cause = isCompilerLocal(key) && !key.endsWith('.cold') ? 'clone' : inlinedInOther ? 'inlining' : 'code changed';
+  const cause: Cause =
+    isCompilerLocal(key) && !key.endsWith('.cold') ? 'clone' : inlinedInOther ? 'inlining' : 'code changed';
   return {
-    file, name, status, kind: 'self', cause, related: [], evidence: cause === 'clone' ? 'code' : cause === 'inlining' ? 'dump' : 'none', passes: null, bind: f.bind,
+    file,
+    name,
+    status,
+    kind: 'self',
+    cause,
+    related: [],
+    evidence: cause === 'clone' ? 'code' : cause === 'inlining' ? 'dump' : 'none',
+    passes: null,
+    bind: f.bind,
     size: status === 'removed' ? delta(f.size, null) : delta(null, f.size),
     instructions: status === 'removed' ? delta(insnCount, null) : delta(null, insnCount),
     firstDifference: null,
@@ -413,14 +492,21 @@ export function inliningPairs(dump: IpaClonesDump): Map<string, Map<string, stri
   return out;
 }
 
-export function diffInlining(file: string, a: Map<string, Map<string, string>>, l: Map<string, Map<string, string>>, knownAsIs: Set<string>): InliningChange[] {
+export function diffInlining(
+  file: string,
+  a: Map<string, Map<string, string>>,
+  l: Map<string, Map<string, string>>,
+  knownAsIs: Set<string>,
+): InliningChange[] {
   const out: InliningChange[] = [];
   const intos = [...new Set([...a.keys(), ...l.keys()])].sort(byName);
   for (const into of intos) {
     const ma = a.get(into) ?? new Map<string, string>();
     const ml = l.get(into) ?? new Map<string, string>();
-    for (const [k, callee] of ma) if (!ml.has(k)) out.push({ file, into, callee, change: 'lost', callDeletedAsIs: false });
-    for (const [k, callee] of ml) if (!ma.has(k)) out.push({ file, into, callee, change: 'gained', callDeletedAsIs: !knownAsIs.has(k) });
+    for (const [k, callee] of ma)
+      if (!ml.has(k)) out.push({ file, into, callee, change: 'lost', callDeletedAsIs: false });
+    for (const [k, callee] of ml)
+      if (!ma.has(k)) out.push({ file, into, callee, change: 'gained', callDeletedAsIs: !knownAsIs.has(k) });
   }
   return out.sort((x, y) => byName(x.into, y.into) || byName(x.callee, y.callee) || byName(x.change, y.change));
 }
@@ -452,14 +538,17 @@ export function diffObjtool(file: string, a: string[], l: string[]): ObjtoolChan
     for (const w of ws) {
       const k = key(w);
       const list = m.get(k);
-      if (list) list.push(w); else m.set(k, [w]);
+      if (list) list.push(w);
+      else m.set(k, [w]);
     }
     return m;
   };
   const ma = count(a);
   const ml = count(l);
   const out: ObjtoolChange[] = [];
-  for (const [k, ws] of ma) for (const w of ws.slice(ml.get(k)?.length ?? 0)) out.push({ file, warning: w, change: 'disappeared' });
-  for (const [k, ws] of ml) for (const w of ws.slice(ma.get(k)?.length ?? 0)) out.push({ file, warning: w, change: 'appeared' });
+  for (const [k, ws] of ma)
+    for (const w of ws.slice(ml.get(k)?.length ?? 0)) out.push({ file, warning: w, change: 'disappeared' });
+  for (const [k, ws] of ml)
+    for (const w of ws.slice(ma.get(k)?.length ?? 0)) out.push({ file, warning: w, change: 'appeared' });
   return out.sort((x, y) => byName(x.warning, y.warning) || byName(x.change, y.change));
 }

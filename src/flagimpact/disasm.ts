@@ -19,7 +19,9 @@ export interface Instruction {
 export type SectionInstructions = Map<string, { offset: number; mnemonic: string; operands: string }[]>;
 
 export async function disassemble(objectPath: string): Promise<SectionInstructions> {
-  const r = await runChecked('objdump', ['-d', '-w', '--no-show-raw-insn', objectPath], { what: `objdump -d ${objectPath}` });
+  const r = await runChecked('objdump', ['-d', '-w', '--no-show-raw-insn', objectPath], {
+    what: `objdump -d ${objectPath}`,
+  });
   return parseObjdump(r.stdout);
 }
 
@@ -55,7 +57,28 @@ export function parseObjdump(text: string): SectionInstructions {
   return out;
 }
 
-const PREFIXES = new Set(['lock', 'rep', 'repz', 'repe', 'repnz', 'repne', 'cs', 'ds', 'ss', 'es', 'fs', 'gs', 'notrack', 'bnd', 'data16', 'addr32', 'rex', 'rex.W', 'xacquire', 'xrelease']);
+const PREFIXES = new Set([
+  'lock',
+  'rep',
+  'repz',
+  'repe',
+  'repnz',
+  'repne',
+  'cs',
+  'ds',
+  'ss',
+  'es',
+  'fs',
+  'gs',
+  'notrack',
+  'bnd',
+  'data16',
+  'addr32',
+  'rex',
+  'rex.W',
+  'xacquire',
+  'xrelease',
+]);
 
 function splitInstruction(body: string): { mnemonic: string; operands: string } {
   const words = body.split(/\s+/);
@@ -64,7 +87,10 @@ function splitInstruction(body: string): { mnemonic: string; operands: string } 
   while (i < words.length - 1 && PREFIXES.has(words[i] as string)) mn.push(words[i++] as string);
   mn.push(words[i++] ?? '');
   // Drop objdump's `# 34 <foo+0x34>` comments; they hold addresses that move.
-  const operands = words.slice(i).join(' ').replace(/\s*#.*$/, '');
+  const operands = words
+    .slice(i)
+    .join(' ')
+    .replace(/\s*#.*$/, '');
   return { mnemonic: mn.join(' '), operands };
 }
 
@@ -79,7 +105,8 @@ export function functionInstructions(sections: SectionInstructions, f: FunctionC
   let hi = all.length;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
-    if ((all[mid] as { offset: number }).offset < start) lo = mid + 1; else hi = mid;
+    if ((all[mid] as { offset: number }).offset < start) lo = mid + 1;
+    else hi = mid;
   }
   let r = 0;
   for (let i = lo; i < all.length; i++) {
@@ -90,7 +117,8 @@ export function functionInstructions(sections: SectionInstructions, f: FunctionC
     const relEnd = next - start;
     const relocs: NormalizedReloc[] = [];
     while (r < f.relocs.length && (f.relocs[r] as NormalizedReloc).offset < rel) r++;
-    for (let k = r; k < f.relocs.length && (f.relocs[k] as NormalizedReloc).offset < relEnd; k++) relocs.push(f.relocs[k] as NormalizedReloc);
+    for (let k = r; k < f.relocs.length && (f.relocs[k] as NormalizedReloc).offset < relEnd; k++)
+      relocs.push(f.relocs[k] as NormalizedReloc);
     out.push({ offset: rel, mnemonic: insn.mnemonic, operands: insn.operands, relocs });
   }
   return out;

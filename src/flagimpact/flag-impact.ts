@@ -25,8 +25,15 @@ import { run } from '../util/exec.js';
 import { sha256, writeFileAtomic } from '../util/fsutil.js';
 import { info, timed } from '../util/progress.js';
 import {
-  LIVEPATCH_FLAG, Slots, VARIANTS, addedFlags, compileVariant, removeVariantFiles, runPostCommands,
-  type CompileResult, type VariantFiles,
+  LIVEPATCH_FLAG,
+  Slots,
+  VARIANTS,
+  addedFlags,
+  compileVariant,
+  removeVariantFiles,
+  runPostCommands,
+  type CompileResult,
+  type VariantFiles,
 } from './build.js';
 import { attribute } from './attribute.js';
 import { disassemble } from './disasm.js';
@@ -62,9 +69,14 @@ export async function flagImpact(target: TargetManifest, opts: FlagImpactOptions
   const profileText = opts.profile === undefined ? undefined : await readProfile(opts.profile);
   const profile: Profile | null = profileText === undefined ? null : parseProfile(profileText, opts.profile);
   const root = flagImpactRoot(target);
-  const inputsHash = sha256(JSON.stringify({
-    abi: target.abi, paths: reqs.map((r) => r.rel), profile: profileText === undefined ? null : sha256(profileText), attribute: !!opts.attribute,
-  })).slice(0, 12);
+  const inputsHash = sha256(
+    JSON.stringify({
+      abi: target.abi,
+      paths: reqs.map((r) => r.rel),
+      profile: profileText === undefined ? null : sha256(profileText),
+      attribute: !!opts.attribute,
+    }),
+  ).slice(0, 12);
   const workDir = join(root, inputsHash);
   await mkdir(workDir, { recursive: true });
 
@@ -74,12 +86,28 @@ export async function flagImpact(target: TargetManifest, opts: FlagImpactOptions
   let plan: Awaited<ReturnType<typeof planTus>>;
   let results: TuDiff[];
   try {
-    plan = await timed(`Kbuild dry run for ${reqs.map((r) => r.rel).join(' ')}`, () => planTus(target, reqs, join(scratch, 'kbuild-dry-run')));
-    info(`${plan.tus.length} TUs to compile; ${plan.skipped.length} .c files skipped (not built on their own in this configuration)`);
-    if (plan.tus.length === 0) throw new KlpgenError(`${reqs.map((r) => r.rel).join(' ')}: no .c file there is built in this configuration`);
+    plan = await timed(`Kbuild dry run for ${reqs.map((r) => r.rel).join(' ')}`, () =>
+      planTus(target, reqs, join(scratch, 'kbuild-dry-run')),
+    );
+    info(
+      `${plan.tus.length} TUs to compile; ${plan.skipped.length} .c files skipped (not built on their own in this configuration)`,
+    );
+    if (plan.tus.length === 0)
+      throw new KlpgenError(`${reqs.map((r) => r.rel).join(' ')}: no .c file there is built in this configuration`);
     skipped.push(...plan.skipped);
     const tus = plan.tus;
-    results = await timed(`compile ${tus.length} TUs twice (-j${jobs})`, () => analyseAll(target, tus, join(scratch, 'obj'), join(root, 'tu-cache'), jobs, skipped, opts.cache !== false, !!opts.attribute));
+    results = await timed(`compile ${tus.length} TUs twice (-j${jobs})`, () =>
+      analyseAll(
+        target,
+        tus,
+        join(scratch, 'obj'),
+        join(root, 'tu-cache'),
+        jobs,
+        skipped,
+        opts.cache !== false,
+        !!opts.attribute,
+      ),
+    );
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
@@ -101,7 +129,8 @@ export async function flagImpact(target: TargetManifest, opts: FlagImpactOptions
   await writeFileAtomic(join(workDir, 'report.txt'), `${formatReport(report)}\n`);
   if (opts.html !== undefined) {
     const out = resolve(opts.html);
-    if (out.startsWith(`${target.paths.source}/`)) throw new KlpgenError(`${opts.html}: refusing to write into the kernel source tree`);
+    if (out.startsWith(`${target.paths.source}/`))
+      throw new KlpgenError(`${opts.html}: refusing to write into the kernel source tree`);
     try {
       await writeFileAtomic(out, renderHtml(report));
     } catch (e) {
@@ -121,13 +150,29 @@ async function readProfile(path: string): Promise<string> {
 }
 
 function cacheKey(cmd: CompileCommand, sourceSha: string, measure: boolean): string {
-  return sha256(JSON.stringify({ v: ANALYSIS_VERSION, argv: cmd.argv, post: cmd.post, cwd: cmd.cwd, source: sourceSha, attribute: measure }));
+  return sha256(
+    JSON.stringify({
+      v: ANALYSIS_VERSION,
+      argv: cmd.argv,
+      post: cmd.post,
+      cwd: cmd.cwd,
+      source: sourceSha,
+      attribute: measure,
+    }),
+  );
 }
 
 type TuOutcome = { ok: true; diff: TuDiff } | { ok: false; variant: 'asIs' | 'livepatch'; error: string };
 
 async function analyseAll(
-  target: TargetManifest, tus: CompileCommand[], objDir: string, cacheDir: string, jobs: number, skipped: SkippedFile[], useCache: boolean, measure: boolean,
+  target: TargetManifest,
+  tus: CompileCommand[],
+  objDir: string,
+  cacheDir: string,
+  jobs: number,
+  skipped: SkippedFile[],
+  useCache: boolean,
+  measure: boolean,
 ): Promise<TuDiff[]> {
   await mkdir(cacheDir, { recursive: true });
   const slots = new Slots(jobs);
@@ -143,10 +188,12 @@ async function analyseAll(
   const failed: { cmd: CompileCommand; outcome: TuOutcome & { ok: false } }[] = [];
   // Size (for the order) and hash (for the cache key) of each source, before any job starts.
   const sources = new Map<string, { size: number; sha: string }>();
-  await Promise.all(tus.map(async (t) => {
-    const b = await readFile(t.source);
-    sources.set(t.file, { size: b.length, sha: sha256(b) });
-  }));
+  await Promise.all(
+    tus.map(async (t) => {
+      const b = await readFile(t.source);
+      sources.set(t.file, { size: b.length, sha: sha256(b) });
+    }),
+  );
   const one = async (cmd: CompileCommand, retry: boolean): Promise<void> => {
     const cachePath = join(cacheDir, `${cacheKey(cmd, sources.get(cmd.file)?.sha ?? '', measure)}.json`);
     if (useCache && existsSync(cachePath)) {
@@ -158,8 +205,14 @@ async function analyseAll(
     }
     const outcome = await analyseTu(cmd, objDir, slots, measure);
     if (!outcome.ok) {
-      if (!retry && outcome.variant === 'asIs') { failed.push({ cmd, outcome }); return; }
-      skipped.push({ file: cmd.file, reason: `${outcome.variant === 'asIs' ? 'the as-is' : 'the -flive-patching'} build failed: ${outcome.error}` });
+      if (!retry && outcome.variant === 'asIs') {
+        failed.push({ cmd, outcome });
+        return;
+      }
+      skipped.push({
+        file: cmd.file,
+        reason: `${outcome.variant === 'asIs' ? 'the as-is' : 'the -flive-patching'} build failed: ${outcome.error}`,
+      });
       progress(cmd.file, `skipped: ${outcome.error}`);
       return;
     }
@@ -177,9 +230,14 @@ async function analyseAll(
     // let Kbuild build these objects once in the target's tree, then try again.
     info(`${failed.length} TUs did not compile as-is; letting Kbuild build their prerequisites`);
     const layout = targetLayout(target.abi);
-    await run('make', [...kbuildArgs(layout, target.abi), '-k', `-j${jobs}`, ...failed.map((f) => f.cmd.file.replace(/\.c$/, '.o'))], {
-      env: makeEnv(), heartbeat: `Kbuild: ${failed.length} objects`,
-    });
+    await run(
+      'make',
+      [...kbuildArgs(layout, target.abi), '-k', `-j${jobs}`, ...failed.map((f) => f.cmd.file.replace(/\.c$/, '.o'))],
+      {
+        env: makeEnv(),
+        heartbeat: `Kbuild: ${failed.length} objects`,
+      },
+    );
     await Promise.all(failed.map((f) => one(f.cmd, true)));
   }
   if (cached) info(`${cached} of ${tus.length} TUs from the cache (${cacheDir})`);
@@ -198,7 +256,7 @@ async function analyseTu(cmd: CompileCommand, objDir: string, slots: Slots, meas
     for (const [i, c] of compiled.entries()) {
       if (!c.ok) return { ok: false, variant: VARIANTS[i] as 'asIs' | 'livepatch', error: c.error };
     }
-    const [asIs, lp] = await Promise.all(files.map((f) => readBuild(cmd, f, slots))) as [BuildOutput, BuildOutput];
+    const [asIs, lp] = (await Promise.all(files.map((f) => readBuild(cmd, f, slots)))) as [BuildOutput, BuildOutput];
     const diff = diffTu(cmd.file, asIs, lp);
     if (measure) diff.impacts = await attribute(cmd, diff.impacts, asIs.code, lp.code, objDir, slots);
     return { ok: true, diff };

@@ -13,7 +13,10 @@ function esc(s: string): string {
 
 /** JSON inside <script>: nothing in it may close the element or be a JS line break. */
 function scriptJson(value: unknown): string {
-  return JSON.stringify(value).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
+  return JSON.stringify(value)
+    .replace(/</g, '\\u003c')
+    .replace(/\u2028/g, '\\u2028')
+    .replace(/\u2029/g, '\\u2029');
 }
 
 const STYLE = `
@@ -177,17 +180,38 @@ export function renderHtml(r: FlagImpactReport): string {
 <h1>Impact of <code>${esc(r.flags.livepatch)}</code> on ${esc(r.paths.join(' '))} (${esc(r.target.kernelRelease)})</h1>
 <dl class="summary">
 ${dl([
-    ['translation units', `${s.tus} compiled twice with Kbuild's flags + ${r.flags.added.join(' ')}; ${s.skipped} .c files skipped`],
-    ['functions', `${s.functions.asIs} as-is, ${s.functions.livepatch} with the flag`],
-    ['affected', `${s.changed} changed, ${s.added} added, ${s.removed} removed`],
-    ['changed through a callee', `${s.callersChanged} (what they knew about a callee: ${r.attribution === 'measured' ? 'measured' : 'heuristic'})`],
-    ['by cause', Object.entries(s.byCause).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'],
-    ['code size', `${sign(s.sizeDelta)} bytes, ${sign(s.instructionDelta)} instructions`],
-    ['inlining decisions', `${s.inlining.lost} lost, ${s.inlining.gained} gained; ${s.inlining.callDeletedAsIs} more inlined only because the as-is build deleted the calls (pure/const)`],
-    ['clones', `${s.clones.disappeared} disappeared, ${s.clones.appeared} appeared`],
-    ['objtool warnings', `${s.objtool.appeared} appeared, ${s.objtool.disappeared} disappeared`],
-    ...(r.profile ? [['profile', `${r.profile.format}, ${r.profile.symbols} symbols, ${r.profile.matched} affected functions sampled`] as [string, string]] : []),
-  ])}
+  [
+    'translation units',
+    `${s.tus} compiled twice with Kbuild's flags + ${r.flags.added.join(' ')}; ${s.skipped} .c files skipped`,
+  ],
+  ['functions', `${s.functions.asIs} as-is, ${s.functions.livepatch} with the flag`],
+  ['affected', `${s.changed} changed, ${s.added} added, ${s.removed} removed`],
+  [
+    'changed through a callee',
+    `${s.callersChanged} (what they knew about a callee: ${r.attribution === 'measured' ? 'measured' : 'heuristic'})`,
+  ],
+  [
+    'by cause',
+    Object.entries(s.byCause)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ') || 'none',
+  ],
+  ['code size', `${sign(s.sizeDelta)} bytes, ${sign(s.instructionDelta)} instructions`],
+  [
+    'inlining decisions',
+    `${s.inlining.lost} lost, ${s.inlining.gained} gained; ${s.inlining.callDeletedAsIs} more inlined only because the as-is build deleted the calls (pure/const)`,
+  ],
+  ['clones', `${s.clones.disappeared} disappeared, ${s.clones.appeared} appeared`],
+  ['objtool warnings', `${s.objtool.appeared} appeared, ${s.objtool.disappeared} disappeared`],
+  ...(r.profile
+    ? [
+        [
+          'profile',
+          `${r.profile.format}, ${r.profile.symbols} symbols, ${r.profile.matched} affected functions sampled`,
+        ] as [string, string],
+      ]
+    : []),
+])}
 </dl>
 <h2 id="chart-title">Top affected functions</h2>
 <svg id="chart" xmlns="http://www.w3.org/2000/svg" role="img" aria-labelledby="chart-title"></svg>

@@ -57,7 +57,8 @@ export function normalisePaths(target: TargetManifest, paths: string[]): Request
     let rel = isAbsolute(p) ? relative(src, p) : normalize(p);
     if (rel === '' || rel === './' || rel === '.') rel = '.';
     rel = rel.replace(/^\.\//, '');
-    if (rel.startsWith('..') || isAbsolute(rel)) throw new KlpgenError(`${p}: not inside the target's source tree (${src})`);
+    if (rel.startsWith('..') || isAbsolute(rel))
+      throw new KlpgenError(`${p}: not inside the target's source tree (${src})`);
     const abs = join(src, rel);
     if (!existsSync(abs)) throw new KlpgenError(`${p}: no such file or directory in the target's source tree`);
     if (statSync(abs).isDirectory()) {
@@ -82,7 +83,10 @@ function covers(req: RequestedPath, file: string): boolean {
 async function sourceFiles(src: string, reqs: RequestedPath[]): Promise<string[]> {
   const files = new Set<string>();
   for (const r of reqs) {
-    if (r.kind === 'file') { files.add(r.rel); continue; }
+    if (r.kind === 'file') {
+      files.add(r.rel);
+      continue;
+    }
     const base = r.rel === '.' ? src : join(src, r.rel);
     const entries = await readdir(base, { recursive: true, withFileTypes: true });
     for (const e of entries) {
@@ -112,16 +116,33 @@ const FIXDEP = /scripts\/basic\/fixdep (\S+) (\S+) '((?:[^']|'\\'')*)' > (\S+)/;
  * Kbuild's dry run for the goals, streamed (the whole tree prints hundreds
  * of MB): object path → the `.cmd` text Kbuild would save for it.
  */
-async function dryRun(target: TargetManifest, tree: string, goals: string[]): Promise<{ commands: Map<string, string>; stderr: string; code: number }> {
+async function dryRun(
+  target: TargetManifest,
+  tree: string,
+  goals: string[],
+): Promise<{ commands: Map<string, string>; stderr: string; code: number }> {
   const args = [
-    '-n', '-k', '-C', tree, '-f', join(target.paths.source, 'Makefile'),
-    `ARCH=${ARCH}`, `CC=${CC}`, `KERNELRELEASE=${kernelRelease(target.abi)}`,
-    '-o', 'tools/objtool', '-o', 'tools/bpf/resolve_btfids', ...goals,
+    '-n',
+    '-k',
+    '-C',
+    tree,
+    '-f',
+    join(target.paths.source, 'Makefile'),
+    `ARCH=${ARCH}`,
+    `CC=${CC}`,
+    `KERNELRELEASE=${kernelRelease(target.abi)}`,
+    '-o',
+    'tools/objtool',
+    '-o',
+    'tools/bpf/resolve_btfids',
+    ...goals,
   ];
   const child = spawn('make', args, { env: makeEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
   const commands = new Map<string, string>();
   let stderr = '';
-  child.stderr.on('data', (b: Buffer) => { stderr = (stderr + b.toString('utf8')).slice(-20000); });
+  child.stderr.on('data', (b: Buffer) => {
+    stderr = (stderr + b.toString('utf8')).slice(-20000);
+  });
   const lines = createInterface({ input: child.stdout, crlfDelay: Infinity });
   const done = new Promise<number>((resolve, reject) => {
     child.on('error', (e) => reject(e));
@@ -145,10 +166,14 @@ async function dryRun(target: TargetManifest, tree: string, goals: string[]): Pr
  */
 export async function planTus(target: TargetManifest, reqs: RequestedPath[], scratch: string): Promise<TuPlan> {
   await dryRunTree(target, scratch);
-  const goals = reqs.some((r) => r.rel === '.') ? [] : reqs.map((r) => (r.kind === 'dir' ? r.rel : r.rel.replace(/\.c$/, '.o')));
+  const goals = reqs.some((r) => r.rel === '.')
+    ? []
+    : reqs.map((r) => (r.kind === 'dir' ? r.rel : r.rel.replace(/\.c$/, '.o')));
   const { commands, stderr, code } = await dryRun(target, scratch, goals);
   if (commands.size === 0 && code !== 0 && !/No rule to make target/.test(stderr)) {
-    throw new KlpgenError(`Kbuild dry run (make -n ${goals.join(' ')}) failed (exit ${code}):\n${lastLines(stderr.trim(), 15)}`);
+    throw new KlpgenError(
+      `Kbuild dry run (make -n ${goals.join(' ')}) failed (exit ${code}):\n${lastLines(stderr.trim(), 15)}`,
+    );
   }
   const src = target.paths.source;
   const tus: CompileCommand[] = [];
@@ -160,9 +185,10 @@ export async function planTus(target: TargetManifest, reqs: RequestedPath[], scr
       const explicit = reqs.some((r) => r.kind === 'file' && r.rel === file);
       skipped.push({
         file,
-        reason: explicit && new RegExp(`No rule to make target '${escapeRe(obj)}'`).test(stderr)
-          ? 'Kbuild has no rule to build it in this configuration'
-          : 'not compiled on its own in this configuration (not selected, or #included by another .c file)',
+        reason:
+          explicit && new RegExp(`No rule to make target '${escapeRe(obj)}'`).test(stderr)
+            ? 'Kbuild has no rule to build it in this configuration'
+            : 'not compiled on its own in this configuration (not selected, or #included by another .c file)',
       });
       continue;
     }
@@ -174,8 +200,14 @@ export async function planTus(target: TargetManifest, reqs: RequestedPath[], scr
       skipped.push({ file, reason: e.message.replace(`${file}: `, '') });
       continue;
     }
-    if (!cmd.argv.includes('-D__KERNEL__')) { skipped.push({ file, reason: 'host program, not kernel code' }); continue; }
-    if (cmd.source !== join(src, file)) { skipped.push({ file, reason: 'compiled from a generated copy, not the source tree' }); continue; }
+    if (!cmd.argv.includes('-D__KERNEL__')) {
+      skipped.push({ file, reason: 'host program, not kernel code' });
+      continue;
+    }
+    if (cmd.source !== join(src, file)) {
+      skipped.push({ file, reason: 'compiled from a generated copy, not the source tree' });
+      continue;
+    }
     if (!reqs.some((r) => covers(r, file))) continue;
     tus.push(cmd);
   }
@@ -185,7 +217,10 @@ export async function planTus(target: TargetManifest, reqs: RequestedPath[], scr
     const rel = obj.replace(/\.o$/, '.c');
     if (found.has(rel) || existsSync(join(src, rel)) || !reqs.some((r) => r.kind === 'dir' && covers(r, obj))) continue;
     const cmd = commandBuiltElsewhere(text, obj, target);
-    if (cmd && cmd.argv.includes('-D__KERNEL__') && !found.has(cmd.file)) { tus.push(cmd); found.add(cmd.file); }
+    if (cmd && cmd.argv.includes('-D__KERNEL__') && !found.has(cmd.file)) {
+      tus.push(cmd);
+      found.add(cmd.file);
+    }
   }
   tus.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
   return { tus, skipped };
@@ -198,7 +233,15 @@ function commandBuiltElsewhere(text: string, obj: string, target: TargetManifest
   const [argv, ...post] = splitShellCommands(line);
   const source = argv?.find((a) => a.startsWith(src) && a.endsWith('.c'));
   if (!argv || !source || !argv.includes('-c')) return undefined;
-  return { file: source.slice(src.length), cwd: target.paths.build, argv, post, source, object: join(target.paths.build, obj), deps: [] };
+  return {
+    file: source.slice(src.length),
+    cwd: target.paths.build,
+    argv,
+    post,
+    source,
+    object: join(target.paths.build, obj),
+    deps: [],
+  };
 }
 
 function escapeRe(s: string): string {

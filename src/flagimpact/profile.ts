@@ -65,7 +65,10 @@ function parsePerfScript(lines: string[]): Profile {
   // The first frame after a header is the sampled IP; later frames of the same sample are callers.
   let expectIp = false;
   for (const line of lines) {
-    if (line.trim() === '') { expectIp = false; continue; }
+    if (line.trim() === '') {
+      expectIp = false;
+      continue;
+    }
     const frame = FRAME.exec(line);
     if (!FRAME_ONLY.test(line)) {
       // A header line: the IP may be on it (perf script without -g).
@@ -91,7 +94,9 @@ function parsePlain(lines: string[], source: string): Profile {
     if (line === '' || line.startsWith('#')) return;
     const m = PLAIN_LINE.exec(line);
     if (!m) {
-      throw new KlpgenError(`${source}:${i + 1}: not a profile: expected \`perf report --stdio\` or \`perf script\` output, or \`symbol weight\` lines; got: ${line.slice(0, 120)}`);
+      throw new KlpgenError(
+        `${source}:${i + 1}: not a profile: expected \`perf report --stdio\` or \`perf script\` output, or \`symbol weight\` lines; got: ${line.slice(0, 120)}`,
+      );
     }
     add(weights, m[1] as string, Number(m[2]));
   });

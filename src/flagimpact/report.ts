@@ -77,13 +77,18 @@ export function buildReport(input: ReportInput): FlagImpactReport {
     }
     return { ...rest, rank: 0, profile };
   });
-  withWeights.sort((x, y) =>
-    (y.profile?.hotness ?? 0) - (x.profile?.hotness ?? 0)
-    || (y.profile?.self ?? 0) - (x.profile?.self ?? 0)
-    || Math.abs(y.size.delta) - Math.abs(x.size.delta)
-    || Math.abs(y.instructions.delta) - Math.abs(x.instructions.delta)
-    || cmp(x.file, y.file) || cmp(x.name, y.name));
-  withWeights.forEach((f, i) => { f.rank = i + 1; });
+  withWeights.sort(
+    (x, y) =>
+      (y.profile?.hotness ?? 0) - (x.profile?.hotness ?? 0) ||
+      (y.profile?.self ?? 0) - (x.profile?.self ?? 0) ||
+      Math.abs(y.size.delta) - Math.abs(x.size.delta) ||
+      Math.abs(y.instructions.delta) - Math.abs(x.instructions.delta) ||
+      cmp(x.file, y.file) ||
+      cmp(x.name, y.name),
+  );
+  withWeights.forEach((f, i) => {
+    f.rank = i + 1;
+  });
 
   const byCause: Record<string, number> = {};
   for (const f of all) byCause[f.cause] = (byCause[f.cause] ?? 0) + 1;
@@ -113,8 +118,14 @@ export function buildReport(input: ReportInput): FlagImpactReport {
       gained: inlining.filter((c) => c.change === 'gained' && !c.callDeletedAsIs).length,
       callDeletedAsIs: inlining.filter((c) => c.callDeletedAsIs).length,
     },
-    clones: { disappeared: clones.filter((c) => c.change === 'disappeared').length, appeared: clones.filter((c) => c.change === 'appeared').length },
-    objtool: { appeared: objtool.filter((c) => c.change === 'appeared').length, disappeared: objtool.filter((c) => c.change === 'disappeared').length },
+    clones: {
+      disappeared: clones.filter((c) => c.change === 'disappeared').length,
+      appeared: clones.filter((c) => c.change === 'appeared').length,
+    },
+    objtool: {
+      appeared: objtool.filter((c) => c.change === 'appeared').length,
+      disappeared: objtool.filter((c) => c.change === 'disappeared').length,
+    },
   };
   return {
     schema: 1,
@@ -122,12 +133,14 @@ export function buildReport(input: ReportInput): FlagImpactReport {
     paths: input.paths,
     flags: { livepatch: input.livepatchFlag, added: input.addedFlags },
     attribution: input.attribution,
-    profile: input.profile ? {
-      format: input.profile.format,
-      symbols: input.profile.weights.size,
-      totalWeight: round(input.profile.total),
-      matched: withWeights.filter((f) => (f.profile?.self ?? 0) > 0).length,
-    } : null,
+    profile: input.profile
+      ? {
+          format: input.profile.format,
+          symbols: input.profile.weights.size,
+          totalWeight: round(input.profile.total),
+          matched: withWeights.filter((f) => (f.profile?.self ?? 0) > 0).length,
+        }
+      : null,
     summary,
     functions: withWeights,
     inlining,
@@ -144,10 +157,15 @@ function signed(n: number): string {
 
 function table(rows: string[][], rightAligned: Set<number>): string[] {
   const widths = rows[0]?.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length))) ?? [];
-  return rows.map((r) => r.map((cell, c) => {
-    const w = widths[c] ?? 0;
-    return rightAligned.has(c) ? cell.padStart(w) : cell.padEnd(w);
-  }).join('  ').trimEnd());
+  return rows.map((r) =>
+    r
+      .map((cell, c) => {
+        const w = widths[c] ?? 0;
+        return rightAligned.has(c) ? cell.padStart(w) : cell.padEnd(w);
+      })
+      .join('  ')
+      .trimEnd(),
+  );
 }
 
 const TOP = 40;
@@ -156,21 +174,56 @@ export function formatReport(r: FlagImpactReport): string {
   const s = r.summary;
   const out: string[] = [];
   out.push(`flag-impact of ${r.flags.livepatch} on ${r.target.abi}: ${r.paths.join(' ')}`);
-  out.push(`  TUs: ${s.tus} compiled twice (Kbuild flags + ${r.flags.added.join(' ')}), ${s.skipped} .c files skipped (not built on their own in this configuration)`);
-  out.push(`  functions: ${s.functions.asIs} as-is, ${s.functions.livepatch} with the flag; ${s.changed} changed, ${s.added} added, ${s.removed} removed; size ${signed(s.sizeDelta)} bytes, ${signed(s.instructionDelta)} instructions`);
-  out.push(`  changed only through what they knew about a callee (modref, pure-const, noreturn, ipa-ra, ...): ${s.callersChanged}`);
-  out.push(`  by cause: ${Object.entries(s.byCause).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'} (${r.attribution === 'measured' ? 'measured with one build per IPA pass' : 'IPA-pass causes are heuristics; --attribute measures them'})`);
-  out.push(`  inlining decisions: ${s.inlining.lost} lost, ${s.inlining.gained} gained (+${s.inlining.callDeletedAsIs} inlined only because the as-is build deleted the calls: pure/const); clones: ${s.clones.disappeared} disappeared, ${s.clones.appeared} appeared`);
+  out.push(
+    `  TUs: ${s.tus} compiled twice (Kbuild flags + ${r.flags.added.join(' ')}), ${s.skipped} .c files skipped (not built on their own in this configuration)`,
+  );
+  out.push(
+    `  functions: ${s.functions.asIs} as-is, ${s.functions.livepatch} with the flag; ${s.changed} changed, ${s.added} added, ${s.removed} removed; size ${signed(s.sizeDelta)} bytes, ${signed(s.instructionDelta)} instructions`,
+  );
+  out.push(
+    `  changed only through what they knew about a callee (modref, pure-const, noreturn, ipa-ra, ...): ${s.callersChanged}`,
+  );
+  out.push(
+    `  by cause: ${
+      Object.entries(s.byCause)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ') || 'none'
+    } (${r.attribution === 'measured' ? 'measured with one build per IPA pass' : 'IPA-pass causes are heuristics; --attribute measures them'})`,
+  );
+  out.push(
+    `  inlining decisions: ${s.inlining.lost} lost, ${s.inlining.gained} gained (+${s.inlining.callDeletedAsIs} inlined only because the as-is build deleted the calls: pure/const); clones: ${s.clones.disappeared} disappeared, ${s.clones.appeared} appeared`,
+  );
   out.push(`  objtool warnings: ${s.objtool.appeared} appeared, ${s.objtool.disappeared} disappeared`);
-  if (r.profile) out.push(`  profile: ${r.profile.format}, ${r.profile.symbols} symbols, ${r.profile.matched} affected functions sampled`);
+  if (r.profile)
+    out.push(
+      `  profile: ${r.profile.format}, ${r.profile.symbols} symbols, ${r.profile.matched} affected functions sampled`,
+    );
   if (r.functions.length) {
     out.push('');
-    const head = ['#', 'function', 'file', 'status', 'cause', 'size', 'Δsize', 'Δinsns', ...(r.profile ? ['hotness'] : [])];
-    const rows = r.functions.slice(0, TOP).map((f) => [
-      String(f.rank), f.name, f.file, f.status, f.cause,
-      String(f.size.livepatch ?? f.size.asIs ?? 0), signed(f.size.delta), signed(f.instructions.delta),
-      ...(r.profile ? [String(f.profile?.hotness ?? 0)] : []),
-    ]);
+    const head = [
+      '#',
+      'function',
+      'file',
+      'status',
+      'cause',
+      'size',
+      'Δsize',
+      'Δinsns',
+      ...(r.profile ? ['hotness'] : []),
+    ];
+    const rows = r.functions
+      .slice(0, TOP)
+      .map((f) => [
+        String(f.rank),
+        f.name,
+        f.file,
+        f.status,
+        f.cause,
+        String(f.size.livepatch ?? f.size.asIs ?? 0),
+        signed(f.size.delta),
+        signed(f.instructions.delta),
+        ...(r.profile ? [String(f.profile?.hotness ?? 0)] : []),
+      ]);
     out.push(...table([head, ...rows], new Set([0, 5, 6, 7, 8])).map((l) => `  ${l}`));
     if (r.functions.length > TOP) out.push(`  ... ${r.functions.length - TOP} more (--json or --html for all)`);
   }
@@ -181,14 +234,19 @@ export function formatReport(r: FlagImpactReport): string {
   const listed = 15;
   if (r.clones.length) {
     out.push('', '  clones that differ:');
-    for (const c of r.clones.slice(0, listed)) out.push(`    ${c.change === 'appeared' ? '+' : '-'} ${c.clone} (${c.reason} of ${c.origin}, ${c.file})`);
+    for (const c of r.clones.slice(0, listed))
+      out.push(`    ${c.change === 'appeared' ? '+' : '-'} ${c.clone} (${c.reason} of ${c.origin}, ${c.file})`);
     if (r.clones.length > listed) out.push(`    ... ${r.clones.length - listed} more`);
   }
   const decisions = r.inlining.filter((c) => !c.callDeletedAsIs);
   if (decisions.length) {
     out.push('', '  inlining decisions that differ (- inlined only as-is, + only with the flag):');
-    const ordered = [...decisions.filter((c) => c.change === 'lost'), ...decisions.filter((c) => c.change === 'gained')];
-    for (const c of ordered.slice(0, listed)) out.push(`    ${c.change === 'gained' ? '+' : '-'} ${c.callee} into ${c.into} (${c.file})`);
+    const ordered = [
+      ...decisions.filter((c) => c.change === 'lost'),
+      ...decisions.filter((c) => c.change === 'gained'),
+    ];
+    for (const c of ordered.slice(0, listed))
+      out.push(`    ${c.change === 'gained' ? '+' : '-'} ${c.callee} into ${c.into} (${c.file})`);
     if (ordered.length > listed) out.push(`    ... ${ordered.length - listed} more`);
   }
   out.push('', `  work dir: ${r.workDir}`);

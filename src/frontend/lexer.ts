@@ -50,7 +50,10 @@ export class TokenStream {
    * a copy and, worse, throw away optimized code that never saw it happen.
    * Large typed arrays are zeroed lazily by the OS, so room unused is cheap.
    */
-  constructor(private readonly source: TextSource, expectedLength = 1 << 20) {
+  constructor(
+    private readonly source: TextSource,
+    expectedLength = 1 << 20,
+  ) {
     const cap = Math.max(256, Math.floor(expectedLength / 4));
     this.code = new Uint8Array(cap);
     this.start = new Int32Array(cap);
@@ -74,7 +77,8 @@ export class TokenStream {
   /** The identifier id of a name, interned if new (names the parser predeclares). */
   internName(name: string): number {
     let h = 0;
-    for (let k = 0; k < name.length; k++) h = k === 0 ? name.charCodeAt(0) : (Math.imul(h, 31) + name.charCodeAt(k)) | 0;
+    for (let k = 0; k < name.length; k++)
+      h = k === 0 ? name.charCodeAt(0) : (Math.imul(h, 31) + name.charCodeAt(k)) | 0;
     const found = this.interner.findString(name, h);
     return found >= 0 ? found : this.interner.add(name, h, -found - 1);
   }
@@ -127,13 +131,15 @@ export class TokenStream {
     if (e <= s) return '';
     if (this.bytes !== undefined) return this.bytes.toString('latin1', s, e);
     let out = '';
-    for (let k = s; k < e; k += 8192) out += String.fromCharCode.apply(null, Array.from(this.store.subarray(k, Math.min(e, k + 8192))));
+    for (let k = s; k < e; k += 8192)
+      out += String.fromCharCode.apply(null, Array.from(this.store.subarray(k, Math.min(e, k + 8192))));
     return out;
   }
 
   private setStore(store: Store): void {
     this.store = store;
-    this.bytes = store instanceof Uint8Array ? Buffer.from(store.buffer, store.byteOffset, store.byteLength) : undefined;
+    this.bytes =
+      store instanceof Uint8Array ? Buffer.from(store.buffer, store.byteOffset, store.byteLength) : undefined;
   }
 
   /** Room for n more characters. */
@@ -174,10 +180,18 @@ export class TokenStream {
   /** Double the token arrays. */
   private grow(): void {
     const cap = this.code.length * 2;
-    const c2 = new Uint8Array(cap); c2.set(this.code); this.code = c2;
-    const s2 = new Int32Array(cap); s2.set(this.start); this.start = s2;
-    const e2 = new Int32Array(cap); e2.set(this.end); this.end = e2;
-    const i2 = new Int32Array(cap); i2.set(this.ident); this.ident = i2;
+    const c2 = new Uint8Array(cap);
+    c2.set(this.code);
+    this.code = c2;
+    const s2 = new Int32Array(cap);
+    s2.set(this.start);
+    this.start = s2;
+    const e2 = new Int32Array(cap);
+    e2.set(this.end);
+    this.end = e2;
+    const i2 = new Int32Array(cap);
+    i2.set(this.ident);
+    this.ident = i2;
   }
 
   /**
@@ -204,7 +218,10 @@ export class TokenStream {
     while (i < stop) {
       const c = text[i] as number;
       const cls = c < 128 ? (CLASS[c] as number) : C.IDENT;
-      if (cls === C.SPACE) { i++; continue; }
+      if (cls === C.SPACE) {
+        i++;
+        continue;
+      }
       if (cls === C.NEWLINE) {
         i++;
         iLine++;
@@ -282,15 +299,27 @@ export class TokenStream {
         if (j < n && isDigit(text[j] as number)) {
           const m = /^(\d+)\s+"((?:[^"\\]|\\.)*)"(.*)$/.exec(this.decode(j, lineEnd));
           if (m) {
-            lines.markers.push(new Marker(
-              lineEnd + 1, lines.fileId(m[2]!.replace(/\\(.)/g, '$1')), Number(m[1]), iLine + 1, /\b2\b/.test(m[3] ?? ''),
-            ));
+            lines.markers.push(
+              new Marker(
+                lineEnd + 1,
+                lines.fileId(m[2]!.replace(/\\(.)/g, '$1')),
+                Number(m[1]),
+                iLine + 1,
+                /\b2\b/.test(m[3] ?? ''),
+              ),
+            );
           }
         }
         i = lineEnd;
         continue;
       } else if (cls === C.HASH) {
-        if (i + 1 < n && text[i + 1] === 35) { k = Pu.HashHash; i += 2; } else { k = Pu.Hash; i++; }
+        if (i + 1 < n && text[i + 1] === 35) {
+          k = Pu.HashHash;
+          i += 2;
+        } else {
+          k = Pu.Hash;
+          i++;
+        }
       } else if (cls === C.SLASH) {
         const d = i + 1 < n ? (text[i + 1] as number) : 0;
         if (d === 42) {
@@ -314,7 +343,13 @@ export class TokenStream {
           while (i < n && text[i] !== 10) i++;
           continue;
         }
-        if (d === 61) { k = Pu.DivAssign; i += 2; } else { k = Pu.Slash; i++; }
+        if (d === 61) {
+          k = Pu.DivAssign;
+          i += 2;
+        } else {
+          k = Pu.Slash;
+          i++;
+        }
       } else if (cls === C.BACKSLASH && i + 1 < n && text[i + 1] === 10) {
         i++;
         continue;
@@ -380,7 +415,11 @@ export interface LineMarker {
  */
 class Marker implements LineMarker {
   constructor(
-    readonly offset: number, readonly file: number, readonly line: number, readonly iLine: number, readonly returning: boolean,
+    readonly offset: number,
+    readonly file: number,
+    readonly line: number,
+    readonly iLine: number,
+    readonly returning: boolean,
   ) {}
 }
 
@@ -432,7 +471,8 @@ export class LineMap {
     const pos = this.iPosition(offset);
     let lo = 0;
     let hi = this.markers.length - 1;
-    if (hi < 0 || (this.markers[0] as LineMarker).offset > offset) return { file: '<unknown>', line: pos.line, col: pos.col };
+    if (hi < 0 || (this.markers[0] as LineMarker).offset > offset)
+      return { file: '<unknown>', line: pos.line, col: pos.col };
     while (lo < hi) {
       const mid = (lo + hi + 1) >> 1;
       if ((this.markers[mid] as LineMarker).offset <= offset) lo = mid;
@@ -490,18 +530,39 @@ export class LineMap {
 }
 
 export class LexError extends Error {
-  constructor(message: string, readonly offset: number) {
+  constructor(
+    message: string,
+    readonly offset: number,
+  ) {
     super(message);
   }
 }
 
 // Character classes of ASCII (every char >= 128 is an identifier character, as gcc takes UTF-8 in names).
-const enum C { OTHER, SPACE, NEWLINE, IDENT, DIGIT, QUOTE, PUNCT, DOT, HASH, SLASH, BACKSLASH }
+const enum C {
+  OTHER,
+  SPACE,
+  NEWLINE,
+  IDENT,
+  DIGIT,
+  QUOTE,
+  PUNCT,
+  DOT,
+  HASH,
+  SLASH,
+  BACKSLASH,
+}
 const CLASS = new Uint8Array(128).fill(C.OTHER);
 const IDENT_CHAR = new Uint8Array(128);
 for (let c = 0; c < 128; c++) {
-  if (isIdentStart(c)) { CLASS[c] = C.IDENT; IDENT_CHAR[c] = 1; }
-  if (isDigit(c)) { CLASS[c] = C.DIGIT; IDENT_CHAR[c] = 1; }
+  if (isIdentStart(c)) {
+    CLASS[c] = C.IDENT;
+    IDENT_CHAR[c] = 1;
+  }
+  if (isDigit(c)) {
+    CLASS[c] = C.DIGIT;
+    IDENT_CHAR[c] = 1;
+  }
 }
 for (const c of [32, 9, 13, 12, 11]) CLASS[c] = C.SPACE;
 CLASS[10] = C.NEWLINE;
@@ -534,10 +595,16 @@ function isLiteralPrefix(text: Store, s: number, e: number): boolean {
 function skipNumber(text: Store, i: number, n: number): number {
   while (i < n) {
     const d = text[i] as number;
-    if (d >= 128 || IDENT_CHAR[d] === 1 || d === 46) { i++; continue; }
+    if (d >= 128 || IDENT_CHAR[d] === 1 || d === 46) {
+      i++;
+      continue;
+    }
     if (d === 43 || d === 45) {
       const p = text[i - 1] as number;
-      if (p === 101 || p === 69 || p === 112 || p === 80) { i++; continue; }
+      if (p === 101 || p === 69 || p === 112 || p === 80) {
+        i++;
+        continue;
+      }
     }
     break;
   }
@@ -615,8 +682,12 @@ class Interner {
   add(str: string, h: number, slot: number): number {
     const id = this.strings.length;
     if (id === this.hashes.length) {
-      const hashes = new Int32Array(id * 2); hashes.set(this.hashes); this.hashes = hashes;
-      const keyword = new Int16Array(id * 2); keyword.set(this.keyword); this.keyword = keyword;
+      const hashes = new Int32Array(id * 2);
+      hashes.set(this.hashes);
+      this.hashes = hashes;
+      const keyword = new Int16Array(id * 2);
+      keyword.set(this.keyword);
+      this.keyword = keyword;
     }
     this.strings.push(str);
     this.hashes[id] = h;
@@ -642,7 +713,10 @@ function skipQuoted(text: Store, i: number, quote: number, n: number): number {
   let j = i + 1;
   while (j < n) {
     const d = text[j] as number;
-    if (d === 92) { j += 2; continue; }
+    if (d === 92) {
+      j += 2;
+      continue;
+    }
     if (d === quote) return j + 1;
     if (d === 10) throw new LexError(`missing terminating ${String.fromCharCode(quote)} character`, i);
     j++;

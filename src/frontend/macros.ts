@@ -72,12 +72,20 @@ function logicalLines(text: string): LogicalLine[] {
   for (let i = 0; i < n; i++) {
     const c = text.charCodeAt(i);
     if (inBlock) {
-      if (c === 42 && text.charCodeAt(i + 1) === 47) { inBlock = false; i++; cur += ' '; seg = i + 1; }
-      else if (c === 10) line++;
+      if (c === 42 && text.charCodeAt(i + 1) === 47) {
+        inBlock = false;
+        i++;
+        cur += ' ';
+        seg = i + 1;
+      } else if (c === 10) line++;
       continue;
     }
     if (quote) {
-      if (c === 92) { if (text.charCodeAt(i + 1) === 10) line++; i++; continue; }
+      if (c === 92) {
+        if (text.charCodeAt(i + 1) === 10) line++;
+        i++;
+        continue;
+      }
       if (c === quote || c === 10) quote = 0;
       if (c === 10) {
         cur += text.slice(seg, i + 1);
@@ -89,14 +97,25 @@ function logicalLines(text: string): LogicalLine[] {
       }
       continue;
     }
-    if (c === 47 && text.charCodeAt(i + 1) === 42) { cur += text.slice(seg, i); inBlock = true; i++; continue; }
+    if (c === 47 && text.charCodeAt(i + 1) === 42) {
+      cur += text.slice(seg, i);
+      inBlock = true;
+      i++;
+      continue;
+    }
     if (c === 47 && text.charCodeAt(i + 1) === 47) {
       cur += text.slice(seg, i);
       while (i + 1 < n && text.charCodeAt(i + 1) !== 10) i++;
       seg = i + 1;
       continue;
     }
-    if (c === 92 && text.charCodeAt(i + 1) === 10) { cur += `${text.slice(seg, i)} `; i++; line++; seg = i + 1; continue; }
+    if (c === 92 && text.charCodeAt(i + 1) === 10) {
+      cur += `${text.slice(seg, i)} `;
+      i++;
+      line++;
+      seg = i + 1;
+      continue;
+    }
     if (c === 10) {
       cur += text.slice(seg, i);
       seg = i + 1;

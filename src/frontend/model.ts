@@ -2,7 +2,19 @@ import { relative, isAbsolute } from 'node:path';
 import { TokenStream, type TextSource } from './lexer.js';
 import { WARMUP_REPEAT, WARMUP_SOURCE, WARMUP_TEXT } from './warmup.js';
 import { identifiersIn, scanMacros, type MacroDefinition } from './macros.js';
-import { NS_NAMES, NS_ORDINARY, ORDINARY_KINDS, parseTranslationUnit, ParseError, type Attribute, type Entity, type EntityKind, type Linkage, type ParseResult, type Storage } from './parser.js';
+import {
+  NS_NAMES,
+  NS_ORDINARY,
+  ORDINARY_KINDS,
+  parseTranslationUnit,
+  ParseError,
+  type Attribute,
+  type Entity,
+  type EntityKind,
+  type Linkage,
+  type ParseResult,
+  type Storage,
+} from './parser.js';
 
 /**
  * The TU model: every top-level declaration and definition of one
@@ -70,7 +82,10 @@ export interface TuMacro extends MacroDefinition {
 }
 
 export class FrontendError extends Error {
-  constructor(message: string, readonly location: { file: string; line: number; col: number }) {
+  constructor(
+    message: string,
+    readonly location: { file: string; line: number; col: number },
+  ) {
     super(message);
   }
 }
@@ -92,7 +107,14 @@ function unquote(s: string): string {
 }
 
 const NO_FLAGS: EntityFlags = Object.freeze({
-  init: false, exit: false, notrace: false, weak: false, used: false, alwaysInline: false, noinline: false, cold: false,
+  init: false,
+  exit: false,
+  notrace: false,
+  weak: false,
+  used: false,
+  alwaysInline: false,
+  noinline: false,
+  cold: false,
 });
 
 const SHARED_FLAGS: (EntityFlags | undefined)[] = [];
@@ -110,22 +132,56 @@ export function entityFlags(attrs: Attribute[]): EntityFlags {
   let cold = false;
   for (const a of attrs) {
     switch (a.name) {
-      case 'section': sectionAttr ??= a; break;
-      case 'alias': aliasAttr ??= a; break;
-      case 'no_instrument_function': notrace = true; break;
-      case 'patchable_function_entry': if (/^\s*0\s*,\s*0\s*$/.test(a.args)) notrace = true; break;
-      case 'weak': weak = true; break;
-      case 'used': used = true; break;
-      case 'always_inline': alwaysInline = true; break;
-      case 'noinline': noinline = true; break;
-      case 'cold': cold = true; break;
-      default: break;
+      case 'section':
+        sectionAttr ??= a;
+        break;
+      case 'alias':
+        aliasAttr ??= a;
+        break;
+      case 'no_instrument_function':
+        notrace = true;
+        break;
+      case 'patchable_function_entry':
+        if (/^\s*0\s*,\s*0\s*$/.test(a.args)) notrace = true;
+        break;
+      case 'weak':
+        weak = true;
+        break;
+      case 'used':
+        used = true;
+        break;
+      case 'always_inline':
+        alwaysInline = true;
+        break;
+      case 'noinline':
+        noinline = true;
+        break;
+      case 'cold':
+        cold = true;
+        break;
+      default:
+        break;
     }
   }
   if (sectionAttr === undefined && aliasAttr === undefined) {
     // Shared, like NO_FLAGS: one frozen object per combination.
-    const bits = (notrace ? 1 : 0) | (weak ? 2 : 0) | (used ? 4 : 0) | (alwaysInline ? 8 : 0) | (noinline ? 16 : 0) | (cold ? 32 : 0);
-    return (SHARED_FLAGS[bits] ??= Object.freeze({ init: false, exit: false, notrace, weak, used, alwaysInline, noinline, cold }));
+    const bits =
+      (notrace ? 1 : 0) |
+      (weak ? 2 : 0) |
+      (used ? 4 : 0) |
+      (alwaysInline ? 8 : 0) |
+      (noinline ? 16 : 0) |
+      (cold ? 32 : 0);
+    return (SHARED_FLAGS[bits] ??= Object.freeze({
+      init: false,
+      exit: false,
+      notrace,
+      weak,
+      used,
+      alwaysInline,
+      noinline,
+      cold,
+    }));
   }
   const section = sectionAttr ? unquote(sectionAttr.args) : undefined;
   const flags: EntityFlags = {
@@ -152,7 +208,10 @@ function warmUp(): void {
   let n = 0;
   const source: TextSource = { next: () => (n++ < WARMUP_REPEAT ? WARMUP_TEXT : null) };
   // Sized not to grow: growing is left without feedback, out of the optimized code (a TU grows nothing either).
-  modelOf({ preprocessed: source, file: 'warmup.c', sourceText: WARMUP_SOURCE }, 2 * WARMUP_REPEAT * WARMUP_TEXT.length);
+  modelOf(
+    { preprocessed: source, file: 'warmup.c', sourceText: WARMUP_SOURCE },
+    2 * WARMUP_REPEAT * WARMUP_TEXT.length,
+  );
   // The first localeCompare loads ICU's collator (ms): asmFunctions sorts with it.
   'a'.localeCompare('b');
 }
@@ -170,7 +229,8 @@ function modelOf(input: BuildModelInput, expectedLength: number): TuModel {
   const macros = input.sourceText !== undefined ? scanMacros(input.sourceText) : [];
   const macroNames = new Set(macros.map((m) => m.name));
   // Comments and strings blanked (newlines kept), so line slices see only code.
-  const sourceLines = input.sourceText !== undefined ? blankCommentsAndStrings(input.sourceText).split('\n') : undefined;
+  const sourceLines =
+    input.sourceText !== undefined ? blankCommentsAndStrings(input.sourceText).split('\n') : undefined;
 
   const t0 = performance.now();
   const relCache = new Map<string, string>();
@@ -226,7 +286,13 @@ function modelOf(input: BuildModelInput, expectedLength: number): TuModel {
     file: input.file,
     entities,
     macros: tuMacros,
-    includeLines: [...new Set(ts.lines.markers.filter((m) => m.returning && rel(ts.lines.files[m.file] as string) === input.file).map((m) => m.line - 1))].sort((a, b) => a - b),
+    includeLines: [
+      ...new Set(
+        ts.lines.markers
+          .filter((m) => m.returning && rel(ts.lines.files[m.file] as string) === input.file)
+          .map((m) => m.line - 1),
+      ),
+    ].sort((a, b) => a - b),
     asmFunctions: builder.asm.result(),
     unresolved: [...parsed.unresolved].sort(),
     stats: { tokens: ts.count, entities: entities.length, files: ts.lines.files.length, parseSeconds },
@@ -248,7 +314,9 @@ class RefKeys {
     const keys = referenced.map((r) => {
       const ns = r & 3;
       const name = identifiers[r >> 2] as string;
-      return ns === NS_ORDINARY ? `${ORDINARY_KINDS[parsed.ordinaryKind[r >> 2] as number] || 'unknown'}:${name}` : `${NS_NAMES[ns]}:${name}`;
+      return ns === NS_ORDINARY
+        ? `${ORDINARY_KINDS[parsed.ordinaryKind[r >> 2] as number] || 'unknown'}:${name}`
+        : `${NS_NAMES[ns]}:${name}`;
     });
     // Distinct keys (a tag's and a name's differ in their kind): the default
     // sort, natively, then each key's place.
@@ -374,7 +442,8 @@ function toTuEntity(e: Entity, ts: TokenStream, rel: (f: string) => string): TuE
     lines.locate(ts.start[e.bodyToken] as number);
     out.bodyLine = lines.origLine;
   }
-  if (e.kind === 'enumerator') out.parent = e.parent >= 0 ? `${NS_NAMES[e.parent & 3]}:${ts.identifiers[e.parent >> 2]}` : '';
+  if (e.kind === 'enumerator')
+    out.parent = e.parent >= 0 ? `${NS_NAMES[e.parent & 3]}:${ts.identifiers[e.parent >> 2]}` : '';
   return out;
 }
 
@@ -415,7 +484,13 @@ class AsmScan {
 function relPath(file: string, root: string | undefined): string {
   if (!root || !isAbsolute(file)) return file.replace(/^\.\//, '');
   // A plain path under a plain root: what relative() would say, without its work.
-  if (file.length > root.length + 1 && file.charCodeAt(root.length) === 47 && file.startsWith(root) && isPlain(root) && isPlain(file)) {
+  if (
+    file.length > root.length + 1 &&
+    file.charCodeAt(root.length) === 47 &&
+    file.startsWith(root) &&
+    isPlain(root) &&
+    isPlain(file)
+  ) {
     return file.slice(root.length + 1);
   }
   const r = relative(root, file);
@@ -424,12 +499,21 @@ function relPath(file: string, root: string | undefined): string {
 
 /** An absolute path with no `.` or `..` component, no `//` and no trailing `/`: path.resolve leaves it as it is. */
 function isPlain(p: string): boolean {
-  return !p.includes('//') && !p.includes('/./') && !p.includes('/../') && !p.endsWith('/.') && !p.endsWith('/..') && !p.endsWith('/');
+  return (
+    !p.includes('//') &&
+    !p.includes('/./') &&
+    !p.includes('/../') &&
+    !p.endsWith('/.') &&
+    !p.endsWith('/..') &&
+    !p.endsWith('/')
+  );
 }
 
 /** Replace comments and string/char literals by spaces, keeping every newline where it was. */
 export function blankCommentsAndStrings(text: string): string {
-  return text.replace(/\/\*[\s\S]*?\*\/|\/\/[^\n]*|"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'/g, (m) => m.replace(/[^\n]/g, ' '));
+  return text.replace(/\/\*[\s\S]*?\*\/|\/\/[^\n]*|"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'/g, (m) =>
+    m.replace(/[^\n]/g, ' '),
+  );
 }
 
 function locate(text: string, input: BuildModelInput, offset: number): { file: string; line: number; col: number } {
@@ -441,7 +525,10 @@ function locate(text: string, input: BuildModelInput, offset: number): { file: s
     const nl = text.indexOf('\n', lineStart);
     const lineEnd = nl < 0 ? text.length : nl;
     if (offset <= lineEnd || nl < 0) break;
-    const m = text.charCodeAt(lineStart) === 35 ? /^#\s*(\d+)\s+"((?:[^"\\]|\\.)*)"/.exec(text.slice(lineStart, lineEnd)) : null;
+    const m =
+      text.charCodeAt(lineStart) === 35
+        ? /^#\s*(\d+)\s+"((?:[^"\\]|\\.)*)"/.exec(text.slice(lineStart, lineEnd))
+        : null;
     if (m) {
       file = m[2] as string;
       origLine = Number(m[1]);

@@ -49,57 +49,128 @@ export interface Entity {
  * Reference ids: an identifier id times 4 plus its namespace, so a name and
  * the tags spelled like it are distinct references.
  */
-export const NS_ORDINARY = 0, NS_STRUCT = 1, NS_UNION = 2, NS_ENUM = 3;
+export const NS_ORDINARY = 0,
+  NS_STRUCT = 1,
+  NS_UNION = 2,
+  NS_ENUM = 3;
 export const NS_NAMES = ['', 'struct', 'union', 'enum'] as const;
 export function refId(identId: number, ns: number): number {
   return (identId << 2) | ns;
 }
 
 export class ParseError extends Error {
-  constructor(message: string, readonly token: number, readonly offset: number) {
+  constructor(
+    message: string,
+    readonly token: number,
+    readonly offset: number,
+  ) {
     super(message);
   }
 }
 
-const enum BindingKind { Typedef, Object, Function, Enumerator }
-const enum Link { External, Internal, None }
+const enum BindingKind {
+  Typedef,
+  Object,
+  Function,
+  Enumerator,
+}
+const enum Link {
+  External,
+  Internal,
+  None,
+}
 const LINKAGES: readonly Linkage[] = ['external', 'internal', 'none'];
 
 /** The derivation nearest a declarator's identifier (`*f(void)`: Function), or None. */
-const enum Deriv { None, Pointer, Array, Function }
+const enum Deriv {
+  None,
+  Pointer,
+  Array,
+  Function,
+}
 
 const NO_ATTRIBUTES: Attribute[] = Object.freeze([]) as unknown as Attribute[];
 
 // Token codes are the const enums of tokens.ts (Tk, Pu, Kw): inlined as numbers.
 
 // Token classes, by code: type keywords, qualifiers, storage classes (and function specifiers).
-const F_TYPE = 1, F_QUALIFIER = 2, F_STORAGE = 4, F_OTHER_SPEC = 8;
+const F_TYPE = 1,
+  F_QUALIFIER = 2,
+  F_STORAGE = 4,
+  F_OTHER_SPEC = 8;
 const SPEC_FLAGS = new Uint8Array(512);
 for (const k of [
-  Kw.void, Kw.char, Kw.short, Kw.int, Kw.long, Kw.float, Kw.double, Kw.signed, Kw.unsigned, Kw.bool, Kw.complex, Kw.int128,
-  Kw.float128, Kw.struct, Kw.union, Kw.enum, Kw.typeof, Kw.autoType,
-]) SPEC_FLAGS[k] = (SPEC_FLAGS[k] as number) | F_TYPE;
-for (const k of [Kw.const, Kw.volatile, Kw.restrict, Kw.atomic, Kw.segGs, Kw.segFs]) SPEC_FLAGS[k] = (SPEC_FLAGS[k] as number) | F_QUALIFIER;
-for (const k of [Kw.typedef, Kw.extern, Kw.static, Kw.auto, Kw.register, Kw.threadLocal, Kw.inline, Kw.noreturn]) SPEC_FLAGS[k] = (SPEC_FLAGS[k] as number) | F_STORAGE;
+  Kw.void,
+  Kw.char,
+  Kw.short,
+  Kw.int,
+  Kw.long,
+  Kw.float,
+  Kw.double,
+  Kw.signed,
+  Kw.unsigned,
+  Kw.bool,
+  Kw.complex,
+  Kw.int128,
+  Kw.float128,
+  Kw.struct,
+  Kw.union,
+  Kw.enum,
+  Kw.typeof,
+  Kw.autoType,
+])
+  SPEC_FLAGS[k] = (SPEC_FLAGS[k] as number) | F_TYPE;
+for (const k of [Kw.const, Kw.volatile, Kw.restrict, Kw.atomic, Kw.segGs, Kw.segFs])
+  SPEC_FLAGS[k] = (SPEC_FLAGS[k] as number) | F_QUALIFIER;
+for (const k of [Kw.typedef, Kw.extern, Kw.static, Kw.auto, Kw.register, Kw.threadLocal, Kw.inline, Kw.noreturn])
+  SPEC_FLAGS[k] = (SPEC_FLAGS[k] as number) | F_STORAGE;
 // Starts a type name too, besides types and qualifiers.
 for (const k of [Kw.attribute, Kw.alignas]) SPEC_FLAGS[k] = (SPEC_FLAGS[k] as number) | F_OTHER_SPEC;
 const isQualifier = (c: number) => (SPEC_FLAGS[c]! & F_QUALIFIER) !== 0;
 
 // Binary operators (no tree is built: their precedence does not matter).
 const BINARY_OP = new Uint8Array(256);
-for (const op of ['||', '&&', '|', '^', '&', '==', '!=', '<', '>', '<=', '>=', '<<', '>>', '+', '-', '*', '/', '%'] as const) BINARY_OP[P(op)] = 1;
+for (const op of [
+  '||',
+  '&&',
+  '|',
+  '^',
+  '&',
+  '==',
+  '!=',
+  '<',
+  '>',
+  '<=',
+  '>=',
+  '<<',
+  '>>',
+  '+',
+  '-',
+  '*',
+  '/',
+  '%',
+] as const)
+  BINARY_OP[P(op)] = 1;
 /** Prefix operators and casts before one operand, at most. */
 const MAX_PREFIXES = 10_000;
 const UNARY_OP = new Uint8Array(256);
-for (const c of [Pu.Amp, Pu.Star, Pu.Plus, Pu.Minus, Pu.Tilde, Pu.Bang, Kw.real, Kw.imag, Kw.extension]) UNARY_OP[c] = 1;
+for (const c of [Pu.Amp, Pu.Star, Pu.Plus, Pu.Minus, Pu.Tilde, Pu.Bang, Kw.real, Kw.imag, Kw.extension])
+  UNARY_OP[c] = 1;
 const ASSIGN_OP = new Uint8Array(256);
 for (const o of ['=', '*=', '/=', '%=', '+=', '-=', '<<=', '>>=', '&=', '^=', '|='] as const) ASSIGN_OP[P(o)] = 1;
 
 /** Names gcc knows without a declaration. */
 function isBuiltinName(name: string): boolean {
-  return name.startsWith('__builtin_') || name.startsWith('__sync_') || name.startsWith('__atomic_') ||
-    name === '__func__' || name === '__FUNCTION__' || name === '__PRETTY_FUNCTION__' || name.startsWith('__ia32_') ||
-    name === '__has_builtin';
+  return (
+    name.startsWith('__builtin_') ||
+    name.startsWith('__sync_') ||
+    name.startsWith('__atomic_') ||
+    name === '__func__' ||
+    name === '__FUNCTION__' ||
+    name === '__PRETTY_FUNCTION__' ||
+    name.startsWith('__ia32_') ||
+    name === '__has_builtin'
+  );
 }
 
 /** `__name__` → `name`, as gcc reads attribute names. */
@@ -117,19 +188,48 @@ class EntityRecord implements Entity {
   bodyToken = -1;
   parent = -1;
   constructor(
-    readonly kind: EntityKind, readonly name: string, readonly nameId: number, readonly storage: Storage,
-    readonly linkage: Linkage, readonly inline: boolean, readonly attributes: Attribute[], public firstToken: number,
-    lastToken: number, readonly refs: number[], public exclude: number,
+    readonly kind: EntityKind,
+    readonly name: string,
+    readonly nameId: number,
+    readonly storage: Storage,
+    readonly linkage: Linkage,
+    readonly inline: boolean,
+    readonly attributes: Attribute[],
+    public firstToken: number,
+    lastToken: number,
+    readonly refs: number[],
+    public exclude: number,
   ) {
     this.lastToken = lastToken < 0 ? firstToken : lastToken;
   }
 }
 
 function makeEntity(
-  kind: EntityKind, name: string, nameId: number, storage: Storage, linkage: Linkage, inline: boolean,
-  attributes: Attribute[], firstToken: number, lastToken: number, refs: number[], exclude: number,
+  kind: EntityKind,
+  name: string,
+  nameId: number,
+  storage: Storage,
+  linkage: Linkage,
+  inline: boolean,
+  attributes: Attribute[],
+  firstToken: number,
+  lastToken: number,
+  refs: number[],
+  exclude: number,
 ): Entity {
-  return new EntityRecord(kind, name, nameId, storage, linkage, inline, attributes, firstToken, lastToken, refs, exclude);
+  return new EntityRecord(
+    kind,
+    name,
+    nameId,
+    storage,
+    linkage,
+    inline,
+    attributes,
+    firstToken,
+    lastToken,
+    refs,
+    exclude,
+  );
 }
 
 /** Typedef names gcc predeclares. */
@@ -173,8 +273,12 @@ export function parseTranslationUnit(input: string | TokenStream): ParseResult {
     throw e;
   }
   return {
-    tokens, entities: parser.entities, asmTemplates: parser.asmTemplates, unresolved: parser.unresolved,
-    referenced: parser.referenced, ordinaryKind: parser.ordinaryKind,
+    tokens,
+    entities: parser.entities,
+    asmTemplates: parser.asmTemplates,
+    unresolved: parser.unresolved,
+    referenced: parser.referenced,
+    ordinaryKind: parser.ordinaryKind,
   };
 }
 
@@ -299,7 +403,8 @@ class Parser {
   }
 
   private expect(c: number, what?: string): void {
-    if (this.tok(this.pos) !== c) this.error(`expected ${describeCode(c)}${what ? ` ${what}` : ''}, found ${this.found()}`);
+    if (this.tok(this.pos) !== c)
+      this.error(`expected ${describeCode(c)}${what ? ` ${what}` : ''}, found ${this.found()}`);
     this.pos++;
   }
 
@@ -343,8 +448,16 @@ class Parser {
   }
 
   private growBindings(n: number): void {
-    const i32 = (a: Int32Array) => { const b = new Int32Array(n); b.set(a); return b; };
-    const u8 = (a: Uint8Array) => { const b = new Uint8Array(n); b.set(a); return b; };
+    const i32 = (a: Int32Array) => {
+      const b = new Int32Array(n);
+      b.set(a);
+      return b;
+    };
+    const u8 = (a: Uint8Array) => {
+      const b = new Uint8Array(n);
+      b.set(a);
+      return b;
+    };
     this.bPrev = i32(this.bPrev);
     this.bIdent = i32(this.bIdent);
     this.bLevel = i32(this.bLevel);
@@ -355,7 +468,11 @@ class Parser {
   }
 
   private growTags(n: number): void {
-    const i32 = (a: Int32Array) => { const b = new Int32Array(n); b.set(a); return b; };
+    const i32 = (a: Int32Array) => {
+      const b = new Int32Array(n);
+      b.set(a);
+      return b;
+    };
     this.tPrev = i32(this.tPrev);
     this.tSlot = i32(this.tSlot);
     this.tLevel = i32(this.tLevel);
@@ -484,7 +601,10 @@ class Parser {
 
   private externalDeclaration(): void {
     const c = this.peek();
-    if (c === Pu.Semi) { this.pos++; return; }
+    if (c === Pu.Semi) {
+      this.pos++;
+      return;
+    }
     if (c === Kw.asm) {
       // File-scope basic asm: asm("...");
       this.pos++;
@@ -533,7 +653,14 @@ class Parser {
       this.stamp = outerStamp;
       return;
     }
-    if (!sawType && storage === 'none' && !inline && this.peek() !== Tk.IDENT && this.peek() !== Pu.Star && this.peek() !== Pu.LParen) {
+    if (
+      !sawType &&
+      storage === 'none' &&
+      !inline &&
+      this.peek() !== Tk.IDENT &&
+      this.peek() !== Pu.Star &&
+      this.peek() !== Pu.LParen
+    ) {
       this.error(`expected a declaration, found ${this.found()}`);
     }
     if (this.accept(Pu.Semi)) {
@@ -556,12 +683,19 @@ class Parser {
       const params = this.dParams;
       const dAttributes = this.dAttributes;
       // An entity's attributes (a block's declarations need none kept).
-      const attrs: Attribute[] = !fileScope ? NO_ATTRIBUTES : specAttributes.length === 0 && dAttributes === null
-        ? [] : [...specAttributes, ...(dAttributes ?? NO_ATTRIBUTES)];
+      const attrs: Attribute[] = !fileScope
+        ? NO_ATTRIBUTES
+        : specAttributes.length === 0 && dAttributes === null
+          ? []
+          : [...specAttributes, ...(dAttributes ?? NO_ATTRIBUTES)];
       // asm labels and attributes after the declarator.
       for (;;) {
         const c = this.peek();
-        if (c === Kw.asm) { this.pos++; this.skipBalanced(Pu.LParen, Pu.RParen); continue; }
+        if (c === Kw.asm) {
+          this.pos++;
+          this.skipBalanced(Pu.LParen, Pu.RParen);
+          continue;
+        }
         if (c === Kw.attribute) {
           const more = this.attributes();
           if (fileScope) attrs.push(...more);
@@ -601,7 +735,9 @@ class Parser {
         const kind = storage === 'typedef' ? 'typedef' : isFunction ? 'function' : 'variable';
         const e = this.newEntity(kind, id, storage, inline, attrs, first, declRefs);
         // alias("target") makes gcc emit the symbol: a definition.
-        e.definition = kind === 'typedef' || (kind === 'variable' && (hasInit || storage !== 'extern')) ||
+        e.definition =
+          kind === 'typedef' ||
+          (kind === 'variable' && (hasInit || storage !== 'extern')) ||
           attrs.some((a) => a.name === 'alias');
         (pending ??= []).push(e);
       }
@@ -620,14 +756,36 @@ class Parser {
     // extern, or a function/file-scope object without storage class: the
     // linkage of a prior visible declaration, else external.
     const prior = this.head[id] as number;
-    if (prior >= 0 && this.bLevel[prior] === 0 && this.bLinkage[prior] !== Link.None) return this.bLinkage[prior] as Link;
+    if (prior >= 0 && this.bLevel[prior] === 0 && this.bLinkage[prior] !== Link.None)
+      return this.bLinkage[prior] as Link;
     return Link.External;
   }
 
-  private newEntity(kind: EntityKind, id: number, storage: Storage, inline: boolean, attrs: Attribute[], first: number, refs: number[]): Entity {
+  private newEntity(
+    kind: EntityKind,
+    id: number,
+    storage: Storage,
+    inline: boolean,
+    attrs: Attribute[],
+    first: number,
+    refs: number[],
+  ): Entity {
     const b = this.head[id] as number;
-    const linkage = kind === 'typedef' ? 'none' : b >= 0 ? (LINKAGES[this.bLinkage[b] as number] as Linkage) : 'external';
-    const e = makeEntity(kind, this.identifiers[id] as string, id, storage, linkage, inline, attrs, first, -1, refs, id << 2);
+    const linkage =
+      kind === 'typedef' ? 'none' : b >= 0 ? (LINKAGES[this.bLinkage[b] as number] as Linkage) : 'external';
+    const e = makeEntity(
+      kind,
+      this.identifiers[id] as string,
+      id,
+      storage,
+      linkage,
+      inline,
+      attrs,
+      first,
+      -1,
+      refs,
+      id << 2,
+    );
     this.entities.push(e);
     this.noteKind(id, kind);
     return e;
@@ -649,7 +807,11 @@ class Parser {
 
   private isDeclSpecStart(i: number): boolean {
     const c = this.tok(i);
-    return (SPEC_FLAGS[c]! & (F_TYPE | F_QUALIFIER | F_STORAGE | F_OTHER_SPEC)) !== 0 || c === Kw.extension || this.isTypedefName(i);
+    return (
+      (SPEC_FLAGS[c]! & (F_TYPE | F_QUALIFIER | F_STORAGE | F_OTHER_SPEC)) !== 0 ||
+      c === Kw.extension ||
+      this.isTypedefName(i)
+    );
   }
 
   /** Can a type name start here (casts, sizeof, _Generic associations)? */
@@ -687,19 +849,47 @@ class Parser {
       const flags = SPEC_FLAGS[c] as number;
       if (flags === 0 && c !== Kw.extension) break;
       switch (c) {
-        case Kw.typedef: storage = 'typedef'; this.pos++; continue;
-        case Kw.extern: storage = 'extern'; this.pos++; continue;
-        case Kw.static: storage = 'static'; this.pos++; continue;
-        case Kw.auto: case Kw.register: case Kw.noreturn: case Kw.extension: case Kw.threadLocal: this.pos++; continue;
-        case Kw.inline: inline = true; this.pos++; continue;
+        case Kw.typedef:
+          storage = 'typedef';
+          this.pos++;
+          continue;
+        case Kw.extern:
+          storage = 'extern';
+          this.pos++;
+          continue;
+        case Kw.static:
+          storage = 'static';
+          this.pos++;
+          continue;
+        case Kw.auto:
+        case Kw.register:
+        case Kw.noreturn:
+        case Kw.extension:
+        case Kw.threadLocal:
+          this.pos++;
+          continue;
+        case Kw.inline:
+          inline = true;
+          this.pos++;
+          continue;
         case Kw.attribute: {
           const more = this.attributes();
           attributes = attributes.length === 0 ? more : [...attributes, ...more];
           continue;
         }
-        case Kw.alignas: this.pos++; this.typeOrExpressionInParens(); continue;
-        case Kw.struct: case Kw.union: this.structOrUnion(entityStart); sawType = true; continue;
-        case Kw.enum: this.enumSpecifier(entityStart); sawType = true; continue;
+        case Kw.alignas:
+          this.pos++;
+          this.typeOrExpressionInParens();
+          continue;
+        case Kw.struct:
+        case Kw.union:
+          this.structOrUnion(entityStart);
+          sawType = true;
+          continue;
+        case Kw.enum:
+          this.enumSpecifier(entityStart);
+          sawType = true;
+          continue;
         case Kw.typeof:
           // typeof(func) or typeof(int (int)) names a function type: `extern typeof(f) f;` declares a function.
           this.pos++;
@@ -716,8 +906,15 @@ class Parser {
         sawType = true;
         continue;
       }
-      if ((flags & F_QUALIFIER) !== 0) { this.pos++; continue; }
-      if ((flags & F_TYPE) !== 0) { sawType = true; this.pos++; continue; }
+      if ((flags & F_QUALIFIER) !== 0) {
+        this.pos++;
+        continue;
+      }
+      if ((flags & F_TYPE) !== 0) {
+        sawType = true;
+        this.pos++;
+        continue;
+      }
       break;
     }
     this.sStorage = storage;
@@ -761,7 +958,8 @@ class Parser {
         if (this.accept(Pu.Comma)) continue;
         const c = this.peek();
         if (c !== Tk.IDENT && c < 100) this.error(`expected an attribute name, found ${this.found()}`);
-        const name = c === Tk.IDENT ? this.attributeName(this.ident[this.pos] as number) : unwrap(this.textOf(this.pos, this.pos));
+        const name =
+          c === Tk.IDENT ? this.attributeName(this.ident[this.pos] as number) : unwrap(this.textOf(this.pos, this.pos));
         this.pos++;
         let args = '';
         if (this.peek() === Pu.LParen) {
@@ -788,7 +986,8 @@ class Parser {
     const open = this.pos;
     this.skipBalanced(Pu.LParen, Pu.RParen);
     if (name === 'cleanup') {
-      for (let i = open + 1; i < this.pos - 1; i++) if (this.code[i] === Tk.IDENT) this.useName(this.ident[i] as number);
+      for (let i = open + 1; i < this.pos - 1; i++)
+        if (this.code[i] === Tk.IDENT) this.useName(this.ident[i] as number);
       return;
     }
     if (name === 'format' || name === 'access' || name === 'mode' || name === 'optimize' || name === 'target') return;
@@ -798,9 +997,15 @@ class Parser {
       if (c === Tk.IDENT) {
         const id = this.ident[i] as number;
         const b = this.head[id] as number;
-        if (b >= 0 && (this.bKind[b] === BindingKind.Typedef || this.bKind[b] === BindingKind.Enumerator) && this.bLevel[b] === 0) this.addRef(id << 2);
+        if (
+          b >= 0 &&
+          (this.bKind[b] === BindingKind.Typedef || this.bKind[b] === BindingKind.Enumerator) &&
+          this.bLevel[b] === 0
+        )
+          this.addRef(id << 2);
       } else if ((c === Kw.struct || c === Kw.union || c === Kw.enum) && this.code[i + 1] === Tk.IDENT) {
-        const slot = ((this.ident[i + 1] as number) << 2) | (c === Kw.struct ? NS_STRUCT : c === Kw.union ? NS_UNION : NS_ENUM);
+        const slot =
+          ((this.ident[i + 1] as number) << 2) | (c === Kw.struct ? NS_STRUCT : c === Kw.union ? NS_UNION : NS_ENUM);
         const t = this.tagHead[slot] as number;
         if (t >= 0 && this.tLevel[t] === 0) this.addRef(slot);
       }
@@ -845,8 +1050,19 @@ class Parser {
       this.declareTag(ns, id);
       if (this.level === 0) {
         this.addRef(key);
-        entity = makeEntity(isStruct ? 'struct' : 'union', this.identifiers[id] as string, id, 'none', 'none', false, attrs,
-          entityStart >= 0 ? entityStart : this.pos, this.pos, [], key);
+        entity = makeEntity(
+          isStruct ? 'struct' : 'union',
+          this.identifiers[id] as string,
+          id,
+          'none',
+          'none',
+          false,
+          attrs,
+          entityStart >= 0 ? entityStart : this.pos,
+          this.pos,
+          [],
+          key,
+        );
         entity.definition = true;
         this.entities.push(entity);
         this.refs = entity.refs;
@@ -870,7 +1086,10 @@ class Parser {
 
   private structMember(): void {
     if (this.accept(Pu.Semi)) return;
-    if (this.peek() === Kw.staticAssert) { this.staticAssert(); return; }
+    if (this.peek() === Kw.staticAssert) {
+      this.staticAssert();
+      return;
+    }
     this.declSpecifiers(-1);
     if (!this.sSawType) this.error(`expected a member declaration, found ${this.found()}`);
     if (this.accept(Pu.Semi)) return; // anonymous struct/union member
@@ -906,8 +1125,19 @@ class Parser {
       key = (id << 2) | NS_ENUM;
       if (this.level === 0) {
         this.addRef(key);
-        entity = makeEntity('enum', this.identifiers[id] as string, id, 'none', 'none', false, attrs,
-          entityStart >= 0 ? entityStart : this.pos, this.pos, [], -1);
+        entity = makeEntity(
+          'enum',
+          this.identifiers[id] as string,
+          id,
+          'none',
+          'none',
+          false,
+          attrs,
+          entityStart >= 0 ? entityStart : this.pos,
+          this.pos,
+          [],
+          -1,
+        );
         entity.definition = true;
         this.entities.push(entity);
       }
@@ -926,8 +1156,19 @@ class Parser {
       this.bind(eid, BindingKind.Enumerator, false, Link.None);
       if (this.level === 0) {
         const own = eid << 2;
-        const e = makeEntity('enumerator', this.identifiers[eid] as string, eid, 'none', 'none', false, eattrs,
-          first, this.pos - 1, enumRefs, own);
+        const e = makeEntity(
+          'enumerator',
+          this.identifiers[eid] as string,
+          eid,
+          'none',
+          'none',
+          false,
+          eattrs,
+          first,
+          this.pos - 1,
+          enumRefs,
+          own,
+        );
         e.definition = true;
         e.parent = key;
         this.entities.push(e);
@@ -960,8 +1201,15 @@ class Parser {
     let pointers = 0;
     for (;;) {
       const c = this.peek();
-      if (c === Pu.Star) { pointers++; this.pos++; continue; }
-      if (isQualifier(c)) { this.pos++; continue; }
+      if (c === Pu.Star) {
+        pointers++;
+        this.pos++;
+        continue;
+      }
+      if (isQualifier(c)) {
+        this.pos++;
+        continue;
+      }
       if (c === Kw.attribute) {
         const more = this.attributes();
         attributes = attributes === null ? more : [...attributes, ...more];
@@ -1023,9 +1271,21 @@ class Parser {
     }
     this.dName = name;
     this.dNameToken = nameToken;
-    this.dFirst = innerFirst !== Deriv.None ? innerFirst : firstSuffix !== Deriv.None ? firstSuffix : pointers > 0 ? Deriv.Pointer : Deriv.None;
+    this.dFirst =
+      innerFirst !== Deriv.None
+        ? innerFirst
+        : firstSuffix !== Deriv.None
+          ? firstSuffix
+          : pointers > 0
+            ? Deriv.Pointer
+            : Deriv.None;
     this.dParams = inner && innerFirst !== Deriv.None ? innerParams : params;
-    this.dAttributes = innerAttributes === null ? attributes : attributes === null ? innerAttributes : [...attributes, ...innerAttributes];
+    this.dAttributes =
+      innerAttributes === null
+        ? attributes
+        : attributes === null
+          ? innerAttributes
+          : [...attributes, ...innerAttributes];
   }
 
   /** After '(' in a declarator: a parenthesized declarator, or a parameter list? */
@@ -1081,7 +1341,11 @@ class Parser {
       // Designators: .member, [index], [lo ... hi], and GNU's `member:`.
       let designated = false;
       for (;;) {
-        if (this.peek() === Pu.Dot && this.peekAt(1) === Tk.IDENT) { this.pos += 2; designated = true; continue; }
+        if (this.peek() === Pu.Dot && this.peekAt(1) === Tk.IDENT) {
+          this.pos += 2;
+          designated = true;
+          continue;
+        }
         if (this.peek() === Pu.LBracket) {
           this.pos++;
           this.conditionalExpression();
@@ -1108,7 +1372,8 @@ class Parser {
     if (this.peek() === Kw.label) {
       // __label__ a, b;
       while (this.accept(Kw.label)) {
-        do this.pos++; while (this.accept(Pu.Comma));
+        do this.pos++;
+        while (this.accept(Pu.Comma));
         this.expect(Pu.Semi);
       }
     }
@@ -1122,10 +1387,14 @@ class Parser {
 
   private blockItem(): void {
     const c = this.peek();
-    if (c === Kw.staticAssert) { this.staticAssert(); return; }
+    if (c === Kw.staticAssert) {
+      this.staticAssert();
+      return;
+    }
     if (c === Kw.label) {
       while (this.accept(Kw.label)) {
-        do this.pos++; while (this.accept(Pu.Comma));
+        do this.pos++;
+        while (this.accept(Pu.Comma));
         this.expect(Pu.Semi);
       }
       return;
@@ -1149,8 +1418,12 @@ class Parser {
   private statement(): void {
     const c = this.peek();
     switch (c) {
-      case Pu.LBrace: this.compoundStatement(); return;
-      case Pu.Semi: this.pos++; return;
+      case Pu.LBrace:
+        this.compoundStatement();
+        return;
+      case Pu.Semi:
+        this.pos++;
+        return;
       case Kw.if:
         this.pos++;
         this.parenExpression();
@@ -1253,7 +1526,10 @@ class Parser {
     this.pos++;
     for (;;) {
       const c = this.peek();
-      if (c === Kw.volatile || c === Kw.inline || c === Kw.goto) { this.pos++; continue; }
+      if (c === Kw.volatile || c === Kw.inline || c === Kw.goto) {
+        this.pos++;
+        continue;
+      }
       break;
     }
     this.expect(Pu.LParen);
@@ -1323,7 +1599,10 @@ class Parser {
     for (;;) {
       this.operand();
       const c = this.peek();
-      if (BINARY_OP[c] === 1) { this.pos++; continue; }
+      if (BINARY_OP[c] === 1) {
+        this.pos++;
+        continue;
+      }
       if (c === Pu.Question) {
         this.pos++;
         // GNU: `a ?: b`
@@ -1331,7 +1610,10 @@ class Parser {
         this.expect(Pu.Colon);
         continue;
       }
-      if (!conditionalOnly && ASSIGN_OP[c] === 1) { this.pos++; continue; }
+      if (!conditionalOnly && ASSIGN_OP[c] === 1) {
+        this.pos++;
+        continue;
+      }
       return;
     }
   }
@@ -1366,8 +1648,16 @@ class Parser {
         }
         break;
       }
-      if (c === Pu.Inc || c === Pu.Dec) { this.pos++; castAllowed = false; continue; }
-      if (UNARY_OP[c] === 1) { this.pos++; castAllowed = true; continue; }
+      if (c === Pu.Inc || c === Pu.Dec) {
+        this.pos++;
+        castAllowed = false;
+        continue;
+      }
+      if (UNARY_OP[c] === 1) {
+        this.pos++;
+        castAllowed = true;
+        continue;
+      }
       if (c === Pu.AndAnd) {
         // &&label: a label's address.
         this.pos++;
@@ -1480,9 +1770,19 @@ class Parser {
   private memberDesignator(): void {
     this.expect(Tk.IDENT, 'as the member name');
     for (;;) {
-      if (this.accept(Pu.Dot)) { this.expect(Tk.IDENT, 'as the member name'); continue; }
-      if (this.accept(Pu.LBracket)) { this.expression(); this.expect(Pu.RBracket); continue; }
-      if (this.accept(Pu.Arrow)) { this.expect(Tk.IDENT, 'as the member name'); continue; }
+      if (this.accept(Pu.Dot)) {
+        this.expect(Tk.IDENT, 'as the member name');
+        continue;
+      }
+      if (this.accept(Pu.LBracket)) {
+        this.expression();
+        this.expect(Pu.RBracket);
+        continue;
+      }
+      if (this.accept(Pu.Arrow)) {
+        this.expect(Tk.IDENT, 'as the member name');
+        continue;
+      }
       return;
     }
   }

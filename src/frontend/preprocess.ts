@@ -27,7 +27,9 @@ export async function preprocess(
   const path = join(outDir, command.file.replace(/\.c$/, '.i'));
   await mkdir(dirname(path), { recursive: true });
   const argv = compileArgv(command, {
-    output: path, preprocess: true, ...(copy ? { source: copy.source, sourceRoot: copy.root } : {}),
+    output: path,
+    preprocess: true,
+    ...(copy ? { source: copy.source, sourceRoot: copy.root } : {}),
   });
   const t0 = performance.now();
   const r = await run(argv[0] as string, argv.slice(1), { cwd: command.cwd });

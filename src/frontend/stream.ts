@@ -36,10 +36,18 @@ export class StreamedPreprocessor implements TextSource {
   /** Time spent waiting for gcc to write more (for timings). */
   waitedMs = 0;
 
-  constructor(argv: string[], cwd: string, private readonly output: string) {
+  constructor(
+    argv: string[],
+    cwd: string,
+    private readonly output: string,
+  ) {
     this.child = spawn(argv[0] as string, argv.slice(1), { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
-    this.child.stderr?.on('data', (b: Buffer) => { this.stderr += b.toString('utf8'); });
-    this.child.on('exit', (code) => { this.exitCode = code ?? -1; });
+    this.child.stderr?.on('data', (b: Buffer) => {
+      this.stderr += b.toString('utf8');
+    });
+    this.child.on('exit', (code) => {
+      this.exitCode = code ?? -1;
+    });
   }
 
   /** gcc's /proc/PID/stat, kept open: reading it again from offset 0 gives the state now. */

@@ -46,7 +46,9 @@ export async function timedTranslationUnit(target: TargetManifest, file: string)
     throw new KlpgenError(`preprocessing ${cmd.file} failed: ${first.trim()}`);
   }
   if (failure instanceof FrontendError) {
-    throw new KlpgenError(`${failure.location.file}:${failure.location.line}:${failure.location.col}: ${failure.message}`);
+    throw new KlpgenError(
+      `${failure.location.file}:${failure.location.line}:${failure.location.col}: ${failure.message}`,
+    );
   }
   if (failure !== undefined || model === undefined) throw failure;
   const end = performance.now();
@@ -62,14 +64,20 @@ export function formatModel(m: TuModel, all: boolean): string {
   const lines: string[] = [];
   const shown = all ? m.entities : m.entities.filter((e) => e.span.file === m.file);
   for (const e of shown) {
-    const attrs = e.attributes.length ? ` [${e.attributes.map((a) => (a.args ? `${a.name}(${a.args})` : a.name)).join(', ')}]` : '';
+    const attrs = e.attributes.length
+      ? ` [${e.attributes.map((a) => (a.args ? `${a.name}(${a.args})` : a.name)).join(', ')}]`
+      : '';
     const where = `${e.span.file}:${e.span.line}${e.span.endLine !== e.span.line ? `-${e.span.endLine}` : ''}`;
     lines.push(`${where} ${e.kind} ${e.name} ${e.linkage}${e.definition ? ' definition' : ''}${attrs}`);
     if (e.refs.length) lines.push(`    refs: ${e.refs.join(' ')}`);
   }
   for (const mac of m.macros) {
-    lines.push(`${m.file}:${mac.line} macro ${mac.name}${mac.params ?? ''}${mac.refs.length ? `\n    refs: ${mac.refs.join(' ')}` : ''}`);
+    lines.push(
+      `${m.file}:${mac.line} macro ${mac.name}${mac.params ?? ''}${mac.refs.length ? `\n    refs: ${mac.refs.join(' ')}` : ''}`,
+    );
   }
-  lines.push(`${m.stats.entities} entities (${shown.length} shown), ${m.macros.length} macros, ${m.stats.tokens} tokens, ${m.stats.files} files, parsed in ${m.stats.parseSeconds.toFixed(3)} s`);
+  lines.push(
+    `${m.stats.entities} entities (${shown.length} shown), ${m.macros.length} macros, ${m.stats.tokens} tokens, ${m.stats.files} files, parsed in ${m.stats.parseSeconds.toFixed(3)} s`,
+  );
   return lines.join('\n');
 }

@@ -56,7 +56,11 @@ export function isPrivateClone(name: string): boolean {
 }
 
 /** Is `name` exactly `of` cloned once, by one of `kinds` (`of.constprop.0`)? */
-export function isCloneOf(name: string, of: string, kinds: readonly CloneKind[] = ['constprop', 'isra', 'part']): boolean {
+export function isCloneOf(
+  name: string,
+  of: string,
+  kinds: readonly CloneKind[] = ['constprop', 'isra', 'part'],
+): boolean {
   if (!name.startsWith(`${of}.`)) return false;
   const m = /^\.(\w+)\.\d+$/.exec(name.slice(of.length));
   return m !== null && (kinds as readonly string[]).includes(m[1] as string);

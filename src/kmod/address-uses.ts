@@ -36,7 +36,12 @@ export interface AddressRedirect {
   moved: string[];
 }
 
-export function redirectAddressUses(ko: Buffer, names: readonly string[], prefix: string, source = 'livepatch module'): { ko: Buffer; redirects: AddressRedirect[] } {
+export function redirectAddressUses(
+  ko: Buffer,
+  names: readonly string[],
+  prefix: string,
+  source = 'livepatch module',
+): { ko: Buffer; redirects: AddressRedirect[] } {
   if (names.length === 0) return { ko, redirects: [] };
   const w = ElfWriter.load(ko, source);
   const copies = new Map<string, WriterSymbol>();
@@ -76,7 +81,7 @@ export function redirectAddressUses(ko: Buffer, names: readonly string[], prefix
         targets.set(c.name, t);
       }
       let entry = redirects.find((x) => x.name === c.name);
-      if (!entry) redirects.push(entry = { name: c.name, moved: [] });
+      if (!entry) redirects.push((entry = { name: c.name, moved: [] }));
       entry.moved.push(`${applies.name}+0x${r.offset.toString(16)}`);
       changed = true;
       // Through the section symbol, the addend also carried the copy's offset in its section.
@@ -97,7 +102,12 @@ export function redirectAddressUses(ko: Buffer, names: readonly string[], prefix
  * klp-convert resolves to the kernel's variable; one left behind would be state of its own,
  * so none may be.
  */
-export function redirectStandIns(ko: Buffer, names: readonly string[], prefix: string, source = 'livepatch module'): { ko: Buffer; moved: Map<string, number> } {
+export function redirectStandIns(
+  ko: Buffer,
+  names: readonly string[],
+  prefix: string,
+  source = 'livepatch module',
+): { ko: Buffer; moved: Map<string, number> } {
   const moved = new Map<string, number>();
   if (names.length === 0) return { ko, moved };
   const w = ElfWriter.load(ko, source);
@@ -105,7 +115,8 @@ export function redirectStandIns(ko: Buffer, names: readonly string[], prefix: s
   const standIns: WriterSymbol[] = [];
   for (const n of names) {
     const found = objects.filter((x) => x.name === n);
-    if (found.length !== 1) throw new KlpgenError(`${source}: stand-in ${n} is ${found.length ? 'defined twice' : 'missing'}`);
+    if (found.length !== 1)
+      throw new KlpgenError(`${source}: stand-in ${n} is ${found.length ? 'defined twice' : 'missing'}`);
     standIns.push(found[0] as WriterSymbol);
   }
   /** Sections holding nothing but one stand-in (-fdata-sections): any reference to them is to it. */
@@ -130,7 +141,11 @@ export function redirectStandIns(ko: Buffer, names: readonly string[], prefix: s
     let changed = false;
     const entries = w.relocations(sec).map((r) => {
       const pcRelative = r.type === R_X86_64_PC32 || r.type === R_X86_64_PLT32;
-      const c = reached(r.symbol, r.addend, pcRelative ? (exec ? pcRelativeBias(code, Number(r.offset)) ?? 4n : 4n) : 0n);
+      const c = reached(
+        r.symbol,
+        r.addend,
+        pcRelative ? (exec ? (pcRelativeBias(code, Number(r.offset)) ?? 4n) : 4n) : 0n,
+      );
       if (!c) return r;
       let t = targets.get(c.name);
       if (!t) {
@@ -149,8 +164,17 @@ export function redirectStandIns(ko: Buffer, names: readonly string[], prefix: s
     const applies = w.sections[sec.info];
     if (!applies || (applies.flags & SHF_ALLOC) === 0) continue;
     for (const r of w.relocations(sec)) {
-      const left = r.symbol && (standIns.includes(r.symbol) ? r.symbol : r.symbol.type === STT_SECTION ? alone.get(r.symbol.shndx) : undefined);
-      if (left) throw new KlpgenError(`${source}: a reference in ${applies.name} to the stand-in of ${left.name} could not be moved to the kernel's variable`);
+      const left =
+        r.symbol &&
+        (standIns.includes(r.symbol)
+          ? r.symbol
+          : r.symbol.type === STT_SECTION
+            ? alone.get(r.symbol.shndx)
+            : undefined);
+      if (left)
+        throw new KlpgenError(
+          `${source}: a reference in ${applies.name} to the stand-in of ${left.name} could not be moved to the kernel's variable`,
+        );
     }
   }
   return { ko: moved.size ? w.serialize() : ko, moved };

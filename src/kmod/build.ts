@@ -27,7 +27,10 @@ export async function buildModule(target: TargetManifest, dir: string): Promise<
   if (r.code !== 0) {
     throw new KlpgenError(`module build in ${dir} failed:\n${compilerDiagnostics(output)}`);
   }
-  const modules = readdirSync(abs).filter((f) => f.endsWith('.ko')).sort().map((f) => join(abs, f));
+  const modules = readdirSync(abs)
+    .filter((f) => f.endsWith('.ko'))
+    .sort()
+    .map((f) => join(abs, f));
   if (modules.length === 0) throw new KlpgenError(`module build in ${dir} produced no .ko file`);
   return { dir: abs, modules, output };
 }
@@ -40,5 +43,8 @@ export function compilerDiagnostics(output: string): string {
   if (first > 0 && /In function /.test(lines[first - 1] ?? '')) first--;
   if (first < 0) first = lines.findIndex((l) => /: warning: |In function /.test(l));
   const start = first >= 0 ? first : Math.max(0, lines.length - 20);
-  return lines.slice(start, start + 40).join('\n').trimEnd();
+  return lines
+    .slice(start, start + 40)
+    .join('\n')
+    .trimEnd();
 }

@@ -27,12 +27,18 @@ export function flagUnits(cmd: CompileCommand): string[] {
   for (let i = 1; i < args.length; i++) {
     const a = args[i] as string;
     if (a === cmd.source || OWN_TO_EACH_BUILD.test(a)) continue;
-    if (a === '-o') { i++; continue; }
+    if (a === '-o') {
+      i++;
+      continue;
+    }
     if (a === '-I' || a === '-include' || a === '-iquote' || a === '-isystem') {
       out.push(`${a === '-I' ? '-I' : `${a} `}${abs(args[++i] ?? '')}`);
       continue;
     }
-    if (a.startsWith('-I')) { out.push(`-I${abs(a.slice(2))}`); continue; }
+    if (a.startsWith('-I')) {
+      out.push(`-I${abs(a.slice(2))}`);
+      continue;
+    }
     out.push(a);
   }
   return out;
@@ -55,5 +61,7 @@ export function tuFlags(tu: CompileCommand, reference: CompileCommand): TuFlags 
 export function makeWords(unit: string): string[] {
   const pair = /^(-include|-iquote|-isystem) (.*)$/.exec(unit);
   const words = pair ? [pair[1] as string, pair[2] as string] : [unit];
-  return words.map((w) => (/^[A-Za-z0-9_\-+=.,/:@%]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`).replace(/\$/g, '$$$$'));
+  return words.map((w) =>
+    (/^[A-Za-z0-9_\-+=.,/:@%]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`).replace(/\$/g, '$$$$'),
+  );
 }

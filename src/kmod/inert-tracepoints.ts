@@ -24,7 +24,11 @@ export interface InertTracepoints {
 }
 
 /** Leave out the table entries whose key is one of `moduleKeys` (symbols a module defines). */
-export function dropModuleTracepoints(ko: Buffer, moduleKeys: ReadonlySet<string>, source = 'livepatch module'): InertTracepoints {
+export function dropModuleTracepoints(
+  ko: Buffer,
+  moduleKeys: ReadonlySet<string>,
+  source = 'livepatch module',
+): InertTracepoints {
   const dropped = new Map<string, number>();
   const w = ElfWriter.load(ko, source);
   for (const t of TABLES) {
@@ -32,7 +36,10 @@ export function dropModuleTracepoints(ko: Buffer, moduleKeys: ReadonlySet<string
     const rela = w.sections.find((s) => s.type === 4 && w.sections[s.info] === sec);
     if (!sec || !rela) continue;
     const data = w.sectionData(sec);
-    if (data.length % t.entrySize !== 0) throw new KlpgenError(`${source}: ${t.section} is ${data.length} bytes, not a whole number of ${t.entrySize}-byte entries`);
+    if (data.length % t.entrySize !== 0)
+      throw new KlpgenError(
+        `${source}: ${t.section} is ${data.length} bytes, not a whole number of ${t.entrySize}-byte entries`,
+      );
     const relocs = w.relocations(rela);
     const drop = new Set<number>();
     for (const r of relocs) {
@@ -51,10 +58,12 @@ export function dropModuleTracepoints(ko: Buffer, moduleKeys: ReadonlySet<string
       newIndex.set(e, kept.length);
       kept.push(data.subarray(e * t.entrySize, (e + 1) * t.entrySize));
     }
-    const entries = relocs.filter((r) => !drop.has(Math.floor(Number(r.offset) / t.entrySize))).map((r) => {
-      const e = Math.floor(Number(r.offset) / t.entrySize);
-      return { ...r, offset: BigInt((newIndex.get(e) as number) * t.entrySize + (Number(r.offset) % t.entrySize)) };
-    });
+    const entries = relocs
+      .filter((r) => !drop.has(Math.floor(Number(r.offset) / t.entrySize)))
+      .map((r) => {
+        const e = Math.floor(Number(r.offset) / t.entrySize);
+        return { ...r, offset: BigInt((newIndex.get(e) as number) * t.entrySize + (Number(r.offset) % t.entrySize)) };
+      });
     w.setSectionData(sec, Buffer.concat(kept));
     w.setRelocations(rela, entries);
   }

@@ -49,7 +49,16 @@
  * (non-zero) values and fails "invalid relocation target".
  */
 import { KlpgenError } from '../util/errors.js';
-import { parseElf, readModinfo, EM_X86_64, SHN_UNDEF, SHF_ALLOC, SHF_INFO_LINK, SHT_RELA, relocTypeName } from '../elf/elf64.js';
+import {
+  parseElf,
+  readModinfo,
+  EM_X86_64,
+  SHN_UNDEF,
+  SHF_ALLOC,
+  SHF_INFO_LINK,
+  SHT_RELA,
+  relocTypeName,
+} from '../elf/elf64.js';
 import { ElfWriter, type WriterReloc, type WriterSection, type WriterSymbol } from '../elf/writer.js';
 
 /** include/uapi/linux/elf.h */
@@ -140,13 +149,19 @@ const SIGNATURE_MAGIC = '~Module signature appended~\n';
  * same input always gives the same bytes. `source` names the module in errors.
  */
 export function klpConvert(ko: Buffer, externals: readonly KlpExternal[], source = 'livepatch module'): Buffer {
-  const fail: (msg: string) => never = (msg) => { throw new KlpgenError(`${source}: ${msg}`); };
-  if (ko.length >= SIGNATURE_MAGIC.length && ko.toString('latin1', ko.length - SIGNATURE_MAGIC.length) === SIGNATURE_MAGIC) {
+  const fail: (msg: string) => never = (msg) => {
+    throw new KlpgenError(`${source}: ${msg}`);
+  };
+  if (
+    ko.length >= SIGNATURE_MAGIC.length &&
+    ko.toString('latin1', ko.length - SIGNATURE_MAGIC.length) === SIGNATURE_MAGIC
+  ) {
     fail('is signed; run klp-convert before signing (the conversion would invalidate the signature)');
   }
   const elf = parseElf(ko, source);
   if (elf.machine !== EM_X86_64) fail(`is not an x86-64 object (e_machine ${elf.machine})`);
-  if (!readModinfo(elf).get('livepatch')?.includes('Y')) fail('not a livepatch module (its .modinfo has no livepatch=Y)');
+  if (!readModinfo(elf).get('livepatch')?.includes('Y'))
+    fail('not a livepatch module (its .modinfo has no livepatch=Y)');
 
   const byName = new Map<string, KlpExternal>();
   for (const ext of externals) {
@@ -165,9 +180,11 @@ export function klpConvert(ko: Buffer, externals: readonly KlpExternal[], source
     const same = w.findSymbols(ext.name);
     const undef = same.filter((s) => s.shndx === SHN_UNDEF);
     if (undef.length === 0) {
-      fail(same.length > 0
-        ? `external symbol ${ext.name} is defined in the module, not an undefined reference`
-        : `external symbol ${ext.name} is not an undefined symbol of the module (no such symbol)`);
+      fail(
+        same.length > 0
+          ? `external symbol ${ext.name} is defined in the module, not an undefined reference`
+          : `external symbol ${ext.name} is not an undefined symbol of the module (no such symbol)`,
+      );
     }
     for (const s of undef) klpSyms.set(s, ext);
   }
@@ -212,18 +229,33 @@ export function klpConvert(ko: Buffer, externals: readonly KlpExternal[], source
 
   const flags = SHF_ALLOC | SHF_INFO_LINK | SHF_RELA_LIVEPATCH;
   // New sections ordered by target section, then object name.
-  const groups = [...klpEntries.values()].sort((a, b) => a.target.index - b.target.index || (a.object < b.object ? -1 : a.object > b.object ? 1 : 0));
+  const groups = [...klpEntries.values()].sort(
+    (a, b) => a.target.index - b.target.index || (a.object < b.object ? -1 : a.object > b.object ? 1 : 0),
+  );
   for (const { object, target, entries } of groups) {
     const name = klpRelaSectionName(object, target.name);
     // A module converted before (with other externals) may already have the section.
-    const existing = w.sections.find((s) => s.name === name && s.type === SHT_RELA && s.info === target.index
-      && s.link === symtab.index && (s.flags & SHF_RELA_LIVEPATCH) !== 0);
+    const existing = w.sections.find(
+      (s) =>
+        s.name === name &&
+        s.type === SHT_RELA &&
+        s.info === target.index &&
+        s.link === symtab.index &&
+        (s.flags & SHF_RELA_LIVEPATCH) !== 0,
+    );
     if (existing !== undefined) {
       w.setRelocations(existing, [...w.relocations(existing), ...entries]);
       continue;
     }
     w.addSection({
-      name, type: SHT_RELA, flags, link: symtab.index, info: target.index, addralign: 8, entsize: 24, relocations: entries,
+      name,
+      type: SHT_RELA,
+      flags,
+      link: symtab.index,
+      info: target.index,
+      addralign: 8,
+      entsize: 24,
+      relocations: entries,
     });
   }
   return w.serialize();
@@ -236,25 +268,33 @@ function checkExternal(ext: KlpExternal, fail: (msg: string) => never): void {
     fail(`${what}: a livepatch symbol name must be at most ${MAX_SYMNAME} characters without ',' or NUL`);
   }
   if (typeof ext.object !== 'string' || !/^[^.,\0\s]+$/.test(ext.object) || ext.object.length > MAX_OBJNAME) {
-    fail(`${what}: object ${JSON.stringify(ext.object)} must be "vmlinux" or a module name (at most ${MAX_OBJNAME} characters, no '.' or ',')`);
+    fail(
+      `${what}: object ${JSON.stringify(ext.object)} must be "vmlinux" or a module name (at most ${MAX_OBJNAME} characters, no '.' or ',')`,
+    );
   }
   if (ext.object !== 'vmlinux' && ext.object.includes('-')) {
     fail(`${what}: object ${JSON.stringify(ext.object)}: use the kernel's module name, with '_' instead of '-'`);
   }
-  if (!Number.isSafeInteger(ext.sympos) || ext.sympos < 0) fail(`${what}: sympos ${ext.sympos} is not a non-negative integer`);
+  if (!Number.isSafeInteger(ext.sympos) || ext.sympos < 0)
+    fail(`${what}: sympos ${ext.sympos} is not a non-negative integer`);
 }
 
 function checkDeferrable(section: string, r: WriterReloc, ext: KlpExternal, fail: (msg: string) => never): void {
   const where = `relocation ${relocTypeName(r.type)} at ${section}+0x${r.offset.toString(16)} against ${ext.name} (${ext.object})`;
-  if (!KERNEL_RELOC_TYPES.has(r.type)) fail(`${where}: the kernel's apply_relocate_add() does not support this relocation type`);
+  if (!KERNEL_RELOC_TYPES.has(r.type))
+    fail(`${where}: the kernel's apply_relocate_add() does not support this relocation type`);
   if ((ext.relaObject ?? ext.object) === 'vmlinux') return; // applied early, with the ordinary relocations
   const why = LOAD_TIME_SECTIONS.get(section);
   if (why !== undefined) {
-    fail(`${where} cannot be a livepatch relocation: ${section} is used while the livepatch module loads (${why}), `
-      + `but symbols of ${ext.object} are only resolved when ${ext.object} loads`);
+    fail(
+      `${where} cannot be a livepatch relocation: ${section} is used while the livepatch module loads (${why}), ` +
+        `but symbols of ${ext.object} are only resolved when ${ext.object} loads`,
+    );
   }
   if (section.startsWith('.init')) {
-    fail(`${where} cannot be a livepatch relocation: ${section} is freed after the module's init, `
-      + `but symbols of ${ext.object} are only resolved when ${ext.object} loads`);
+    fail(
+      `${where} cannot be a livepatch relocation: ${section} is freed after the module's init, ` +
+        `but symbols of ${ext.object} are only resolved when ${ext.object} loads`,
+    );
   }
 }

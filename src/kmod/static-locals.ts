@@ -39,7 +39,13 @@ function candidates(w: ElfWriter): WriterSymbol[] {
     if (s.bind !== STB_LOCAL || s.type !== STT_OBJECT || s.size === 0n || !isNumberedLocal(s.name)) return false;
     const sec = w.sections[s.shndx];
     // Kernel tables (__dyndbg descriptors, __tracepoints) are registered per module: not state to share.
-    return !!sec && (sec.flags & SHF_WRITE) !== 0 && (sec.flags & SHF_ALLOC) !== 0 && sec.name.startsWith('.') && !sec.name.startsWith('.discard');
+    return (
+      !!sec &&
+      (sec.flags & SHF_WRITE) !== 0 &&
+      (sec.flags & SHF_ALLOC) !== 0 &&
+      sec.name.startsWith('.') &&
+      !sec.name.startsWith('.discard')
+    );
   });
 }
 
@@ -48,7 +54,13 @@ function candidates(w: ElfWriter): WriterSymbol[] {
  * symbol with an addend inside it (PC-relative addends are biased by the
  * distance to the instruction's end: 4 to 8 bytes).
  */
-function reached(w: ElfWriter, statics: WriterSymbol[], sym: WriterSymbol | null, addend: bigint, b: bigint | undefined): WriterSymbol | undefined {
+function reached(
+  w: ElfWriter,
+  statics: WriterSymbol[],
+  sym: WriterSymbol | null,
+  addend: bigint,
+  b: bigint | undefined,
+): WriterSymbol | undefined {
   if (!sym) return undefined;
   if (statics.includes(sym)) return sym;
   if (sym.type !== STT_SECTION) return undefined;
@@ -68,7 +80,9 @@ function instructionBias(code: Buffer, r: { type: number; offset: bigint }): big
 }
 
 function functionAt(w: ElfWriter, shndx: number, offset: bigint): WriterSymbol | undefined {
-  return w.symbols.find((f) => f.type === STT_FUNC && f.shndx === shndx && f.value <= offset && offset < f.value + f.size);
+  return w.symbols.find(
+    (f) => f.type === STT_FUNC && f.shndx === shndx && f.value <= offset && offset < f.value + f.size,
+  );
 }
 
 export function staticLocalsOf(ko: Buffer, source = 'livepatch module'): StaticLocal[] {
@@ -91,13 +105,19 @@ export function staticLocalsOf(ko: Buffer, source = 'livepatch module'): StaticL
     }
   }
   return statics.map((s) => ({
-    name: s.name, size: Number(s.size), owners: [...(owners.get(s) ?? [])].sort(),
+    name: s.name,
+    size: Number(s.size),
+    owners: [...(owners.get(s) ?? [])].sort(),
     references: (references.get(s) ?? []).sort((a, b) => a.fn.localeCompare(b.fn) || a.offset - b.offset),
   }));
 }
 
 /** Point every code reference to module static `from` at a new undefined symbol `to`. */
-export function redirectStaticLocals(ko: Buffer, redirects: { from: string; to: string }[], source = 'livepatch module'): Buffer {
+export function redirectStaticLocals(
+  ko: Buffer,
+  redirects: { from: string; to: string }[],
+  source = 'livepatch module',
+): Buffer {
   if (redirects.length === 0) return ko;
   const w = ElfWriter.load(ko, source);
   const statics = candidates(w);

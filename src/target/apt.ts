@@ -54,7 +54,14 @@ export async function aptShow(pkg: string): Promise<AptRecord[]> {
 }
 
 /** The packages that make one target, all at one Debian version. */
-export function targetPackages(abi: string): { image: string; headers: string; headersCommon: string; dbg: string; source: string; kbuild: string } {
+export function targetPackages(abi: string): {
+  image: string;
+  headers: string;
+  headersCommon: string;
+  dbg: string;
+  source: string;
+  kbuild: string;
+} {
   return {
     image: `linux-image-${abi}-${FLAVOUR}`,
     headers: `linux-headers-${abi}-${FLAVOUR}`,
@@ -92,13 +99,17 @@ export async function resolveTarget(pinnedAbi: string | undefined, show: AptShow
   }
   const metas = await show(`linux-headers-${FLAVOUR}`);
   if (metas.length === 0) {
-    throw new KlpgenError(`apt knows no linux-headers-${FLAVOUR} package: run apt-get update (Debian 12 bookworm and bookworm-security sources are needed)`);
+    throw new KlpgenError(
+      `apt knows no linux-headers-${FLAVOUR} package: run apt-get update (Debian 12 bookworm and bookworm-security sources are needed)`,
+    );
   }
   for (const abi of abisFromMeta(metas)) {
     const candidate = await resolveAbi(abi, show);
     if (candidate) return candidate;
   }
-  throw new KlpgenError('no Debian 6.1 kernel ABI has image, headers, -dbg and source packages at one version in apt\'s lists');
+  throw new KlpgenError(
+    "no Debian 6.1 kernel ABI has image, headers, -dbg and source packages at one version in apt's lists",
+  );
 }
 
 export function normaliseAbi(abi: string): string {
@@ -121,7 +132,8 @@ async function knownAbis(show: AptShowFn): Promise<string[]> {
   if (show === aptShow) {
     // Older ABIs stay in the archive without the meta-package naming them.
     const r = await run('apt-cache', ['pkgnames', 'linux-image-6.1.0-']);
-    for (const m of r.stdout.matchAll(new RegExp(`^linux-image-(6\\.1\\.0-\\d+)-${FLAVOUR}$`, 'gm'))) abis.add(m[1] as string);
+    for (const m of r.stdout.matchAll(new RegExp(`^linux-image-(6\\.1\\.0-\\d+)-${FLAVOUR}$`, 'gm')))
+      abis.add(m[1] as string);
   }
   return [...abis].sort((a, b) => compareDebVersions(b, a));
 }
@@ -140,7 +152,10 @@ async function resolveAbi(abi: string, show: AptShowFn): Promise<ResolvedTarget 
     for (const name of names) {
       const list = all.get(name) ?? [];
       const rec = list.find((r) => r.version === img.version) ?? (name === pkgs.kbuild ? list[0] : undefined);
-      if (!rec) { complete = false; break; }
+      if (!rec) {
+        complete = false;
+        break;
+      }
       records[name] = rec;
     }
     if (complete) return { abi, debianVersion: img.version, records };

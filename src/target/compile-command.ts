@@ -34,7 +34,8 @@ export interface CompileCommand {
 /** KBUILD_MODNAME of the TU, and whether it is built into a module (-DMODULE). */
 export function objectOf(cmd: CompileCommand): { modName: string; isModule: boolean } {
   const def = cmd.argv.find((a) => a.startsWith('-DKBUILD_MODNAME='));
-  const modName = /^-DKBUILD_MODNAME="?([^"]+)"?$/.exec(def ?? '')?.[1] ?? cmd.file.replace(/^.*\//, '').replace(/\.c$/, '');
+  const modName =
+    /^-DKBUILD_MODNAME="?([^"]+)"?$/.exec(def ?? '')?.[1] ?? cmd.file.replace(/^.*\//, '').replace(/\.c$/, '');
   return { modName, isModule: cmd.argv.includes('-DMODULE') };
 }
 
@@ -58,24 +59,38 @@ function cmdFileOf(target: TargetManifest, rel: string): string {
  * Compile commands of many TUs: the objects Kbuild has not built yet are
  * built in one parallel make run, then each .cmd file is read.
  */
-export async function compileCommands(target: TargetManifest, files: string[]): Promise<Map<string, CompileCommand | KlpgenError>> {
+export async function compileCommands(
+  target: TargetManifest,
+  files: string[],
+): Promise<Map<string, CompileCommand | KlpgenError>> {
   const out = new Map<string, CompileCommand | KlpgenError>();
   const rels: string[] = [];
   for (const f of files) {
-    try { rels.push(normaliseSourcePath(target, f)); } catch (e) {
-      if (e instanceof KlpgenError) out.set(f, e); else throw e;
+    try {
+      rels.push(normaliseSourcePath(target, f));
+    } catch (e) {
+      if (e instanceof KlpgenError) out.set(f, e);
+      else throw e;
     }
   }
   const missing = rels.filter((r) => !existsSync(cmdFileOf(target, r)) && !configuredOff(target, r));
   if (missing.length > 1) {
     const layout = targetLayout(target.abi);
-    await run('make', [...kbuildArgs(layout, target.abi), '-k', `-j${cpus().length}`, ...missing.map((r) => r.replace(/\.c$/, '.o'))], {
-      env: makeEnv(), heartbeat: `compiling ${missing.length} objects`,
-    });
+    await run(
+      'make',
+      [...kbuildArgs(layout, target.abi), '-k', `-j${cpus().length}`, ...missing.map((r) => r.replace(/\.c$/, '.o'))],
+      {
+        env: makeEnv(),
+        heartbeat: `compiling ${missing.length} objects`,
+      },
+    );
   }
   for (const r of rels) {
-    try { out.set(r, await compileCommand(target, r)); } catch (e) {
-      if (e instanceof KlpgenError) out.set(r, e); else throw e;
+    try {
+      out.set(r, await compileCommand(target, r));
+    } catch (e) {
+      if (e instanceof KlpgenError) out.set(r, e);
+      else throw e;
     }
   }
   return out;
@@ -93,7 +108,10 @@ export function configuredOff(target: TargetManifest, rel: string): string | nul
   const makefile = ['Kbuild', 'Makefile'].map((n) => join(target.paths.source, dir, n)).find((f) => existsSync(f));
   const config = join(target.paths.build, '.config');
   if (!makefile || !existsSync(config)) return null;
-  const lines = readFileSync(makefile, 'utf8').replace(/\\\n/g, ' ').split('\n').filter((l) => !/^\s*#/.test(l));
+  const lines = readFileSync(makefile, 'utf8')
+    .replace(/\\\n/g, ' ')
+    .split('\n')
+    .filter((l) => !/^\s*#/.test(l));
   const naming = lines.filter((l) => new RegExp(`(^|[\\s=])${obj.replace(/[.+]/g, '\\$&')}(\\s|$)`).test(l));
   if (naming.length === 0) return null;
   const set = new Set([...readFileSync(config, 'utf8').matchAll(/^(CONFIG_\w+)=[ym]$/gm)].map((m) => m[1] as string));
@@ -175,7 +193,10 @@ export function compileArgv(cmd: CompileCommand, v: CompileVariant): string[] {
   for (let i = 0; i < args.length; i++) {
     const a = args[i] as string;
     if (a.startsWith('-Wp,-MMD,') || a.startsWith('-Wp,-MD,') || a === '-c' || a === cmd.source) continue;
-    if (a === '-o') { i++; continue; }
+    if (a === '-o') {
+      i++;
+      continue;
+    }
     out.push(a);
   }
   if (v.source !== undefined) {

@@ -13,8 +13,19 @@ import { ARCH, CC, kernelRelease, targetLayout, type TargetLayout } from './path
 
 /** Debian packages the setup, the module build and the VM need on the host. */
 export const HOST_PACKAGES = [
-  'gcc-12', 'make', 'flex', 'bison', 'libelf-dev', 'bc', 'libssl-dev', 'dwarves', 'xz-utils',
-  'qemu-system-x86', 'busybox-static', 'cpio', 'kmod',
+  'gcc-12',
+  'make',
+  'flex',
+  'bison',
+  'libelf-dev',
+  'bc',
+  'libssl-dev',
+  'dwarves',
+  'xz-utils',
+  'qemu-system-x86',
+  'busybox-static',
+  'cpio',
+  'kmod',
 ];
 
 /** Space a fresh setup needs: debs 1.1 GB, source 1.4 GB, dbg 0.7 GB, packages 0.5 GB, build. */
@@ -35,7 +46,19 @@ export function kbuildArgs(layout: TargetLayout, abi: string): string[] {
 export function makeEnv(): NodeJS.ProcessEnv {
   // Flags from the caller's environment would change the objects we compare.
   const env: NodeJS.ProcessEnv = { ...process.env, LC_ALL: 'C' };
-  for (const v of ['KCFLAGS', 'KCPPFLAGS', 'KAFLAGS', 'CFLAGS_MODULE', 'LDFLAGS', 'ARCH', 'CROSS_COMPILE', 'O', 'M', 'KBUILD_OUTPUT', 'MAKEFLAGS']) {
+  for (const v of [
+    'KCFLAGS',
+    'KCPPFLAGS',
+    'KAFLAGS',
+    'CFLAGS_MODULE',
+    'LDFLAGS',
+    'ARCH',
+    'CROSS_COMPILE',
+    'O',
+    'M',
+    'KBUILD_OUTPUT',
+    'MAKEFLAGS',
+  ]) {
     delete env[v];
   }
   return env;
@@ -61,11 +84,19 @@ async function setupLocked(t: ResolvedTarget, layout: TargetLayout, timings: Ste
     { stamp: 'download', name: 'download packages', run: () => download(t, layout) },
     { stamp: 'unpack', name: 'unpack image and headers', run: () => unpackPackages(t, layout, headers) },
     { stamp: 'source', name: 'extract kernel source', run: () => extractSource(t, layout) },
-    { stamp: 'configure', name: 'configure (headers .config + olddefconfig)', run: () => configure(t, layout, headers) },
+    {
+      stamp: 'configure',
+      name: 'configure (headers .config + olddefconfig)',
+      run: () => configure(t, layout, headers),
+    },
     { stamp: 'prepare', name: 'make prepare', run: () => prepare(t, layout) },
     { stamp: 'dbg', name: 'extract vmlinux and System.map', run: () => extractDbg(t, layout, rel) },
     // modprobe in the VM needs modules.dep & co., which the image package leaves to depmod at install.
-    { stamp: 'depmod', name: 'depmod', run: () => runChecked('depmod', ['-b', layout.pkg, rel], { what: 'depmod' }).then(() => undefined) },
+    {
+      stamp: 'depmod',
+      name: 'depmod',
+      run: () => runChecked('depmod', ['-b', layout.pkg, rel], { what: 'depmod' }).then(() => undefined),
+    },
   ];
   let redo = false;
   for (const step of steps) {
@@ -91,7 +122,9 @@ async function setupLocked(t: ResolvedTarget, layout: TargetLayout, timings: Ste
   const problems = kernelChecks(await readFile(manifest.paths.config, 'utf8'), manifest.compiler.version);
   if (problems.length) {
     // Refused before the manifest exists: nothing half-set-up is taken for ready.
-    throw new KlpgenError(`target ${t.abi} cannot be livepatched safely: ${problems.map((p) => `${p.option}: ${p.reason}`).join('; ')}`);
+    throw new KlpgenError(
+      `target ${t.abi} cannot be livepatched safely: ${problems.map((p) => `${p.option}: ${p.reason}`).join('; ')}`,
+    );
   }
   if (await writeIfChanged(layout.manifest, `${JSON.stringify(manifest, null, 2)}\n`)) changed = true;
   return { manifest, changed, timings };
@@ -117,25 +150,36 @@ async function ensureHostPackages(timings: StepTiming[]): Promise<void> {
   const missing = await missingPackages(HOST_PACKAGES);
   if (missing.length === 0) return;
   if (process.getuid?.() !== 0) {
-    throw new KlpgenError(`missing host packages: ${missing.join(' ')}; run as root, or apt-get install ${missing.join(' ')}`);
+    throw new KlpgenError(
+      `missing host packages: ${missing.join(' ')}; run as root, or apt-get install ${missing.join(' ')}`,
+    );
   }
-  await timed(`install ${missing.join(' ')}`, async () => {
-    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive', LC_ALL: 'C' };
-    let r = await run('apt-get', ['install', '-y', '--no-install-recommends', ...missing], { env });
-    if (r.code !== 0) {
-      await run('apt-get', ['update'], { env });
-      r = await run('apt-get', ['install', '-y', '--no-install-recommends', ...missing], { env });
-    }
-    if (r.code !== 0) {
-      throw new KlpgenError(`apt-get install ${missing.join(' ')} failed: ${r.stderr.trim().split('\n').pop() ?? ''}`);
-    }
-  }, timings);
+  await timed(
+    `install ${missing.join(' ')}`,
+    async () => {
+      const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive', LC_ALL: 'C' };
+      let r = await run('apt-get', ['install', '-y', '--no-install-recommends', ...missing], { env });
+      if (r.code !== 0) {
+        await run('apt-get', ['update'], { env });
+        r = await run('apt-get', ['install', '-y', '--no-install-recommends', ...missing], { env });
+      }
+      if (r.code !== 0) {
+        throw new KlpgenError(
+          `apt-get install ${missing.join(' ')} failed: ${r.stderr.trim().split('\n').pop() ?? ''}`,
+        );
+      }
+    },
+    timings,
+  );
 }
 
 export async function missingPackages(names: string[]): Promise<string[]> {
   const r = await run('dpkg-query', ['-W', '-f', '${Package} ${db:Status-Abbrev}\n', ...names]);
   const installed = new Set(
-    r.stdout.split('\n').filter((l) => /\sii\s*$/.test(l)).map((l) => l.split(' ')[0]),
+    r.stdout
+      .split('\n')
+      .filter((l) => /\sii\s*$/.test(l))
+      .map((l) => l.split(' ')[0]),
   );
   return names.filter((n) => !installed.has(n));
 }
@@ -168,10 +212,14 @@ async function download(t: ResolvedTarget, layout: TargetLayout): Promise<void> 
     if (readdirSync(layout.debs).some((n) => n.startsWith(name))) continue;
     for (const old of readdirSync(partial).filter((n) => n.startsWith(name))) await rm(join(partial, old));
     const r = await run('apt-get', ['download', `${rec.package}=${rec.version}`], {
-      cwd: partial, env: { ...process.env, LC_ALL: 'C' }, heartbeat: `download ${rec.package}`,
+      cwd: partial,
+      env: { ...process.env, LC_ALL: 'C' },
+      heartbeat: `download ${rec.package}`,
     });
     if (r.code !== 0) {
-      throw new KlpgenError(`download of ${rec.package}=${rec.version} failed (${r.stderr.trim().split('\n').pop() ?? `exit ${r.code}`}); check the network and run setup again`);
+      throw new KlpgenError(
+        `download of ${rec.package}=${rec.version} failed (${r.stderr.trim().split('\n').pop() ?? `exit ${r.code}`}); check the network and run setup again`,
+      );
     }
     const file = readdirSync(partial).find((n) => n.startsWith(name) && n.endsWith('.deb'));
     if (!file) throw new KlpgenError(`apt-get download ${rec.package} produced no .deb file`);
@@ -207,9 +255,19 @@ async function extractSource(t: ResolvedTarget, layout: TargetLayout): Promise<v
   await rm(partial, { recursive: true, force: true });
   await rm(layout.source, { recursive: true, force: true });
   await mkdir(partial, { recursive: true });
-  await runChecked('bash', ['-o', 'pipefail', '-c',
-    'dpkg-deb --fsys-tarfile "$1" | tar -xO ./usr/src/linux-source-6.1.tar.xz | tar -xJ -C "$2"',
-    'extract', debPath(layout, pkgs.source), partial], { what: 'extracting linux-source-6.1', heartbeat: 'extract source' });
+  await runChecked(
+    'bash',
+    [
+      '-o',
+      'pipefail',
+      '-c',
+      'dpkg-deb --fsys-tarfile "$1" | tar -xO ./usr/src/linux-source-6.1.tar.xz | tar -xJ -C "$2"',
+      'extract',
+      debPath(layout, pkgs.source),
+      partial,
+    ],
+    { what: 'extracting linux-source-6.1', heartbeat: 'extract source' },
+  );
   const top = readdirSync(partial);
   if (top.length !== 1 || !top[0]) throw new KlpgenError(`unexpected layout of linux-source-6.1: ${top.join(', ')}`);
   await rename(join(partial, top[0]), layout.source);
@@ -226,13 +284,18 @@ async function configure(t: ResolvedTarget, layout: TargetLayout, headers: strin
   await mkdir(layout.logs, { recursive: true });
   await copyFile(join(headers, '.config'), join(layout.build, '.config'));
   await runChecked('make', [...kbuildArgs(layout, t.abi), 'olddefconfig'], {
-    env: makeEnv(), logFile: join(layout.logs, 'olddefconfig.log'), what: 'make olddefconfig',
+    env: makeEnv(),
+    logFile: join(layout.logs, 'olddefconfig.log'),
+    what: 'make olddefconfig',
   });
 }
 
 async function prepare(t: ResolvedTarget, layout: TargetLayout): Promise<void> {
   await runChecked('make', [...kbuildArgs(layout, t.abi), `-j${cpus().length}`, 'prepare'], {
-    env: makeEnv(), logFile: join(layout.logs, 'prepare.log'), what: 'make prepare', heartbeat: 'make prepare',
+    env: makeEnv(),
+    logFile: join(layout.logs, 'prepare.log'),
+    what: 'make prepare',
+    heartbeat: 'make prepare',
   });
 }
 
@@ -245,9 +308,18 @@ async function extractDbg(t: ResolvedTarget, layout: TargetLayout, rel: string):
   await mkdir(partial, { recursive: true });
   const members = [`./usr/lib/debug/boot/vmlinux-${rel}`, `./usr/lib/debug/boot/System.map-${rel}`];
   // tar stops once it has both members; dpkg-deb then dies of SIGPIPE, which is expected.
-  const r = await run('bash', ['-c',
-    'dpkg-deb --fsys-tarfile "$1" | tar -x --occurrence=1 -C "$2" "$3" "$4"; exit ${PIPESTATUS[1]}',
-    'extract', debPath(layout, pkgs.dbg), partial, ...members], { heartbeat: 'extract vmlinux' });
+  const r = await run(
+    'bash',
+    [
+      '-c',
+      'dpkg-deb --fsys-tarfile "$1" | tar -x --occurrence=1 -C "$2" "$3" "$4"; exit ${PIPESTATUS[1]}',
+      'extract',
+      debPath(layout, pkgs.dbg),
+      partial,
+      ...members,
+    ],
+    { heartbeat: 'extract vmlinux' },
+  );
   if (r.code !== 0) throw new KlpgenError(`extracting vmlinux from ${pkgs.dbg} failed: ${r.stderr.trim()}`);
   await rename(join(partial, 'usr/lib/debug/boot', `vmlinux-${rel}`), join(partial, 'vmlinux'));
   await rename(join(partial, 'usr/lib/debug/boot', `System.map-${rel}`), join(partial, 'System.map'));
@@ -256,7 +328,11 @@ async function extractDbg(t: ResolvedTarget, layout: TargetLayout, rel: string):
 }
 
 async function buildManifest(
-  t: ResolvedTarget, layout: TargetLayout, headers: string, rel: string, pkgs: ReturnType<typeof targetPackages>,
+  t: ResolvedTarget,
+  layout: TargetLayout,
+  headers: string,
+  rel: string,
+  pkgs: ReturnType<typeof targetPackages>,
 ): Promise<TargetManifest> {
   const config = await readFile(join(layout.build, '.config'), 'utf8');
   const original = await readFile(join(headers, '.config'), 'utf8');

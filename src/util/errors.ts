@@ -3,7 +3,10 @@
  * (`klpgen: error: ...`) and exits non-zero; anything else is a bug.
  */
 export class KlpgenError extends Error {
-  constructor(message: string, readonly exitCode = 1) {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
     super(message);
     this.name = 'KlpgenError';
   }
@@ -15,7 +18,5 @@ export function fail(message: string): never {
 
 /** Node's system errors carry a code (ENOENT, ENOSPC, ...). */
 export function errnoCode(err: unknown): string | undefined {
-  return typeof err === 'object' && err !== null && 'code' in err
-    ? String((err as { code: unknown }).code)
-    : undefined;
+  return typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined;
 }

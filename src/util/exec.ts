@@ -46,10 +46,13 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
     }
     let lastLine = '';
     const started = Date.now();
-    const beat = opts.heartbeat === undefined ? undefined : setInterval(() => {
-      const secs = Math.round((Date.now() - started) / 1000);
-      process.stderr.write(`    ${opts.heartbeat}: ${secs} s${lastLine ? `: ${lastLine.slice(0, 100)}` : ''}\n`);
-    }, 15000);
+    const beat =
+      opts.heartbeat === undefined
+        ? undefined
+        : setInterval(() => {
+            const secs = Math.round((Date.now() - started) / 1000);
+            process.stderr.write(`    ${opts.heartbeat}: ${secs} s${lastLine ? `: ${lastLine.slice(0, 100)}` : ''}\n`);
+          }, 15000);
     const onData = (sink: Buffer[]) => (b: Buffer) => {
       sink.push(b);
       log?.write(b);
@@ -70,14 +73,16 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
     child.on('close', (code, signal) => {
       if (timer) clearTimeout(timer);
       if (beat) clearInterval(beat);
-      const finish = () => resolve({
-        code: code ?? -1,
-        signal,
-        stdout: Buffer.concat(out).toString('utf8'),
-        stderr: Buffer.concat(err).toString('utf8'),
-        timedOut,
-      });
-      if (log) log.end(finish); else finish();
+      const finish = () =>
+        resolve({
+          code: code ?? -1,
+          signal,
+          stdout: Buffer.concat(out).toString('utf8'),
+          stderr: Buffer.concat(err).toString('utf8'),
+          timedOut,
+        });
+      if (log) log.end(finish);
+      else finish();
     });
     if (opts.input !== undefined) child.stdin?.end(opts.input);
     else child.stdin?.end();
@@ -86,7 +91,11 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
 
 function killGroup(pid: number | undefined): void {
   if (pid === undefined) return;
-  try { process.kill(-pid, 'SIGKILL'); } catch { /* already gone */ }
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    /* already gone */
+  }
 }
 
 /** Run and require exit 0; on failure the error names the command and its last output lines. */

@@ -36,7 +36,9 @@ export async function writeIfChanged(path: string, data: string): Promise<boolea
 
 export function diskError(e: unknown, where: string): unknown {
   if (errnoCode(e) === 'ENOSPC') {
-    return new KlpgenError(`disk full while writing ${where}: free some space (or point KLPGEN_CACHE elsewhere) and run again`);
+    return new KlpgenError(
+      `disk full while writing ${where}: free some space (or point KLPGEN_CACHE elsewhere) and run again`,
+    );
   }
   return e;
 }
@@ -46,7 +48,11 @@ export async function readJson<T>(path: string): Promise<T> {
 }
 
 export async function isFile(path: string): Promise<boolean> {
-  try { return (await stat(path)).isFile(); } catch { return false; }
+  try {
+    return (await stat(path)).isFile();
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -60,7 +66,11 @@ export async function withLock<T>(lockPath: string, fn: () => Promise<T>): Promi
       const fh = await open(lockPath, 'wx');
       await fh.writeFile(String(process.pid));
       await fh.close();
-      try { return await fn(); } finally { await rm(lockPath, { force: true }); }
+      try {
+        return await fn();
+      } finally {
+        await rm(lockPath, { force: true });
+      }
     } catch (e) {
       if (errnoCode(e) !== 'EEXIST') throw e;
       const holder = Number((await readFile(lockPath, 'utf8').catch(() => '')).trim());
@@ -74,5 +84,10 @@ export async function withLock<T>(lockPath: string, fn: () => Promise<T>): Promi
 }
 
 function pidAlive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch (e) { return errnoCode(e) === 'EPERM'; }
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return errnoCode(e) === 'EPERM';
+  }
 }

@@ -28,7 +28,14 @@ export class WorkLayout {
     const base = basename(file, '.c');
     const original = join(dir, 'original');
     const patched = join(dir, 'patched');
-    return { base, original, patched, originalObject: join(original, `${base}.o`), patchedObject: join(patched, `${base}.o`), patchedPreprocessed: join(patched, `${base}.i`) };
+    return {
+      base,
+      original,
+      patched,
+      originalObject: join(original, `${base}.o`),
+      patchedObject: join(patched, `${base}.o`),
+      patchedPreprocessed: join(patched, `${base}.i`),
+    };
   }
 
   analysisDir(): string {

@@ -17,11 +17,7 @@ export function info(message: string): void {
   if (!quiet) process.stderr.write(`klpgen: ${message}\n`);
 }
 
-export async function timed<T>(
-  name: string,
-  fn: () => Promise<T>,
-  timings?: StepTiming[],
-): Promise<T> {
+export async function timed<T>(name: string, fn: () => Promise<T>, timings?: StepTiming[]): Promise<T> {
   const start = process.hrtime.bigint();
   if (!quiet) process.stderr.write(`==> ${name} ...\n`);
   const result = await fn();

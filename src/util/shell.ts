@@ -29,7 +29,10 @@ export function splitShellCommands(line: string): string[][] {
     } else if (c === '"') {
       inWord = true;
       for (i++; i < line.length && line[i] !== '"'; i++) {
-        if (line[i] === '\\' && line[i + 1] === '\n') { i++; continue; }
+        if (line[i] === '\\' && line[i + 1] === '\n') {
+          i++;
+          continue;
+        }
         if (line[i] === '\\' && i + 1 < line.length && '"\\$`'.includes(line[i + 1] as string)) i++;
         word += line[i];
       }

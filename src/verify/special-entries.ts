@@ -1,4 +1,16 @@
-import { SHF_EXECINSTR, SHF_MERGE, SHF_STRINGS, SHN_UNDEF, STT_FUNC, STT_OBJECT, STT_SECTION, relocTypeName, type ElfFile, type ElfRelocation, type ElfSymbol } from '../elf/elf64.js';
+import {
+  SHF_EXECINSTR,
+  SHF_MERGE,
+  SHF_STRINGS,
+  SHN_UNDEF,
+  STT_FUNC,
+  STT_OBJECT,
+  STT_SECTION,
+  relocTypeName,
+  type ElfFile,
+  type ElfRelocation,
+  type ElfSymbol,
+} from '../elf/elf64.js';
 import { SPECIAL_SECTIONS } from '../extract/extract.js';
 import { foldNumbers } from '../analyze/objdiff.js';
 
@@ -26,8 +38,8 @@ export function placeEntries(elf: ElfFile, rename: (name: string) => string = (n
   for (const rs of elf.relocations()) if (rs.target) relocs.set(rs.target.index, rs.entries);
   /** The function a place (section, offset) is in; a place at a function's end is its (ORC's terminator). */
   const functionAt = (shndx: number, at: bigint): ElfSymbol | undefined =>
-    functions.find((f) => f.shndx === shndx && f.value <= at && at < f.value + BigInt(f.size))
-    ?? functions.find((f) => f.shndx === shndx && at === f.value + BigInt(f.size));
+    functions.find((f) => f.shndx === shndx && f.value <= at && at < f.value + BigInt(f.size)) ??
+    functions.find((f) => f.shndx === shndx && at === f.value + BigInt(f.size));
   const name = (r: ElfRelocation, fn: ElfSymbol): string => {
     const s = r.symbol;
     const type = relocTypeName(r.type);
@@ -44,7 +56,9 @@ export function placeEntries(elf: ElfFile, rename: (name: string) => string = (n
       return `${type} string:${JSON.stringify(data.subarray(o, end < 0 ? data.length : end).toString('latin1'))}`;
     }
     if (s.type !== STT_SECTION && s.type !== 0) return `${type} ${rename(foldNumbers(s.name))}${fmt(r.addend)}`;
-    const inside = ((sec.flags & SHF_EXECINSTR) !== 0 ? functions : objects).find((x) => x.shndx === s.shndx && x.value <= at && at < x.value + BigInt(Math.max(1, x.size)));
+    const inside = ((sec.flags & SHF_EXECINSTR) !== 0 ? functions : objects).find(
+      (x) => x.shndx === s.shndx && x.value <= at && at < x.value + BigInt(Math.max(1, x.size)),
+    );
     if (inside) return `${type} ${rename(foldNumbers(inside.name))}${fmt(at - inside.value)}`;
     return `${type} section:${sec.name}${fmt(at)}`;
   };
@@ -63,16 +77,26 @@ export function placeEntries(elf: ElfFile, rename: (name: string) => string = (n
       const fn = functionAt(anchor.symbol.shndx, place);
       if (!fn) continue;
       const i = at / spec.entsize;
-      const extra = parallel && spec.parallel ? elf.sectionData(parallel).subarray(i * spec.parallel.entsize, (i + 1) * spec.parallel.entsize).toString('hex') : '';
+      const extra =
+        parallel && spec.parallel
+          ? elf
+              .sectionData(parallel)
+              .subarray(i * spec.parallel.entsize, (i + 1) * spec.parallel.entsize)
+              .toString('hex')
+          : '';
       const entry: PlaceEntry = {
-        section: sec.name, at: Number(place - fn.value), data: `${data.subarray(at, at + spec.entsize).toString('hex')}${extra ? `/${extra}` : ''}`,
+        section: sec.name,
+        at: Number(place - fn.value),
+        data: `${data.subarray(at, at + spec.entsize).toString('hex')}${extra ? `/${extra}` : ''}`,
         targets: inEntry.filter((r) => r !== anchor).map((r) => `+${Number(r.offset) - at} ${name(r, fn)}`),
       };
       const list = out.get(fn.name);
-      if (list) list.push(entry); else out.set(fn.name, [entry]);
+      if (list) list.push(entry);
+      else out.set(fn.name, [entry]);
     }
   }
-  for (const list of out.values()) list.sort((a, b) => a.section.localeCompare(b.section) || a.at - b.at || a.data.localeCompare(b.data));
+  for (const list of out.values())
+    list.sort((a, b) => a.section.localeCompare(b.section) || a.at - b.at || a.data.localeCompare(b.data));
   return out;
 }
 
@@ -82,15 +106,18 @@ export function compareEntries(mine: readonly PlaceEntry[], theirs: readonly Pla
   for (const section of sections) {
     const a = mine.filter((e) => e.section === section);
     const b = theirs.filter((e) => e.section === section);
-    if (a.length !== b.length) return `${section}: ${a.length} entr${a.length === 1 ? 'y' : 'ies'}, the patched build has ${b.length}`;
+    if (a.length !== b.length)
+      return `${section}: ${a.length} entr${a.length === 1 ? 'y' : 'ies'}, the patched build has ${b.length}`;
     for (let i = 0; i < a.length; i++) {
       const x = a[i] as PlaceEntry;
       const y = b[i] as PlaceEntry;
-      if (x.at !== y.at) return `${section}: an entry at +0x${x.at.toString(16)}, the patched build's is at +0x${y.at.toString(16)}`;
+      if (x.at !== y.at)
+        return `${section}: an entry at +0x${x.at.toString(16)}, the patched build's is at +0x${y.at.toString(16)}`;
       if (x.data !== y.data) return `${section}: the entry at +0x${x.at.toString(16)} differs (${x.data} vs ${y.data})`;
       const t = x.targets.join(', ');
       const u = y.targets.join(', ');
-      if (t !== u) return `${section}: the entry at +0x${x.at.toString(16)} reaches ${t || 'nothing'}, the patched build's ${u || 'nothing'}`;
+      if (t !== u)
+        return `${section}: the entry at +0x${x.at.toString(16)} reaches ${t || 'nothing'}, the patched build's ${u || 'nothing'}`;
     }
   }
   return undefined;

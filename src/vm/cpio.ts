@@ -31,9 +31,19 @@ export function cpioArchive(entries: CpioEntry[]): Buffer {
     const nameBuf = Buffer.from(`${name}\0`, 'utf8');
     const header = Buffer.from(
       '070701' +
-        hex8(ino++) + hex8(mode) + hex8(0) + hex8(0) + hex8((mode & 0o170000) === S_IFDIR ? 2 : 1) +
-        hex8(0) + hex8(body.length) + hex8(0) + hex8(0) + hex8(0) + hex8(0) +
-        hex8(nameBuf.length) + hex8(0),
+        hex8(ino++) +
+        hex8(mode) +
+        hex8(0) +
+        hex8(0) +
+        hex8((mode & 0o170000) === S_IFDIR ? 2 : 1) +
+        hex8(0) +
+        hex8(body.length) +
+        hex8(0) +
+        hex8(0) +
+        hex8(0) +
+        hex8(0) +
+        hex8(nameBuf.length) +
+        hex8(0),
       'ascii',
     );
     parts.push(header, nameBuf, pad4(header.length + nameBuf.length), body, pad4(body.length));

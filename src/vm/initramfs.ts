@@ -113,7 +113,9 @@ export function initScript(spec: InitramfsSpec): string {
   ];
   for (const m of spec.bootstrap) lines.push(`insmod /klpgen/boot/${m.name}.ko`);
   const modDir = `/lib/modules/${spec.kernelRelease}`;
-  lines.push(`mkdir -p ${modDir}; mount -t 9p -o trans=virtio,version=9p2000.L,ro ${MODULES_TAG} ${modDir}; say modules $?`);
+  lines.push(
+    `mkdir -p ${modDir}; mount -t 9p -o trans=virtio,version=9p2000.L,ro ${MODULES_TAG} ${modDir}; say modules $?`,
+  );
   for (const m of spec.preload) lines.push(`modprobe ${q(m)}; say preload ${q(m)} $?`);
   lines.push('say lsmod $(cut -d" " -f1 /proc/modules | tr "\\n" " ")');
   lines.push('run_test before');
@@ -139,7 +141,20 @@ export function initScript(spec: InitramfsSpec): string {
 
 export function buildInitramfs(spec: InitramfsSpec): Buffer {
   const entries: CpioEntry[] = [];
-  for (const d of ['bin', 'sbin', 'dev', 'proc', 'sys', 'tmp', 'mnt', 'lib', 'lib/modules', 'klpgen', 'klpgen/boot', 'klpgen/patch']) {
+  for (const d of [
+    'bin',
+    'sbin',
+    'dev',
+    'proc',
+    'sys',
+    'tmp',
+    'mnt',
+    'lib',
+    'lib/modules',
+    'klpgen',
+    'klpgen/boot',
+    'klpgen/patch',
+  ]) {
     entries.push({ path: d, mode: S_IFDIR | 0o755 });
   }
   entries.push({ path: 'bin/busybox', mode: S_IFREG | 0o755, data: readFileSync(BUSYBOX) });
@@ -156,7 +171,8 @@ export function buildInitramfs(spec: InitramfsSpec): Buffer {
     entries.push({ path: `klpgen/workload/${w}`, mode: S_IFREG | 0o755, data: Buffer.from(workloadScript(w)) });
   }
   if (spec.testScript !== undefined) {
-    if (statSync(spec.testScript).size > 1 << 20) throw new KlpgenError(`${spec.testScript}: test script larger than 1 MiB`);
+    if (statSync(spec.testScript).size > 1 << 20)
+      throw new KlpgenError(`${spec.testScript}: test script larger than 1 MiB`);
     // Run with busybox sh whatever its #! line says: the VM has no other shell.
     entries.push({ path: 'klpgen/test', mode: S_IFREG | 0o755, data: readFileSync(spec.testScript) });
   }

@@ -29,18 +29,39 @@ export interface QemuOptions {
  */
 export async function bootQemu(o: QemuOptions): Promise<QemuRun> {
   const args = [
-    '-accel', 'tcg', '-m', String(o.memoryMiB ?? 1024), '-smp', '1',
-    '-nodefaults', '-display', 'none', '-no-reboot', '-monitor', 'none',
-    '-kernel', o.kernel, '-initrd', o.initrd,
-    '-append', 'console=ttyS0 panic=-1 loglevel=6',
-    '-serial', `file:${o.consoleLog}`, '-serial', `file:${o.resultsLog}`,
+    '-accel',
+    'tcg',
+    '-m',
+    String(o.memoryMiB ?? 1024),
+    '-smp',
+    '1',
+    '-nodefaults',
+    '-display',
+    'none',
+    '-no-reboot',
+    '-monitor',
+    'none',
+    '-kernel',
+    o.kernel,
+    '-initrd',
+    o.initrd,
+    '-append',
+    'console=ttyS0 panic=-1 loglevel=6',
+    '-serial',
+    `file:${o.consoleLog}`,
+    '-serial',
+    `file:${o.resultsLog}`,
   ];
   if (o.share) {
     args.push('-virtfs', `local,path=${o.share.path},mount_tag=${o.share.tag},security_model=none,readonly=on`);
   }
   const start = Date.now();
   const r = await run('qemu-system-x86_64', args, { timeoutMs: o.timeoutSeconds * 1000 });
-  const read = (p: string) => readFile(p, 'utf8').then((t) => t.replace(/\r/g, ''), () => '');
+  const read = (p: string) =>
+    readFile(p, 'utf8').then(
+      (t) => t.replace(/\r/g, ''),
+      () => '',
+    );
   return {
     console: await read(o.consoleLog),
     results: await read(o.resultsLog),

@@ -57,11 +57,15 @@ export const WORKLOAD_KINDS = Object.keys(WORKLOADS) as WorkloadKind[];
 
 /** `fs,net`, `all` or `none` → the kinds, in a fixed order. */
 export function parseWorkloads(spec: string): WorkloadKind[] {
-  const asked = spec.split(',').map((s) => s.trim()).filter(Boolean);
+  const asked = spec
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (asked.includes('none')) return [];
   if (asked.includes('all')) return [...WORKLOAD_KINDS];
   for (const a of asked) {
-    if (!(WORKLOAD_KINDS as string[]).includes(a)) throw new KlpgenError(`--workload: unknown workload ${a} (known: ${WORKLOAD_KINDS.join(', ')}, all, none)`);
+    if (!(WORKLOAD_KINDS as string[]).includes(a))
+      throw new KlpgenError(`--workload: unknown workload ${a} (known: ${WORKLOAD_KINDS.join(', ')}, all, none)`);
   }
   return WORKLOAD_KINDS.filter((k) => asked.includes(k));
 }
@@ -71,7 +75,8 @@ export function workloadsFor(files: string[]): WorkloadKind[] {
   const kinds = new Set<WorkloadKind>(['proc']);
   for (const f of files) {
     if (/^(fs|block)\//.test(f) || /^include\/linux\/fs/.test(f)) kinds.add('fs');
-    if (/^(net|drivers\/net)\//.test(f) || /^include\/(net|linux\/(skbuff|netdevice|tcp|udp))/.test(f)) kinds.add('net');
+    if (/^(net|drivers\/net)\//.test(f) || /^include\/(net|linux\/(skbuff|netdevice|tcp|udp))/.test(f))
+      kinds.add('net');
     if (/^kernel\/(sched|signal|fork|exit|sys|time)/.test(f) || /^kernel\/[^/]+\.c$/.test(f)) kinds.add('sched');
     if (/^mm\//.test(f) || /^include\/linux\/(mm|gfp|slab)/.test(f)) kinds.add('mm');
   }

@@ -30,7 +30,10 @@ const EXPECTED_DIR = join(ROOT, 'test', 'corpus', 'expected');
 const cases = readdirSync(EXPECTED_DIR)
   .filter((f) => f.endsWith('.json'))
   .sort()
-  .map((f) => ({ name: f.replace(/\.json$/, ''), exp: JSON.parse(readFileSync(join(EXPECTED_DIR, f), 'utf8')) as Expected }));
+  .map((f) => ({
+    name: f.replace(/\.json$/, ''),
+    exp: JSON.parse(readFileSync(join(EXPECTED_DIR, f), 'utf8')) as Expected,
+  }));
 
 const setUp = new Map<string, string>();
 
@@ -39,7 +42,10 @@ function ensureAbi(abi: string): void {
   let err = setUp.get(abi);
   if (err === undefined) {
     const r = klpgen(['target', 'setup', '--abi', abi], { timeoutMs: 60 * 60 * 1000 });
-    err = r.code === 0 ? '' : `klpgen target setup --abi ${abi} failed (exit ${r.code}):\n${r.stderr.trim().split('\n').slice(-15).join('\n')}`;
+    err =
+      r.code === 0
+        ? ''
+        : `klpgen target setup --abi ${abi} failed (exit ${r.code}):\n${r.stderr.trim().split('\n').slice(-15).join('\n')}`;
     setUp.set(abi, err);
   }
   if (err) assert.fail(err);
@@ -54,7 +60,10 @@ test('analyze corpus: the expected files are well formed', () => {
     assert.deepEqual(exp.mustReplace, [...exp.mustReplace].sort(), `${name}: mustReplace is not sorted`);
     for (const e of exp.mustReplace) assert.match(e, /^[\w-]+:[\w.$]+,\d+$/, `${name}: ${e}`);
     // An empty set that is not refused must say so in the hand check (a fix with no code effect).
-    assert.ok(exp.refused || exp.mustReplace.length > 0 || /nothing must be replaced/.test(exp.checkedByHand), `${name}: neither refused nor anything to replace`);
+    assert.ok(
+      exp.refused || exp.mustReplace.length > 0 || /nothing must be replaced/.test(exp.checkedByHand),
+      `${name}: neither refused nor anything to replace`,
+    );
     assert.ok(exp.checkedByHand.length > 40, `${name}: checkedByHand is missing`);
   }
 });
@@ -73,7 +82,9 @@ for (const { name, exp } of cases) {
 }
 
 function check(name: string, exp: Expected, work: string): void {
-  const r = klpgen(['analyze', join(ROOT, exp.patch), '--abi', exp.abi, '--work-dir', work, '--json'], { timeoutMs: 5 * 60 * 1000 });
+  const r = klpgen(['analyze', join(ROOT, exp.patch), '--abi', exp.abi, '--work-dir', work, '--json'], {
+    timeoutMs: 5 * 60 * 1000,
+  });
   const where = `(work dir ${work}${process.env.KLPGEN_KEEP_WORK ? '' : ', removed; KLPGEN_KEEP_WORK=1 keeps it'})\n${r.stderr.trim().split('\n').slice(-10).join('\n')}`;
   let report: AnalysisReport;
   try {
@@ -82,17 +93,28 @@ function check(name: string, exp: Expected, work: string): void {
     assert.fail(`analyze ${name}: exit ${r.code}, no JSON report ${where}`);
   }
   const refusals = report.refusals.map((f) => `${f.file}:${f.line}: ${f.reason}`);
-  assert.equal(r.code, exp.refused ? 2 : 0, `analyze ${name}: exit ${r.code}; refusals: ${JSON.stringify(refusals)} ${where}`);
+  assert.equal(
+    r.code,
+    exp.refused ? 2 : 0,
+    `analyze ${name}: exit ${r.code}; refusals: ${JSON.stringify(refusals)} ${where}`,
+  );
   assert.equal(report.ok, !exp.refused);
   assert.deepEqual(report.mustReplace.map(entry).sort(), exp.mustReplace, `${name}: must-replace set ${where}`);
   for (const e of report.mustReplace) {
     assert.ok(e.reasons.length > 0, `${name}: ${entry(e)} has no reason`);
-    for (const why of e.reasons) assert.ok(why.kind && why.detail && why.evidence, `${name}: ${entry(e)}: incomplete reason ${JSON.stringify(why)}`);
+    for (const why of e.reasons)
+      assert.ok(
+        why.kind && why.detail && why.evidence,
+        `${name}: ${entry(e)}: incomplete reason ${JSON.stringify(why)}`,
+      );
   }
   if (exp.refused) {
     assert.ok(refusals.length > 0, `${name}: refused without a refusal`);
     if (exp.refusalMentions) {
-      assert.ok(refusals.some((f) => f.includes(exp.refusalMentions as string)), `${name}: no refusal mentions ${exp.refusalMentions}: ${JSON.stringify(refusals)}`);
+      assert.ok(
+        refusals.some((f) => f.includes(exp.refusalMentions as string)),
+        `${name}: no refusal mentions ${exp.refusalMentions}: ${JSON.stringify(refusals)}`,
+      );
     }
   } else {
     assert.deepEqual(refusals, [], name);

@@ -35,7 +35,10 @@ test('analyze: an inlined helper in kernel/sched/core.c brings in exactly the ca
   assert.deepEqual(tu.sourceChanged, ['__normal_prio']);
   assert.deepEqual(tu.noSymbol, ['__normal_prio']);
   const nice = report.mustReplace.find((e) => e.symbol === 'set_user_nice')!;
-  assert.ok(nice.reasons.some((r) => r.evidence === 'ipa-clones' && /effective_prio inlined into set_user_nice/.test(r.detail)), JSON.stringify(nice.reasons));
+  assert.ok(
+    nice.reasons.some((r) => r.evidence === 'ipa-clones' && /effective_prio inlined into set_user_nice/.test(r.detail)),
+    JSON.stringify(nice.reasons),
+  );
   assert.ok(nice.reasons.some((r) => r.evidence === 'object diff'));
 });
 
@@ -43,23 +46,35 @@ test('analyze: a patch that does not apply names the hunk; a data change is refu
   const t = ensureTarget();
   const dir = tempDir('badpatch');
   const bad = join(dir, 'bad.patch');
-  writeFileSync(bad, '--- a/fs/proc/version.c\n+++ b/fs/proc/version.c\n@@ -12,2 +12,2 @@\n-this line is not there\n+replacement\n context\n');
+  writeFileSync(
+    bad,
+    '--- a/fs/proc/version.c\n+++ b/fs/proc/version.c\n@@ -12,2 +12,2 @@\n-this line is not there\n+replacement\n context\n',
+  );
   const r = klpgen(['analyze', bad, '--abi', t.abi, '--work-dir', tempDir('w')]);
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /^klpgen: error: bad\.patch:3: hunk #1 of fs\/proc\/version\.c does not apply/m);
   assert.doesNotMatch(r.stderr, /\n\s+at /);
 
   const data = join(dir, 'data.patch');
-  writeFileSync(data, [
-    '--- a/kernel/sched/core.c', '+++ b/kernel/sched/core.c', '@@ -146,3 +146,3 @@',
-    '  */',
-    '-const_debug unsigned int sysctl_sched_nr_migrate = SCHED_NR_MIGRATE_BREAK;',
-    '+const_debug unsigned int sysctl_sched_nr_migrate = SCHED_NR_MIGRATE_BREAK / 2;',
-    ' ', '',
-  ].join('\n'));
+  writeFileSync(
+    data,
+    [
+      '--- a/kernel/sched/core.c',
+      '+++ b/kernel/sched/core.c',
+      '@@ -146,3 +146,3 @@',
+      '  */',
+      '-const_debug unsigned int sysctl_sched_nr_migrate = SCHED_NR_MIGRATE_BREAK;',
+      '+const_debug unsigned int sysctl_sched_nr_migrate = SCHED_NR_MIGRATE_BREAK / 2;',
+      ' ',
+      '',
+    ].join('\n'),
+  );
   const refused = analyze(t.abi, [data]);
   assert.equal(refused.code, 2);
   assert.equal(refused.report.ok, false);
-  assert.deepEqual(refused.report.refusals.map((f) => `${f.file}:${f.line}`), ['kernel/sched/core.c:147']);
+  assert.deepEqual(
+    refused.report.refusals.map((f) => `${f.file}:${f.line}`),
+    ['kernel/sched/core.c:147'],
+  );
   assert.match(refused.report.refusals[0]!.reason, /data change: .*sysctl_sched_nr_migrate/);
 });

@@ -42,13 +42,19 @@ test('compile-command: exact Kbuild commands, the source tree untouched', () => 
     assert.ok(cmd.argv.includes('-mfentry') && cmd.argv.includes('-pg'), 'ftrace flags missing');
     assert.ok(cmd.argv.includes(`-DKBUILD_BASENAME="${f.split('/').pop()!.replace(/\.c$/, '')}"`));
     assert.ok(cmd.source.endsWith(f));
-    assert.ok(cmd.deps.some((d) => d.endsWith('include/linux/kconfig.h')), 'deps list not read');
-    assert.ok(cmd.post.some((p) => p[0]?.endsWith('objtool')), 'objtool step not captured');
+    assert.ok(
+      cmd.deps.some((d) => d.endsWith('include/linux/kconfig.h')),
+      'deps list not read',
+    );
+    assert.ok(
+      cmd.post.some((p) => p[0]?.endsWith('objtool')),
+      'objtool step not captured',
+    );
   }
   assert.equal(treeFingerprint(t.paths.source as string, files), before, 'the target source tree changed');
 });
 
-test('compile-command: a copy compiled in our work dir with extra flags gives Kbuild\'s code', () => {
+test("compile-command: a copy compiled in our work dir with extra flags gives Kbuild's code", () => {
   const t = ensureTarget();
   const file = 'kernel/livepatch/core.c';
   const cmd = capture(t.abi, file);
@@ -58,7 +64,9 @@ test('compile-command: a copy compiled in our work dir with extra flags gives Kb
   copyFileSync(cmd.source, copy);
   const out = join(work, 'core.o');
   const argv = compileArgv(cmd, {
-    source: copy, sourceRoot: join(work, 'src'), output: out,
+    source: copy,
+    sourceRoot: join(work, 'src'),
+    output: out,
     extraFlags: ['-fdump-ipa-clones', '-ffunction-sections', '-fdata-sections'],
   });
   const r = spawnSync(argv[0] as string, argv.slice(1), { cwd: cmd.cwd, encoding: 'utf8' });
@@ -83,7 +91,10 @@ test('compile-command: a copy compiled in our work dir with extra flags gives Kb
   assert.equal(text(plain), text(reference), 'copy in work dir compiled to different code');
   const strings = (p: string) => {
     const elf = parseElf(readFileSync(p));
-    return elf.sections.filter((s) => s.name.startsWith('.rodata.str')).map((s) => elf.sectionData(s).toString('latin1')).join('|');
+    return elf.sections
+      .filter((s) => s.name.startsWith('.rodata.str'))
+      .map((s) => elf.sectionData(s).toString('latin1'))
+      .join('|');
   };
   // __FILE__ in WARN()s is mapped to kernel/livepatch/core.c as Kbuild maps it.
   assert.equal(strings(plain), strings(reference));

@@ -29,7 +29,16 @@ test('extract: every special section of the new function is carried, verified an
     assert.equal(r.verification.status, 'passed');
     assert.equal(r.code[0]?.how, 'extracted', JSON.stringify(r.code));
     const entries = r.code[0]?.specialEntries ?? {};
-    for (const s of ['__jump_table', '.static_call_sites', '__ex_table', '.altinstructions', '__bug_table', '.retpoline_sites', '.orc_unwind_ip', '__mcount_loc']) {
+    for (const s of [
+      '__jump_table',
+      '.static_call_sites',
+      '__ex_table',
+      '.altinstructions',
+      '__bug_table',
+      '.retpoline_sites',
+      '.orc_unwind_ip',
+      '__mcount_loc',
+    ]) {
       assert.ok((entries[s] ?? 0) > 0, `${s} not carried: ${JSON.stringify(entries)}`);
     }
     assert.ok(r.emitted.copied.every((f) => f.made === 'extracted'));
@@ -51,9 +60,13 @@ test('extract: every special section of the new function is carried, verified an
       const bad = join(dir, 'bad.o');
       writeFileSync(bad, w.serialize());
       return verify({
-        moduleObject: bad, patchedObject: patched, patchedProcessed: processed,
-        functions: new Map([['livepatch_version_proc_show', 'version_proc_show']]), codeChanged: ['version_proc_show'],
-        replaced: new Set(['version_proc_show']), coveredByCallers: new Set(),
+        moduleObject: bad,
+        patchedObject: patched,
+        patchedProcessed: processed,
+        functions: new Map([['livepatch_version_proc_show', 'version_proc_show']]),
+        codeChanged: ['version_proc_show'],
+        replaced: new Set(['version_proc_show']),
+        coveredByCallers: new Set(),
       });
     };
     assert.equal(check(() => {}).status, 'passed', 'the unmutated object verifies');
@@ -78,14 +91,19 @@ test('extract: every special section of the new function is carried, verified an
       w.setSectionData(ip, w.sectionData(ip).subarray(0, ip.size - 4));
       w.setSectionData(orc, w.sectionData(orc).subarray(0, orc.size - 6));
       const rela = w.sectionByName('.rela.orc_unwind_ip')!;
-      w.setRelocations(rela, w.relocations(rela).filter((x) => x.offset < BigInt(ip.size - 4)));
+      w.setRelocations(
+        rela,
+        w.relocations(rela).filter((x) => x.offset < BigInt(ip.size - 4)),
+      );
     });
     assert.equal(noOrc.status, 'failed');
     assert.match(noOrc.functions[0]?.reason ?? '', /^\.orc_unwind_ip: \d+ entries, the patched build has \d+$/);
 
     // A KLP symbol with the wrong sympos is not the resolution's.
     const final = readFileSync(ko);
-    const expected = r.symbols.filter((s) => s.resolution === 'klp').map((s) => ({ object: s.object as string, name: s.name, sympos: s.sympos as number }));
+    const expected = r.symbols
+      .filter((s) => s.resolution === 'klp')
+      .map((s) => ({ object: s.object as string, name: s.name, sympos: s.sympos as number }));
     assert.deepEqual(checkKlpSymbols(final, expected), []);
     const w = ElfWriter.load(final, ko);
     const sym = w.symbols.find((s) => s.name === '.klp.sym.vmlinux.sched_schedstats,0');

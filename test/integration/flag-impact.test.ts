@@ -46,13 +46,17 @@ test('flag-impact: kernel/sched/ compiled twice; JSON shape; real differences fo
   assert.equal(report.attribution, 'heuristic');
   // build_policy.c, build_utility.c, core.c, fair.c; the files they #include are skipped, each with a reason.
   assert.equal(report.summary.tus, 4);
-  assert.ok(report.skipped.some((s) => s.file === 'kernel/sched/idle.c'), JSON.stringify(report.skipped));
+  assert.ok(
+    report.skipped.some((s) => s.file === 'kernel/sched/idle.c'),
+    JSON.stringify(report.skipped),
+  );
   assert.equal(report.summary.skipped, report.skipped.length);
   assert.ok(report.skipped.every((s) => s.reason.length > 0));
   assert.ok(report.workDir.startsWith(join(t.paths.root!, 'work', 'flag-impact')));
 
   const s = report.summary;
-  for (const k of ['changed', 'added', 'removed', 'callersChanged', 'sizeDelta', 'instructionDelta'] as const) assert.equal(typeof s[k], 'number', k);
+  for (const k of ['changed', 'added', 'removed', 'callersChanged', 'sizeDelta', 'instructionDelta'] as const)
+    assert.equal(typeof s[k], 'number', k);
   assert.ok(s.functions.asIs > 500 && s.functions.livepatch > 500, JSON.stringify(s.functions));
   assert.equal(report.functions.length, s.changed + s.added + s.removed);
   assert.ok(s.changed > 0, 'the flag changes some functions of kernel/sched');
@@ -106,7 +110,13 @@ test('flag-impact: the same inputs give the same bytes (second run from the cach
   const r1 = JSON.parse(one.stdout) as FlagImpactReport;
   assert.equal(r1.summary.tus, 1);
   assert.equal(r1.summary.skipped, 0);
-  assert.deepEqual(r1.functions.map((f) => f.name).sort(), report.functions.filter((f) => f.file === 'kernel/sched/core.c').map((f) => f.name).sort());
+  assert.deepEqual(
+    r1.functions.map((f) => f.name).sort(),
+    report.functions
+      .filter((f) => f.file === 'kernel/sched/core.c')
+      .map((f) => f.name)
+      .sort(),
+  );
 });
 
 test('flag-impact: --profile ranks by hotness (self and callers); all three formats are accepted', () => {
@@ -121,18 +131,32 @@ test('flag-impact: --profile ranks by hotness (self and callers); all three form
   assert.deepEqual(ranked.profile, { format: 'plain', symbols: 2, totalWeight: 1050, matched: 1 });
   assert.equal(ranked.functions[0]!.name, cold.name);
   assert.equal(ranked.functions[0]!.profile!.self, 50);
-  assert.ok(ranked.functions.every((f) => f.profile !== null && f.profile.hotness === Math.round((f.profile.self + f.profile.callers) * 1e6) / 1e6));
+  assert.ok(
+    ranked.functions.every(
+      (f) => f.profile !== null && f.profile.hotness === Math.round((f.profile.self + f.profile.callers) * 1e6) / 1e6,
+    ),
+  );
   assert.notEqual(ranked.workDir, report.workDir, 'the profile is an input: its own work dir');
 
   const perfReport = join(dir, 'perf-report.txt');
-  writeFileSync(perfReport, `# Overhead  Command  Shared Object      Symbol\n    42.00%  bash     [kernel.kallsyms]  [k] ${cold.name}\n`);
-  const pr = JSON.parse(klpgen(['flag-impact', '--abi', t.abi, '--json', '--profile', perfReport]).stdout) as FlagImpactReport;
+  writeFileSync(
+    perfReport,
+    `# Overhead  Command  Shared Object      Symbol\n    42.00%  bash     [kernel.kallsyms]  [k] ${cold.name}\n`,
+  );
+  const pr = JSON.parse(
+    klpgen(['flag-impact', '--abi', t.abi, '--json', '--profile', perfReport]).stdout,
+  ) as FlagImpactReport;
   assert.equal(pr.profile?.format, 'perf-report');
   assert.equal(pr.functions[0]!.profile!.self, 42);
 
   const perfScript = join(dir, 'perf-script.txt');
-  writeFileSync(perfScript, `bash 1 [000] 1.000001: 1 cycles:\n\tffffffff81000000 ${cold.name}+0x4 ([kernel.kallsyms])\n\n`.repeat(3));
-  const ps = JSON.parse(klpgen(['flag-impact', '--abi', t.abi, '--json', '--profile', perfScript]).stdout) as FlagImpactReport;
+  writeFileSync(
+    perfScript,
+    `bash 1 [000] 1.000001: 1 cycles:\n\tffffffff81000000 ${cold.name}+0x4 ([kernel.kallsyms])\n\n`.repeat(3),
+  );
+  const ps = JSON.parse(
+    klpgen(['flag-impact', '--abi', t.abi, '--json', '--profile', perfScript]).stdout,
+  ) as FlagImpactReport;
   assert.equal(ps.profile?.format, 'perf-script');
   assert.equal(ps.functions[0]!.profile!.self, 3);
 });
@@ -146,12 +170,20 @@ test('flag-impact: --attribute measures causes with one build per IPA pass', () 
   const measured = report.functions.filter((f) => f.evidence === 'measured');
   assert.ok(measured.length > 0);
   const causeOfPass: Record<string, string[]> = {
-    'ipa-modref': ['modref'], 'ipa-pure-const': ['pure-const', 'noreturn'], 'ipa-vrp': ['vrp'], 'ipa-icf': ['icf'],
-    'ipa-ra': ['ipa-ra'], 'ipa-stack-alignment': ['stack-alignment'], 'ipa-reference': ['ipa-reference'],
+    'ipa-modref': ['modref'],
+    'ipa-pure-const': ['pure-const', 'noreturn'],
+    'ipa-vrp': ['vrp'],
+    'ipa-icf': ['icf'],
+    'ipa-ra': ['ipa-ra'],
+    'ipa-stack-alignment': ['stack-alignment'],
+    'ipa-reference': ['ipa-reference'],
   };
   for (const f of measured) {
     assert.ok(f.passes && f.passes.length > 0, f.name);
-    assert.ok(f.passes.some((p) => causeOfPass[p]?.includes(f.cause)), `${f.name}: ${f.cause} from ${f.passes.join(',')}`);
+    assert.ok(
+      f.passes.some((p) => causeOfPass[p]?.includes(f.cause)),
+      `${f.name}: ${f.cause} from ${f.passes.join(',')}`,
+    );
   }
   // On this kernel ipa-modref is the most common single cause (docs/flag-impact.md).
   assert.ok(measured.some((f) => f.cause === 'modref'));
@@ -160,7 +192,10 @@ test('flag-impact: --attribute measures causes with one build per IPA pass', () 
 test('flag-impact: bad input is one error line and a non-zero exit', () => {
   const t = ensureTarget();
   const cases: [string[], RegExp][] = [
-    [['kernel/no-such-dir/'], /^klpgen: error: kernel\/no-such-dir\/: no such file or directory in the target's source tree\n$/],
+    [
+      ['kernel/no-such-dir/'],
+      /^klpgen: error: kernel\/no-such-dir\/: no such file or directory in the target's source tree\n$/,
+    ],
     [['kernel/sched/sched.h'], /^klpgen: error: kernel\/sched\/sched\.h: not a \.c file or a directory\n$/],
     [['../etc'], /^klpgen: error: \.\.\/etc: not inside the target's source tree/],
     [['tools/objtool/'], /^klpgen: error: tools\/objtool\/: not kernel code built by Kbuild\n$/],
@@ -179,10 +214,19 @@ test('flag-impact: bad input is one error line and a non-zero exit', () => {
   }
 });
 
-test('flag-impact: commands from the Kbuild dry run are exactly those of Kbuild\'s .cmd files', async () => {
+test("flag-impact: commands from the Kbuild dry run are exactly those of Kbuild's .cmd files", async () => {
   const target = await loadTarget(ensureTarget().abi);
   const plan = await planTus(target, normalisePaths(target, ['kernel/sched/', 'kernel/fork.c']), join(dir, 'dry-run'));
-  assert.deepEqual(plan.tus.map((c) => c.file), ['kernel/fork.c', 'kernel/sched/build_policy.c', 'kernel/sched/build_utility.c', 'kernel/sched/core.c', 'kernel/sched/fair.c']);
+  assert.deepEqual(
+    plan.tus.map((c) => c.file),
+    [
+      'kernel/fork.c',
+      'kernel/sched/build_policy.c',
+      'kernel/sched/build_utility.c',
+      'kernel/sched/core.c',
+      'kernel/sched/fair.c',
+    ],
+  );
   for (const file of ['kernel/sched/core.c', 'kernel/fork.c']) {
     const real = await compileCommand(target, file); // builds the object once in the target's tree if needed
     const dry = plan.tus.find((c) => c.file === file)!;
@@ -191,23 +235,48 @@ test('flag-impact: commands from the Kbuild dry run are exactly those of Kbuild\
   assert.ok(plan.skipped.some((s) => s.file === 'kernel/sched/rt.c' && /#included by another/.test(s.reason)));
 });
 
-test('flag-impact: objtool warnings are collected from the target\'s objtool, named by Kbuild\'s object', async () => {
+test("flag-impact: objtool warnings are collected from the target's objtool, named by Kbuild's object", async () => {
   const t = ensureTarget();
   const build = t.paths.build!;
   // A stack left unbalanced at the return: objtool's stack validation (--orc) must complain.
   const src = join(dir, 'unbalanced.c');
   const obj = join(dir, 'unbalanced.o');
   writeFileSync(src, 'void g(void);\nvoid f(void) { g(); asm volatile("push %rax"); }\n');
-  const cc = spawnSync('gcc-12', ['-O2', '-c', '-fno-asynchronous-unwind-tables', '-mno-red-zone', '-o', obj, src], { encoding: 'utf8' });
+  const cc = spawnSync('gcc-12', ['-O2', '-c', '-fno-asynchronous-unwind-tables', '-mno-red-zone', '-o', obj, src], {
+    encoding: 'utf8',
+  });
   assert.equal(cc.status, 0, cc.stderr);
-  const objtool = ['./tools/objtool/objtool', '--hacks=jump_label', '--hacks=noinstr', '--orc', '--retpoline', '--rethunk', '--sls', '--static-call', '--uaccess'];
+  const objtool = [
+    './tools/objtool/objtool',
+    '--hacks=jump_label',
+    '--hacks=noinstr',
+    '--orc',
+    '--retpoline',
+    '--rethunk',
+    '--sls',
+    '--static-call',
+    '--uaccess',
+  ];
   const cmd: CompileCommand = {
-    file: 'kernel/unbalanced.c', cwd: build, argv: [], post: [[...objtool, 'kernel/unbalanced.o']],
-    source: src, object: join(build, 'kernel/unbalanced.o'), deps: [],
+    file: 'kernel/unbalanced.c',
+    cwd: build,
+    argv: [],
+    post: [[...objtool, 'kernel/unbalanced.o']],
+    source: src,
+    object: join(build, 'kernel/unbalanced.o'),
+    deps: [],
   };
   const warnings = await runPostCommands(cmd, obj);
-  assert.ok(warnings.some((w) => /^kernel\/unbalanced\.o: warning: objtool: f\+0x[0-9a-f]+: return with modified stack frame$/.test(w)), warnings.join('\n'));
-  assert.ok(warnings.every((w) => !w.includes(dir)), 'our copy\'s path is replaced by Kbuild\'s object name');
+  assert.ok(
+    warnings.some((w) =>
+      /^kernel\/unbalanced\.o: warning: objtool: f\+0x[0-9a-f]+: return with modified stack frame$/.test(w),
+    ),
+    warnings.join('\n'),
+  );
+  assert.ok(
+    warnings.every((w) => !w.includes(dir)),
+    "our copy's path is replaced by Kbuild's object name",
+  );
 });
 
 function findChromium(): string | undefined {
@@ -221,7 +290,9 @@ function findChromium(): string | undefined {
 function decodePng(buf: Buffer): { width: number; height: number; channels: number; pixels: Buffer } {
   assert.deepEqual([...buf.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], 'PNG signature');
   let pos = 8;
-  let width = 0, height = 0, channels = 0;
+  let width = 0,
+    height = 0,
+    channels = 0;
   const idat: Buffer[] = [];
   while (pos < buf.length) {
     const len = buf.readUInt32BE(pos);
@@ -253,16 +324,27 @@ function decodePng(buf: Buffer): { width: number; height: number; channels: numb
       const c = x >= channels && y > 0 ? pixels[(y - 1) * stride + x - channels]! : 0;
       let p: number;
       switch (filter) {
-        case 0: p = v; break;
-        case 1: p = v + a; break;
-        case 2: p = v + b; break;
-        case 3: p = v + ((a + b) >> 1); break;
+        case 0:
+          p = v;
+          break;
+        case 1:
+          p = v + a;
+          break;
+        case 2:
+          p = v + b;
+          break;
+        case 3:
+          p = v + ((a + b) >> 1);
+          break;
         case 4: {
-          const pa = Math.abs(b - c), pb = Math.abs(a - c), pc = Math.abs(a + b - 2 * c);
+          const pa = Math.abs(b - c),
+            pb = Math.abs(a - c),
+            pc = Math.abs(a + b - 2 * c);
           p = v + (pa <= pb && pa <= pc ? a : pb <= pc ? b : c);
           break;
         }
-        default: throw new Error(`bad PNG filter ${filter}`);
+        default:
+          throw new Error(`bad PNG filter ${filter}`);
       }
       pixels[y * stride + x] = p & 0xff;
     }
@@ -284,14 +366,21 @@ test('flag-impact: the HTML report renders in headless Chromium: sortable table 
   const dom = spawnSync(chromium, [...flags, '--dump-dom', `file://${html}`], { encoding: 'utf8', timeout: 120000 });
   assert.equal(dom.status, 0, dom.stderr);
   const body = /<tbody>([\s\S]*?)<\/tbody>/.exec(dom.stdout)?.[1] ?? '';
-  assert.equal((body.match(/<tr>/g) ?? []).length, report.functions.length, 'one row per function, made by the page script');
+  assert.equal(
+    (body.match(/<tr>/g) ?? []).length,
+    report.functions.length,
+    'one row per function, made by the page script',
+  );
   assert.match(dom.stdout, /<th[^>]*class="num sorted-asc"[^>]*>#<\/th>/);
   const bars = dom.stdout.match(/<rect [^>]*class="bar /g) ?? [];
   assert.equal(bars.length, Math.min(20, report.functions.filter((f) => f.size.delta !== 0).length));
   assert.ok(bars.length > 0);
 
   const png = join(dir, 'report.png');
-  const shot = spawnSync(chromium, [...flags, `--screenshot=${png}`, `file://${html}`], { encoding: 'utf8', timeout: 120000 });
+  const shot = spawnSync(chromium, [...flags, `--screenshot=${png}`, `file://${html}`], {
+    encoding: 'utf8',
+    timeout: 120000,
+  });
   assert.equal(shot.status, 0, shot.stderr);
   const img = decodePng(readFileSync(png));
   assert.equal(img.width, 1280);
@@ -307,5 +396,8 @@ test('flag-impact: the HTML report renders in headless Chromium: sortable table 
   assert.ok(colours.size > 20, `${colours.size} colours`);
   assert.ok(white < total * 0.97, 'more than a blank page');
   // The chart's bar colours are there (red for growth, green for shrinking).
-  assert.ok([...colours].some((c) => c === 0xe0605a || c === 0x3f9f6a), 'bar colours in the screenshot');
+  assert.ok(
+    [...colours].some((c) => c === 0xe0605a || c === 0x3f9f6a),
+    'bar colours in the screenshot',
+  );
 });

@@ -34,13 +34,17 @@ function disagreements(model: TuModel, objectPath: string): string[] {
     if (s.type !== STT_FUNC || s.shndx === SHN_UNDEF) continue;
     if (s.bind === STB_GLOBAL || s.bind === STB_WEAK) {
       if (asm.get(s.name) === true) continue;
-      if (!defs.get(s.name)?.some((d) => d.linkage === 'external')) problems.push(`global ${s.name}: no external function definition in the model`);
+      if (!defs.get(s.name)?.some((d) => d.linkage === 'external'))
+        problems.push(`global ${s.name}: no external function definition in the model`);
     } else if (s.bind === STB_LOCAL) {
       if (asm.has(s.name)) continue;
       const base = foldCloneSuffixes(s.name);
       // A clone or split part is local even when its parent is global.
       const ok = base === s.name ? defs.get(base)?.some((d) => d.linkage === 'internal') : defs.has(base);
-      if (!ok) problems.push(`static ${s.name}: no ${base === s.name ? 'static ' : ''}function definition ${base} in the model`);
+      if (!ok)
+        problems.push(
+          `static ${s.name}: no ${base === s.name ? 'static ' : ''}function definition ${base} in the model`,
+        );
     }
   }
   return problems;
@@ -69,7 +73,12 @@ test(`frontend: ${files.length} real TUs parse with zero errors and agree with g
     }
     let model: TuModel;
     try {
-      model = buildModel({ preprocessed: readFileSync(out, 'utf8'), file, sourceText: readFileSync(c.source, 'utf8'), sourceRoot: target.paths.source });
+      model = buildModel({
+        preprocessed: readFileSync(out, 'utf8'),
+        file,
+        sourceText: readFileSync(c.source, 'utf8'),
+        sourceRoot: target.paths.source,
+      });
     } catch (e) {
       if (e instanceof FrontendError) {
         failures.push(`${file}: ${e.location.file}:${e.location.line}:${e.location.col}: ${e.message}`);
@@ -79,12 +88,17 @@ test(`frontend: ${files.length} real TUs parse with zero errors and agree with g
     }
     entities += model.entities.length;
     if (model.entities.length === 0) failures.push(`${file}: no entities`);
-    if (model.unresolved.length) failures.push(`${file}: unresolved identifiers: ${model.unresolved.slice(0, 10).join(' ')}`);
+    if (model.unresolved.length)
+      failures.push(`${file}: unresolved identifiers: ${model.unresolved.slice(0, 10).join(' ')}`);
     const problems = disagreements(model, c.object);
-    checkedSymbols += parseElf(readFileSync(c.object)).symbols().filter((s) => s.type === STT_FUNC && s.shndx !== SHN_UNDEF).length;
+    checkedSymbols += parseElf(readFileSync(c.object))
+      .symbols()
+      .filter((s) => s.type === STT_FUNC && s.shndx !== SHN_UNDEF).length;
     failures.push(...problems.map((p) => `${file}: ${p}`));
   }
-  process.stderr.write(`frontend corpus: ${files.length} TUs, ${entities} entities, ${checkedSymbols} function symbols checked, ${failures.length} failures\n`);
+  process.stderr.write(
+    `frontend corpus: ${files.length} TUs, ${entities} entities, ${checkedSymbols} function symbols checked, ${failures.length} failures\n`,
+  );
   assert.deepEqual(failures, []);
   assert.ok(checkedSymbols > files.length, 'too few symbols checked');
 });

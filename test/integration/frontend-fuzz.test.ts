@@ -69,18 +69,114 @@ interface Tok {
 
 const KEYWORD_LIST = [...KEYWORDS.keys()];
 const SNIPPETS = [
-  '(', ')', '{', '}', '[', ']', ';', ',', ':', '?', '*', '&', '&&', '=', '==', '->', '.', '...', '#', '##', '<<=', '~', '!',
-  '@', '`', '"', "'", '\\', '$', '0x', '1e+', '08', '.5e', 'L"x"', "u'c'",
-  '__attribute__((', '__attribute__((unused))', '__attribute__(())', '({', '})', '(((', ')))', '{{', '}}', '[[', ']]',
-  '__asm__ volatile goto(', 'asm("" : "=r"(', '_Static_assert(', '_Generic(', '__builtin_offsetof(', '__builtin_va_arg(',
-  'typedef', 'struct', 'union', 'enum', 'static', 'extern', 'int', '__int128', '__seg_gs', 'typeof(', '__auto_type', '__label__',
-  '__extension__', 'case 1 ...', 'default:', 'goto *', '&&lbl', 'sizeof', '(int)', '(struct x *)', '{ .a = ', '[0 ... 3] =',
-  'x:', 'return', 'else', 'do', 'while (', 'for (int i = 0;', '/*', '*/', '//', '\n#', '\n# 7 "lib/other.h" 1\n', '\n# 12 "lib/sort.c" 2\n',
-  '\n# garbage\n', '\u00e9', '\u0000',
+  '(',
+  ')',
+  '{',
+  '}',
+  '[',
+  ']',
+  ';',
+  ',',
+  ':',
+  '?',
+  '*',
+  '&',
+  '&&',
+  '=',
+  '==',
+  '->',
+  '.',
+  '...',
+  '#',
+  '##',
+  '<<=',
+  '~',
+  '!',
+  '@',
+  '`',
+  '"',
+  "'",
+  '\\',
+  '$',
+  '0x',
+  '1e+',
+  '08',
+  '.5e',
+  'L"x"',
+  "u'c'",
+  '__attribute__((',
+  '__attribute__((unused))',
+  '__attribute__(())',
+  '({',
+  '})',
+  '(((',
+  ')))',
+  '{{',
+  '}}',
+  '[[',
+  ']]',
+  '__asm__ volatile goto(',
+  'asm("" : "=r"(',
+  '_Static_assert(',
+  '_Generic(',
+  '__builtin_offsetof(',
+  '__builtin_va_arg(',
+  'typedef',
+  'struct',
+  'union',
+  'enum',
+  'static',
+  'extern',
+  'int',
+  '__int128',
+  '__seg_gs',
+  'typeof(',
+  '__auto_type',
+  '__label__',
+  '__extension__',
+  'case 1 ...',
+  'default:',
+  'goto *',
+  '&&lbl',
+  'sizeof',
+  '(int)',
+  '(struct x *)',
+  '{ .a = ',
+  '[0 ... 3] =',
+  'x:',
+  'return',
+  'else',
+  'do',
+  'while (',
+  'for (int i = 0;',
+  '/*',
+  '*/',
+  '//',
+  '\n#',
+  '\n# 7 "lib/other.h" 1\n',
+  '\n# 12 "lib/sort.c" 2\n',
+  '\n# garbage\n',
+  '\u00e9',
+  '\u0000',
 ];
 const OPENERS = ['(', '{', '[', '({', '*', '-', '!', '&', '(int)', 'sizeof ', '__extension__ ', 'if (1) '];
 /** Each opens one more level where an expression may start. */
-const EXPR_OPENERS = ['(', '({', '*', '- ', '!', '~', '& ', '++', '(int)', 'sizeof ', '__extension__ ', '(struct x *)', '1 ? ', 'x = '];
+const EXPR_OPENERS = [
+  '(',
+  '({',
+  '*',
+  '- ',
+  '!',
+  '~',
+  '& ',
+  '++',
+  '(int)',
+  'sizeof ',
+  '__extension__ ',
+  '(struct x *)',
+  '1 ? ',
+  'x = ',
+];
 /** Each opens one more level where a statement may start. */
 const STMT_OPENERS = ['{', 'if (1) ', 'while (1) ', 'for (;;) ', 'switch (1) ', 'x: ', 'case 1: ', '({ '];
 const DEEP = 100_000;
@@ -94,7 +190,8 @@ interface Mutation {
 function tokensOf(text: string): Tok[] {
   const ts = lex(text);
   const out: Tok[] = [];
-  for (let i = 0; i < ts.count - 1; i++) out.push({ s: ts.start[i] as number, e: ts.end[i] as number, code: ts.code[i] as number });
+  for (let i = 0; i < ts.count - 1; i++)
+    out.push({ s: ts.start[i] as number, e: ts.end[i] as number, code: ts.code[i] as number });
   return out;
 }
 
@@ -126,13 +223,19 @@ function mutate(text: string, toks: Tok[], rand: () => number, depth = 0): Mutat
     if (x === y) return { text, desc: 'swap a token with itself' };
     const tx = text.slice(x.s, x.e);
     const ty = text.slice(y.s, y.e);
-    return { text: text.slice(0, x.s) + ty + text.slice(x.e, y.s) + tx + text.slice(y.e), desc: `swap '${tx}' and '${ty}' at ${x.s}, ${y.s}` };
+    return {
+      text: text.slice(0, x.s) + ty + text.slice(x.e, y.s) + tx + text.slice(y.e),
+      desc: `swap '${tx}' and '${ty}' at ${x.s}, ${y.s}`,
+    };
   }
   if (kind < 56) {
     const t = tokAt();
     const at = rand() < 0.5 ? t.s : t.e;
     const snippet = rand() < 0.7 ? pick(SNIPPETS) : pick(KEYWORD_LIST);
-    return { text: `${text.slice(0, at)} ${snippet} ${text.slice(at)}`, desc: `insert ${JSON.stringify(snippet)} at ${at}` };
+    return {
+      text: `${text.slice(0, at)} ${snippet} ${text.slice(at)}`,
+      desc: `insert ${JSON.stringify(snippet)} at ${at}`,
+    };
   }
   if (kind < 62) {
     const at = int(text.length);
@@ -142,20 +245,29 @@ function mutate(text: string, toks: Tok[], rand: () => number, depth = 0): Mutat
     const idents = toks.filter((t) => t.code === T.IDENT);
     const t = pick(idents);
     const k = pick(KEYWORD_LIST);
-    return { text: text.slice(0, t.s) + k + text.slice(t.e), desc: `replace '${text.slice(t.s, t.e)}' at ${t.s} by keyword ${k}` };
+    return {
+      text: text.slice(0, t.s) + k + text.slice(t.e),
+      desc: `replace '${text.slice(t.s, t.e)}' at ${t.s} by keyword ${k}`,
+    };
   }
   if (kind < 82) {
     // A token replaced by another token of the same file: plausible but wrong code.
     const t = tokAt();
     const u = tokAt();
     const spelling = text.slice(u.s, u.e);
-    return { text: text.slice(0, t.s) + spelling + text.slice(t.e), desc: `replace '${text.slice(t.s, t.e)}' at ${t.s} by '${spelling}'` };
+    return {
+      text: text.slice(0, t.s) + spelling + text.slice(t.e),
+      desc: `replace '${text.slice(t.s, t.e)}' at ${t.s} by '${spelling}'`,
+    };
   }
   if (kind < 86) {
     // Deep nesting at a random place: some error, never a crash.
     const t = tokAt();
     const opener = pick(OPENERS);
-    return { text: text.slice(0, t.s) + opener.repeat(DEEP) + text.slice(t.s), desc: `insert ${DEEP} x '${opener}' at ${t.s}` };
+    return {
+      text: text.slice(0, t.s) + opener.repeat(DEEP) + text.slice(t.s),
+      desc: `insert ${DEEP} x '${opener}' at ${t.s}`,
+    };
   }
   if (kind < 90) {
     // Deep nesting in an expression after `return`, or of statements after a
@@ -164,7 +276,10 @@ function mutate(text: string, toks: Tok[], rand: () => number, depth = 0): Mutat
     const inExpr = rand() < 0.5;
     const sites = inExpr
       ? toks.filter((t) => t.code === RETURN)
-      : toks.filter((t, i) => text.slice(t.s, t.e) === '{' && i > 0 && text.slice((toks[i - 1] as Tok).s, (toks[i - 1] as Tok).e) === ')');
+      : toks.filter(
+          (t, i) =>
+            text.slice(t.s, t.e) === '{' && i > 0 && text.slice((toks[i - 1] as Tok).s, (toks[i - 1] as Tok).e) === ')',
+        );
     if (sites.length > 0) {
       const t = pick(sites);
       const opener = pick(inExpr ? EXPR_OPENERS : STMT_OPENERS);
@@ -206,7 +321,12 @@ function runCase(tu: Tu, toks: Tok[], index: number, seed: number): CaseResult {
   let outcome: Outcome;
   let message = '';
   try {
-    const model = buildModel({ preprocessed: m.text, file: tu.file, sourceText: tu.sourceText, sourceRoot: tu.sourceRoot });
+    const model = buildModel({
+      preprocessed: m.text,
+      file: tu.file,
+      sourceText: tu.sourceText,
+      sourceRoot: tu.sourceRoot,
+    });
     outcome = 'model';
     if (!Array.isArray(model.entities) || !Array.isArray(model.unresolved)) {
       outcome = 'crash';
@@ -215,18 +335,33 @@ function runCase(tu: Tu, toks: Tok[], index: number, seed: number): CaseResult {
   } catch (e) {
     if (e instanceof FrontendError) {
       const loc = e.location;
-      const sane = typeof loc.file === 'string' && loc.file.length > 0 && Number.isInteger(loc.line) && loc.line >= 0 &&
-        Number.isInteger(loc.col) && loc.col >= 1;
+      const sane =
+        typeof loc.file === 'string' &&
+        loc.file.length > 0 &&
+        Number.isInteger(loc.line) &&
+        loc.line >= 0 &&
+        Number.isInteger(loc.col) &&
+        loc.col >= 1;
       outcome = sane ? 'error' : 'crash';
       message = sane ? e.message : `FrontendError with a bad location ${JSON.stringify(loc)}: ${e.message}`;
     } else {
       outcome = 'crash';
       const err = e as Error;
-      message = `${err?.constructor?.name ?? typeof e}: ${err?.message ?? String(e)}\n${String(err?.stack ?? '').split('\n').slice(1, 6).join('\n')}`;
+      message = `${err?.constructor?.name ?? typeof e}: ${err?.message ?? String(e)}\n${String(err?.stack ?? '')
+        .split('\n')
+        .slice(1, 6)
+        .join('\n')}`;
     }
   }
   const result: CaseResult = {
-    type: 'done', index, seed, file: tu.file, mutation: m.desc.slice(0, 400), outcome, message, ms: performance.now() - t0,
+    type: 'done',
+    index,
+    seed,
+    file: tu.file,
+    mutation: m.desc.slice(0, 400),
+    outcome,
+    message,
+    ms: performance.now() - t0,
   };
   if (m.expectMessage !== undefined) result.expectMessage = m.expectMessage;
   return result;
@@ -253,15 +388,26 @@ async function realTus(): Promise<Tu[]> {
   const tus: Tu[] = [];
   for (const file of ['lib/sort.c', 'lib/ctype.c']) {
     const pp = await preprocess(target, file, dir);
-    tus.push({ file, text: pp.text, sourceText: await readFile(pp.command.source, 'utf8'), sourceRoot: target.paths.source });
+    tus.push({
+      file,
+      text: pp.text,
+      sourceText: await readFile(pp.command.source, 'utf8'),
+      sourceRoot: target.paths.source,
+    });
   }
   return tus;
 }
 
 /** Run the cases in a worker; a case that runs longer than `stallMs` is reported as a hang. */
-function runInWorker(job: FuzzJob, stallMs: number): Promise<{ results: CaseResult[]; hang?: { index: number; seed: number } }> {
+function runInWorker(
+  job: FuzzJob,
+  stallMs: number,
+): Promise<{ results: CaseResult[]; hang?: { index: number; seed: number } }> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL(import.meta.url), { workerData: job, resourceLimits: { maxOldGenerationSizeMb: 2048 } });
+    const worker = new Worker(new URL(import.meta.url), {
+      workerData: job,
+      resourceLimits: { maxOldGenerationSizeMb: 2048 },
+    });
     const results: CaseResult[] = [];
     let current: { index: number; seed: number } | undefined;
     let settled = false;
@@ -288,7 +434,9 @@ function runInWorker(job: FuzzJob, stallMs: number): Promise<{ results: CaseResu
       if (settled) return;
       settled = true;
       if (timer) clearTimeout(timer);
-      reject(new Error(`fuzz worker died${current ? ` in case ${current.index} (seed ${current.seed})` : ''}: ${e.message}`));
+      reject(
+        new Error(`fuzz worker died${current ? ` in case ${current.index} (seed ${current.seed})` : ''}: ${e.message}`),
+      );
     });
     worker.on('exit', () => {
       if (settled) return;
@@ -312,18 +460,32 @@ if (!isMainThread && parentPort) {
     // The unmutated text parses, quickly, with nothing unresolved.
     for (const tu of tus) {
       const t0 = performance.now();
-      const m = buildModel({ preprocessed: tu.text, file: tu.file, sourceText: tu.sourceText, sourceRoot: tu.sourceRoot });
+      const m = buildModel({
+        preprocessed: tu.text,
+        file: tu.file,
+        sourceText: tu.sourceText,
+        sourceRoot: tu.sourceRoot,
+      });
       const ms = performance.now() - t0;
-      assert.ok(m.entities.some((e) => e.span.file === tu.file && e.definition), `${tu.file}: has definitions`);
+      assert.ok(
+        m.entities.some((e) => e.span.file === tu.file && e.definition),
+        `${tu.file}: has definitions`,
+      );
       assert.deepEqual(m.unresolved, [], `${tu.file}: nothing unresolved`);
-      process.stderr.write(`frontend fuzz: ${tu.file}: ${tu.text.length} bytes, ${m.stats.tokens} tokens, ${m.entities.length} entities, parsed in ${ms.toFixed(1)} ms\n`);
+      process.stderr.write(
+        `frontend fuzz: ${tu.file}: ${tu.text.length} bytes, ${m.stats.tokens} tokens, ${m.entities.length} entities, parsed in ${ms.toFixed(1)} ms\n`,
+      );
     }
 
     const t0 = performance.now();
     const { results, hang } = await runInWorker({ tus, baseSeed: BASE_SEED, cases: CASES }, 20_000);
     const seconds = (performance.now() - t0) / 1000;
     const reproduce = (seed: number) => `KLPGEN_FUZZ_SEED=${seed} KLPGEN_FUZZ_CASES=1`;
-    assert.equal(hang, undefined, hang ? `case ${hang.index} hangs (seed ${hang.seed}; reproduce with ${reproduce(hang.seed)})` : '');
+    assert.equal(
+      hang,
+      undefined,
+      hang ? `case ${hang.index} hangs (seed ${hang.seed}; reproduce with ${reproduce(hang.seed)})` : '',
+    );
     assert.equal(results.length, CASES, 'every case ran');
 
     const failures: string[] = [];
@@ -331,7 +493,9 @@ if (!isMainThread && parentPort) {
       const where = `case ${r.index} (${r.file}, seed ${r.seed}; reproduce with ${reproduce(r.seed)}): ${r.mutation}`;
       if (r.outcome === 'crash') failures.push(`${where}\n  ${r.message}`);
       else if (r.expectMessage !== undefined && (r.outcome !== 'error' || r.message !== r.expectMessage)) {
-        failures.push(`${where}\n  expected FrontendError '${r.expectMessage}', got ${r.outcome === 'error' ? `'${r.message}'` : 'a model'}`);
+        failures.push(
+          `${where}\n  expected FrontendError '${r.expectMessage}', got ${r.outcome === 'error' ? `'${r.message}'` : 'a model'}`,
+        );
       }
     }
     const count = (o: Outcome) => results.filter((r) => r.outcome === o).length;
@@ -339,8 +503,8 @@ if (!isMainThread && parentPort) {
     const deep = results.filter((r) => r.expectMessage !== undefined).length;
     process.stderr.write(
       `frontend fuzz: ${results.length} cases in ${seconds.toFixed(1)} s (base seed ${BASE_SEED}): ${count('model')} models, ` +
-      `${count('error')} FrontendErrors, ${count('crash')} crashes, ${deep} deep-nesting cases; ` +
-      `slowest ${slowest.ms.toFixed(0)} ms (seed ${slowest.seed}: ${slowest.mutation.slice(0, 80)})\n`,
+        `${count('error')} FrontendErrors, ${count('crash')} crashes, ${deep} deep-nesting cases; ` +
+        `slowest ${slowest.ms.toFixed(0)} ms (seed ${slowest.seed}: ${slowest.mutation.slice(0, 80)})\n`,
     );
     assert.deepEqual(failures.slice(0, 20), [], `${failures.length} failing cases`);
     if (CASES >= 100) {

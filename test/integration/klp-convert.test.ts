@@ -19,7 +19,10 @@ const FIXTURE = join(ROOT, 'test', 'fixtures', 'klp-convert');
 const SYMBOL = 'saved_command_line';
 const KLP_SYMBOL = `.klp.sym.vmlinux.${SYMBOL},0`;
 
-interface Built { unconverted: string; converted: string }
+interface Built {
+  unconverted: string;
+  converted: string;
+}
 let built: Built | undefined;
 
 /** Builds the fixture module (once) and converts it. */
@@ -43,7 +46,9 @@ function buildAndConvert(): Built {
     // unexported symbol. KBUILD_MODPOST_WARN=1 turns that into a warning.
     assert.match(r.stderr, /ERROR: modpost: "saved_command_line" \[.*livepatch-klp-sym\.ko\] undefined!/);
     const m = spawnSync('make', ['-C', t.paths.headers as string, `M=${dir}`, 'KBUILD_MODPOST_WARN=1', 'modules'], {
-      env: makeEnv(), encoding: 'utf8', maxBuffer: 64 * 1024 * 1024,
+      env: makeEnv(),
+      encoding: 'utf8',
+      maxBuffer: 64 * 1024 * 1024,
     });
     assert.equal(m.status, 0, `${m.stdout}${m.stderr}`);
     assert.match(`${m.stdout}${m.stderr}`, /WARNING: modpost: "saved_command_line" \[.*\] undefined!/);
@@ -51,7 +56,10 @@ function buildAndConvert(): Built {
   }
   const outDir = tempDir('klpconv-out');
   const converted = join(outDir, 'livepatch-klp-sym.ko');
-  writeFileSync(converted, klpConvert(readFileSync(unconverted), [{ name: SYMBOL, object: 'vmlinux', sympos: 0 }], unconverted));
+  writeFileSync(
+    converted,
+    klpConvert(readFileSync(unconverted), [{ name: SYMBOL, object: 'vmlinux', sympos: 0 }], unconverted),
+  );
   built = { unconverted, converted };
   return built;
 }
@@ -86,7 +94,10 @@ test('klp-convert: the converted module has the livepatch symbol and relocation 
   assert.ok(entries.every((e) => e.symbol?.name === KLP_SYMBOL));
   assert.deepEqual(readModinfo(elf).get('livepatch'), ['Y']);
   // Every other section is kept, in place.
-  assert.deepEqual(elf.sections.slice(0, before.sections.length).map((s) => s.name), before.sections.map((s) => s.name));
+  assert.deepEqual(
+    elf.sections.slice(0, before.sections.length).map((s) => s.name),
+    before.sections.map((s) => s.name),
+  );
 
   const re = spawnSync('readelf', ['-W', '-a', converted], { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' } });
   assert.equal(re.stderr, '');

@@ -8,7 +8,15 @@ import { ROOT, klpgen, tempDir } from '../helpers.js';
 
 test('scoreboard: counts a loaded fix and a refused one, with the refusal reason', () => {
   assert.equal(klpgen(['target', 'setup', '--abi', '6.1.0-54']).code, 0);
-  const r = klpgen(['scoreboard', join(ROOT, 'corpus/6.1.0-54'), '--match', 'kernel-trace-fgraph', '--abi', '6.1.0-54', '--json']);
+  const r = klpgen([
+    'scoreboard',
+    join(ROOT, 'corpus/6.1.0-54'),
+    '--match',
+    'kernel-trace-fgraph',
+    '--abi',
+    '6.1.0-54',
+    '--json',
+  ]);
   assert.equal(r.code, 0, r.stderr);
   const refused = JSON.parse(r.stdout) as Scoreboard;
   assert.equal(refused.total, 1);
@@ -16,7 +24,17 @@ test('scoreboard: counts a loaded fix and a refused one, with the refusal reason
   assert.deepEqual(refused.refusedBy, { untraceable: 1 });
   assert.deepEqual(refused.patches[0]?.refusals, ['untraceable']);
 
-  const ok = JSON.parse(klpgen(['scoreboard', join(ROOT, 'corpus/6.1.0-54'), '--match', 'arch-x86-events-amd-lbr', '--abi', '6.1.0-54', '--json']).stdout) as Scoreboard;
+  const ok = JSON.parse(
+    klpgen([
+      'scoreboard',
+      join(ROOT, 'corpus/6.1.0-54'),
+      '--match',
+      'arch-x86-events-amd-lbr',
+      '--abi',
+      '6.1.0-54',
+      '--json',
+    ]).stdout,
+  ) as Scoreboard;
   assert.equal(ok.total, 1);
   assert.equal(ok.byOutcome.loaded, 1, JSON.stringify(ok.patches));
   assert.equal(ok.livepatchableRate, 1);
@@ -25,7 +43,16 @@ test('scoreboard: counts a loaded fix and a refused one, with the refusal reason
 });
 
 test('scoreboard: an X-FAIL patch is as expected when refused, with the reviewed reason beside it', () => {
-  const r = klpgen(['scoreboard', join(ROOT, 'corpus/6.1.0-54'), '--match', 'io_uring-cancel_c-FAIL', '--no-vm', '--abi', '6.1.0-54', '--json']);
+  const r = klpgen([
+    'scoreboard',
+    join(ROOT, 'corpus/6.1.0-54'),
+    '--match',
+    'io_uring-cancel_c-FAIL',
+    '--no-vm',
+    '--abi',
+    '6.1.0-54',
+    '--json',
+  ]);
   assert.equal(r.code, 0, r.stderr);
   const s = JSON.parse(r.stdout) as Scoreboard;
   assert.equal(s.total, 1);
@@ -37,11 +64,22 @@ test('scoreboard: an X-FAIL patch is as expected when refused, with the reviewed
 
 test('scoreboard: a patch whose file does not compile against the target is an incomplete fix, outside the rate', () => {
   const dir = tempDir('incomplete');
-  writeFileSync(join(dir, 'needs-a-header.patch'), [
-    '--- a/fs/proc/version.c', '+++ b/fs/proc/version.c', '@@ -13,6 +13,7 @@',
-    ' \t\tutsname()->sysname,', ' \t\tutsname()->release,', ' \t\tutsname()->version);',
-    '+\tseq_puts(m, KLPGEN_NEW_BANNER);', ' \treturn 0;', ' }', ' ', '',
-  ].join('\n'));
+  writeFileSync(
+    join(dir, 'needs-a-header.patch'),
+    [
+      '--- a/fs/proc/version.c',
+      '+++ b/fs/proc/version.c',
+      '@@ -13,6 +13,7 @@',
+      ' \t\tutsname()->sysname,',
+      ' \t\tutsname()->release,',
+      ' \t\tutsname()->version);',
+      '+\tseq_puts(m, KLPGEN_NEW_BANNER);',
+      ' \treturn 0;',
+      ' }',
+      ' ',
+      '',
+    ].join('\n'),
+  );
   const r = klpgen(['scoreboard', dir, '--no-vm', '--abi', '6.1.0-54', '--json']);
   assert.equal(r.code, 0, r.stderr);
   const s = JSON.parse(r.stdout) as Scoreboard;
@@ -51,12 +89,31 @@ test('scoreboard: a patch whose file does not compile against the target is an i
 });
 
 test('scoreboard: refusals are counted by their kind, each kind as create typed it', () => {
-  const r = klpgen(['scoreboard', join(ROOT, 'corpus/6.1.0-54'), '--match', 'io_uring-cancel_c-FAIL', '--no-vm', '--abi', '6.1.0-54', '--json']);
+  const r = klpgen([
+    'scoreboard',
+    join(ROOT, 'corpus/6.1.0-54'),
+    '--match',
+    'io_uring-cancel_c-FAIL',
+    '--no-vm',
+    '--abi',
+    '6.1.0-54',
+    '--json',
+  ]);
   const s = JSON.parse(r.stdout) as Scoreboard;
   assert.deepEqual(s.refusedBy, { 'struct-layout': 1 });
   // create --json's refusal is typed too: kind, file and line.
   const dir = tempDir('refusal-kind');
-  const c = klpgen(['create', join(ROOT, 'corpus/6.1.0-54/io_uring-cancel_c-FAIL.patch'), '--work-dir', join(dir, 'w'), '-o', join(dir, 'x.ko'), '--abi', '6.1.0-54', '--json']);
+  const c = klpgen([
+    'create',
+    join(ROOT, 'corpus/6.1.0-54/io_uring-cancel_c-FAIL.patch'),
+    '--work-dir',
+    join(dir, 'w'),
+    '-o',
+    join(dir, 'x.ko'),
+    '--abi',
+    '6.1.0-54',
+    '--json',
+  ]);
   assert.equal(c.code, 2);
   const refusal = JSON.parse(c.stdout) as { refused: { kind: string; file: string; line: number }[] };
   assert.equal(refusal.refused[0]?.kind, 'struct-layout');
@@ -68,7 +125,19 @@ test('scoreboard: --journal keeps each score and a re-run skips it; --shard K/N 
   const dir = tempDir('journal');
   const journal = join(dir, 'scores.jsonl');
   const run = (...extra: string[]) => {
-    const r = klpgen(['scoreboard', join(ROOT, 'corpus/6.1.0-54'), '--match', 'kernel-trace-fgraph', '--no-vm', '--abi', '6.1.0-54', '--journal', journal, '--json', ...extra]);
+    const r = klpgen([
+      'scoreboard',
+      join(ROOT, 'corpus/6.1.0-54'),
+      '--match',
+      'kernel-trace-fgraph',
+      '--no-vm',
+      '--abi',
+      '6.1.0-54',
+      '--journal',
+      journal,
+      '--json',
+      ...extra,
+    ]);
     assert.equal(r.code, 0, r.stderr);
     return { board: JSON.parse(r.stdout) as Scoreboard, stderr: r.stderr };
   };
@@ -95,7 +164,8 @@ test('scoreboard: --journal keeps each score and a re-run skips it; --shard K/N 
 test('scoreboard: a reader that stops early (| head) ends the command quietly, without a stack trace', () => {
   const dir = tempDir('epipe');
   // The committed whole-corpus journal: printing it needs no run, and is longer than a pipe holds.
-  const cmd = `${JSON.stringify(process.execPath)} ${JSON.stringify(join(ROOT, 'bin/klpgen.js'))} scoreboard ${JSON.stringify(join(ROOT, 'corpus/6.1.0-54'))} ` +
+  const cmd =
+    `${JSON.stringify(process.execPath)} ${JSON.stringify(join(ROOT, 'bin/klpgen.js'))} scoreboard ${JSON.stringify(join(ROOT, 'corpus/6.1.0-54'))} ` +
     `--abi 6.1.0-54 --journal ${JSON.stringify(join(ROOT, 'corpus/6.1.0-54/scoreboard-full.jsonl'))} 2>${JSON.stringify(join(dir, 'err'))} | head -1; echo "status \${PIPESTATUS[0]}"`;
   const out = execFileSync('bash', ['-c', cmd]).toString();
   assert.match(out, /^scoreboard for 6\.1\.0-54/);

@@ -28,7 +28,13 @@ const FIXTURES: Fixture[] = [
   { name: 'static-call', section: '.static_call_sites', file: 'fs/proc/cmdline.c', fn: 'cmdline_proc_show' },
   { name: 'ex-table', section: '__ex_table', file: 'fs/proc/version.c', fn: 'version_proc_show' },
   { name: 'alternative', section: '.altinstructions', file: 'kernel/exec_domain.c', fn: 'execdomains_proc_show' },
-  { name: 'warn', section: '__bug_table', file: 'kernel/ksysfs.c', fn: 'rcu_expedited_store', expectWarn: ['klpgen: rcu_expedited=2 is out of range'] },
+  {
+    name: 'warn',
+    section: '__bug_table',
+    file: 'kernel/ksysfs.c',
+    fn: 'rcu_expedited_store',
+    expectWarn: ['klpgen: rcu_expedited=2 is out of range'],
+  },
   { name: 'retpoline', section: '.retpoline_sites', file: 'fs/proc/consoles.c', fn: 'show_console_dev' },
 ];
 
@@ -41,7 +47,18 @@ for (const f of FIXTURES) {
       const loaded = join(ROOT, 'test/fixtures/patches', `special-${f.name}-LOADED.test`);
       const name = f.name.replace(/-/g, '_');
       const ko = join(dir, `${name}.ko`);
-      const c = klpgen(['create', patch, '--name', name, '-o', ko, '--work-dir', join(dir, 'work'), '--json', ...abiArgs()]);
+      const c = klpgen([
+        'create',
+        patch,
+        '--name',
+        name,
+        '-o',
+        ko,
+        '--work-dir',
+        join(dir, 'work'),
+        '--json',
+        ...abiArgs(),
+      ]);
       assert.equal(c.code, 0, c.stderr);
       const r = JSON.parse(c.stdout) as CreateReport;
       assert.equal(r.verification.status, 'passed', JSON.stringify(r.verification));
@@ -52,8 +69,14 @@ for (const f of FIXTURES) {
       assert.ok((entries[f.section] ?? 0) > 0, `${f.section} not carried: ${JSON.stringify(entries)}`);
       // The function (and any .cold part GCC split off it) is the patched build's code.
       const copied = r.emitted.copied.map((x) => [x.name, x.made]);
-      assert.ok(copied.some(([n]) => n === f.fn), JSON.stringify(copied));
-      assert.ok(copied.every(([n, made]) => (n === f.fn || n === `${f.fn}.cold`) && made === 'extracted'), JSON.stringify(copied));
+      assert.ok(
+        copied.some(([n]) => n === f.fn),
+        JSON.stringify(copied),
+      );
+      assert.ok(
+        copied.every(([n, made]) => (n === f.fn || n === `${f.fn}.cold`) && made === 'extracted'),
+        JSON.stringify(copied),
+      );
 
       const warnArgs = (f.expectWarn ?? []).flatMap((t) => ['--expect-warn', t]);
       const v = klpgen(['vm-test', ko, '--test', loaded, ...warnArgs, '--json', ...abiArgs()]);
@@ -67,7 +90,10 @@ for (const f of FIXTURES) {
       assert.ok(p.transitionSeconds !== null && p.transitionSeconds <= 10, `transition ${p.transitionSeconds}`);
       assert.deepEqual(rep.problems, []);
       // An expected WARN fired (and nothing else was excused).
-      assert.deepEqual(rep.expectedWarnings.map((e) => e.text), f.expectWarn ?? []);
+      assert.deepEqual(
+        rep.expectedWarnings.map((e) => e.text),
+        f.expectWarn ?? [],
+      );
       for (const e of rep.expectedWarnings) {
         assert.ok(e.seen > 0, `${e.text}: not seen`);
         assert.match(e.warnings[0] ?? '', new RegExp(`WARNING: .* at ${f.file}:\\d+ livepatch_${f.fn}\\+`));

@@ -9,7 +9,12 @@ test('target setup: manifest names the ABI, the Debian version and an unchanged 
   assert.equal(t.kernelRelease, `${t.abi}-amd64`);
   const r = klpgen(['target', 'show', '--abi', t.abi, '--json']);
   assert.equal(r.code, 0, r.stderr);
-  const m = JSON.parse(r.stdout) as { debianVersion: string; configDrift: string[]; compiler: { matches: boolean }; paths: Record<string, string> };
+  const m = JSON.parse(r.stdout) as {
+    debianVersion: string;
+    configDrift: string[];
+    compiler: { matches: boolean };
+    paths: Record<string, string>;
+  };
   assert.match(m.debianVersion, /^6\.1\.\d+-\d+/);
   assert.deepEqual(m.configDrift, [], 'olddefconfig changed the headers package .config');
   assert.equal(m.compiler.matches, true, 'gcc-12 is not the compiler the target was built with');
@@ -46,7 +51,10 @@ test('target setup without --abi picks the newest ABI, and target list shows it'
 test('target setup: an unknown ABI is one clear error line, non-zero, nothing set up', () => {
   const r = klpgen(['target', 'setup', '--abi', '6.1.0-9999']);
   assert.notEqual(r.code, 0);
-  const lines = r.stderr.trim().split('\n').filter((l) => l.startsWith('klpgen: error:'));
+  const lines = r.stderr
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('klpgen: error:'));
   assert.equal(lines.length, 1, r.stderr);
   assert.match(lines[0] as string, /ABI 6\.1\.0-9999 not found.*available: 6\.1\.0-\d+/);
   assert.doesNotMatch(r.stderr, /\n\s+at /, 'stack trace printed');

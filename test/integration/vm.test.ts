@@ -35,7 +35,7 @@ function loadedTest(): string {
   return p;
 }
 
-test('vm-test proves the kernel\'s livepatch sample: LOADED test fails before, passes loaded, fails after', () => {
+test("vm-test proves the kernel's livepatch sample: LOADED test fails before, passes loaded, fails after", () => {
   const t = ensureTarget();
   const r = klpgen(['vm-test', sampleModule(), '--test', loadedTest(), '--abi', t.abi, '--json']);
   const rep = JSON.parse(r.stdout) as VmReport;
@@ -55,7 +55,7 @@ test('vm-test proves the kernel\'s livepatch sample: LOADED test fails before, p
   assert.match(log, /livepatch: 'livepatch_sample': unpatching complete/);
 });
 
-test('vm-test loads the target\'s own modules first (with their dependencies)', () => {
+test("vm-test loads the target's own modules first (with their dependencies)", () => {
   const t = ensureTarget();
   // xfs depends on libcrc32c, which has a soft dependency on crc32c.
   const r = klpgen(['vm-test', sampleModule(), '--load-modules', 'xfs', '--abi', t.abi, '--json']);
@@ -71,12 +71,17 @@ test('vm-test: a LOADED test that hangs is cut off and reported', () => {
   const t = ensureTarget();
   const hang = join(tempDir('hang'), 'hang.sh');
   writeFileSync(hang, '#!/bin/sh\nsleep 100000\n');
-  const r = klpgen(['vm-test', sampleModule(), '--test', hang, '--test-timeout', '3', '--abi', t.abi, '--json'], { timeoutMs: 120_000 });
+  const r = klpgen(['vm-test', sampleModule(), '--test', hang, '--test-timeout', '3', '--abi', t.abi, '--json'], {
+    timeoutMs: 120_000,
+  });
   assert.equal(r.code, 1);
   const rep = JSON.parse(r.stdout) as VmReport;
   assert.equal(rep.ok, false);
   assert.equal(rep.test?.ok, false);
-  assert.ok(rep.failures.some((f) => /LOADED test: .*timed out/.test(f)), rep.failures.join('\n'));
+  assert.ok(
+    rep.failures.some((f) => /LOADED test: .*timed out/.test(f)),
+    rep.failures.join('\n'),
+  );
   assert.ok(r.seconds < 90, `took ${r.seconds} s`);
 });
 
@@ -90,7 +95,10 @@ test('vm-test: a module that panics the kernel gives a failed result, not a hang
   const rep = JSON.parse(r.stdout) as VmReport;
   assert.equal(rep.ok, false);
   assert.equal(rep.timedOut, false);
-  assert.ok(rep.problems.some((l) => /Kernel panic/.test(l)), rep.problems.join('\n'));
+  assert.ok(
+    rep.problems.some((l) => /Kernel panic/.test(l)),
+    rep.problems.join('\n'),
+  );
 });
 
 test('vm-test: a VM that cannot finish in time is stopped and reported', () => {
@@ -123,7 +131,7 @@ test('vm-test: bad inputs are one clear error line', () => {
   }
 });
 
-test('build-module: a compile error shows the compiler\'s message', () => {
+test("build-module: a compile error shows the compiler's message", () => {
   const t = ensureTarget();
   const { result } = buildFixture(t.abi, join(ROOT, 'test/fixtures/modules/broken'));
   assert.equal(result.code, 1);

@@ -35,9 +35,20 @@ import { ROOT, tempDir } from '../helpers.js';
 const CC = 'gcc-12';
 /** Kbuild's flags that shape code generation and work in userspace; -pg -mfentry give every traceable function its `call __fentry__`. */
 const FLAGS = [
-  '-O2', '-std=gnu11', '-fno-strict-aliasing', '-fno-common', '-fno-pic', '-mcmodel=kernel', '-mno-red-zone',
-  '-fno-omit-frame-pointer', '-fno-stack-protector', '-fno-delete-null-pointer-checks', '-pg', '-mfentry',
-  '-mrecord-mcount', '-fconserve-stack',
+  '-O2',
+  '-std=gnu11',
+  '-fno-strict-aliasing',
+  '-fno-common',
+  '-fno-pic',
+  '-mcmodel=kernel',
+  '-mno-red-zone',
+  '-fno-omit-frame-pointer',
+  '-fno-stack-protector',
+  '-fno-delete-null-pointer-checks',
+  '-pg',
+  '-mfentry',
+  '-mrecord-mcount',
+  '-fconserve-stack',
 ];
 /** FLAGS without the ftrace hook (GCC turns IPA-RA off under -pg); the ipa-ra fixture spells the hook out itself. */
 const FLAGS_NO_PG = [...FLAGS.filter((f) => !['-pg', '-mfentry', '-mrecord-mcount'].includes(f)), '-DSPELL_FENTRY'];
@@ -89,36 +100,61 @@ async function runFixture(name: string, opts: { flags?: string[] } = {}): Promis
 
   const tmp = tempDir(`analyze-${name}`);
   tmps.push(tmp);
-  for (const [sub, text] of [['orig', aligned.text], ['patched', patchedText], ['kernel', original]] as const) {
+  for (const [sub, text] of [
+    ['orig', aligned.text],
+    ['patched', patchedText],
+    ['kernel', original],
+  ] as const) {
     mkdirSync(join(tmp, sub));
     writeFileSync(join(tmp, sub, 'fx.c'), text);
   }
   // The running kernel: the original as it was built (fx.c, so its STT_FILE is fx.c).
-  execFileSync(CC, [...flags, '-c', '-o', join(tmp, 'kernel', 'fx.o'), join(tmp, 'kernel', 'fx.c')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  execFileSync(CC, [...flags, '-c', '-o', join(tmp, 'kernel', 'fx.o'), join(tmp, 'kernel', 'fx.c')], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let kernel = join(tmp, 'kernel', 'fx.o');
   if (existsSync(join(fx, 'a.c'))) {
     writeFileSync(join(tmp, 'kernel', 'a.c'), readFileSync(join(fx, 'a.c')));
-    execFileSync(CC, [...flags, '-c', '-o', join(tmp, 'kernel', 'a.o'), join(tmp, 'kernel', 'a.c')], { stdio: ['ignore', 'ignore', 'pipe'] });
+    execFileSync(CC, [...flags, '-c', '-o', join(tmp, 'kernel', 'a.o'), join(tmp, 'kernel', 'a.c')], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     kernel = join(tmp, 'kernel.o');
-    execFileSync('ld', ['-r', '-o', kernel, join(tmp, 'kernel', 'a.o'), join(tmp, 'kernel', 'fx.o')], { stdio: ['ignore', 'ignore', 'pipe'] });
+    execFileSync('ld', ['-r', '-o', kernel, join(tmp, 'kernel', 'a.o'), join(tmp, 'kernel', 'fx.o')], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
   }
 
   const source = join(tmp, 'orig', 'fx.c');
   const cmd: CompileCommand = {
-    file: 'fx.c', cwd: tmp, argv: [CC, ...flags, '-c', '-o', join(tmp, 'kbuild.o'), source], post: [], source,
-    object: join(tmp, 'kbuild.o'), deps: [],
+    file: 'fx.c',
+    cwd: tmp,
+    argv: [CC, ...flags, '-c', '-o', join(tmp, 'kbuild.o'), source],
+    post: [],
+    source,
+    object: join(tmp, 'kbuild.o'),
+    deps: [],
   };
   const report = emptyReport('fixture', [], tmp);
   const workDir = join(tmp, 'work');
-  await analyzeCompiledTu({
-    cmd,
-    tu: { path: 'fx.c', directives: aligned.directives },
-    dirs: { origRoot: join(tmp, 'orig'), patchedRoot: join(tmp, 'patched'), workDir },
-    object: 'vmlinux',
-    symbols: () => loadSymbolIndex(kernel, 'vmlinux', false),
-  }, report);
+  await analyzeCompiledTu(
+    {
+      cmd,
+      tu: { path: 'fx.c', directives: aligned.directives },
+      dirs: { origRoot: join(tmp, 'orig'), patchedRoot: join(tmp, 'patched'), workDir },
+      object: 'vmlinux',
+      symbols: () => loadSymbolIndex(kernel, 'vmlinux', false),
+    },
+    report,
+  );
   const objDir = join(workDir, '2-objects', 'fx');
-  return { report, tmp, flags, orig: readBuild(join(objDir, 'original')), patched: readBuild(join(objDir, 'patched')), kernel };
+  return {
+    report,
+    tmp,
+    flags,
+    orig: readBuild(join(objDir, 'original')),
+    patched: readBuild(join(objDir, 'patched')),
+    kernel,
+  };
 }
 
 interface Expected {
@@ -136,7 +172,11 @@ function assertMustReplace(r: AnalysisReport, expected: Record<string, Expected>
     assert.equal(e.object, 'vmlinux', `${e.symbol}: object`);
     assert.equal(e.file, 'fx.c', `${e.symbol}: file`);
     assert.ok(!(e.symbol in actual), `${e.symbol} is listed twice`);
-    actual[e.symbol] = { sympos: e.sympos, line: e.line, reasons: e.reasons.map((x) => `${x.kind}/${x.evidence}`).sort() };
+    actual[e.symbol] = {
+      sympos: e.sympos,
+      line: e.line,
+      reasons: e.reasons.map((x) => `${x.kind}/${x.evidence}`).sort(),
+    };
   }
   const want: Record<string, Expected> = {};
   for (const [k, v] of Object.entries(expected)) want[k] = { ...v, reasons: [...v.reasons].sort() };
@@ -204,9 +244,12 @@ test('1. a changed static helper inlined into two callers: both callers, not the
   assertRefusals(r.report, []);
 });
 
-test('2. a changed function turned into a .constprop clone: the clone\'s callers are replaced', async () => {
+test("2. a changed function turned into a .constprop clone: the clone's callers are replaced", async () => {
   const r = await runFixture('constprop-clone');
-  assert.deepEqual(r.orig.dump.clones.map((c) => `${c.origin.name} -> ${c.clone.name} ${c.reason}`), ['scale -> scale.constprop.0 constprop']);
+  assert.deepEqual(
+    r.orig.dump.clones.map((c) => `${c.origin.name} -> ${c.clone.name} ${c.reason}`),
+    ['scale -> scale.constprop.0 constprop'],
+  );
   const syms = nm(r.orig.obj);
   assert.equal(syms.get('scale.constprop.0'), 't');
   assert.ok(!syms.has('scale'));
@@ -222,9 +265,12 @@ test('2. a changed function turned into a .constprop clone: the clone\'s callers
   assertRefusals(r.report, []);
 });
 
-test('3. a changed function turned into an .isra clone: the clone\'s callers are replaced', async () => {
+test("3. a changed function turned into an .isra clone: the clone's callers are replaced", async () => {
   const r = await runFixture('isra-clone');
-  assert.deepEqual(r.orig.dump.clones.map((c) => `${c.origin.name} -> ${c.clone.name} ${c.reason}`), ['item_cost -> item_cost.isra.0 isra']);
+  assert.deepEqual(
+    r.orig.dump.clones.map((c) => `${c.origin.name} -> ${c.clone.name} ${c.reason}`),
+    ['item_cost -> item_cost.isra.0 isra'],
+  );
   const syms = nm(r.orig.obj);
   assert.equal(syms.get('item_cost.isra.0'), 't');
   assert.ok(!syms.has('item_cost'));
@@ -241,7 +287,10 @@ test('4. a changed function split into an inlined header and a .part: the caller
   const r = await runFixture('part-split');
   assert.match(r.orig.dumpText, /^Callgraph clone;lookup;\d+;[^;]*;\d+;\d+;lookup\.part\.0;\d+;[^;]*;\d+;\d+;part$/m);
   for (const caller of ['find_a', 'find_b', 'find_c']) {
-    assert.match(r.orig.dumpText, new RegExp(`^Callgraph clone;lookup;\\d+;[^;]*;\\d+;\\d+;${caller};\\d+;[^;]*;\\d+;\\d+;inlining to$`, 'm'));
+    assert.match(
+      r.orig.dumpText,
+      new RegExp(`^Callgraph clone;lookup;\\d+;[^;]*;\\d+;\\d+;${caller};\\d+;[^;]*;\\d+;\\d+;inlining to$`, 'm'),
+    );
   }
   // The .part is out of line (no record inlines it anywhere) and is what the callers call.
   assert.equal(r.orig.dump.clones.filter((c) => c.origin.name === 'lookup.part.0').length, 0);
@@ -258,7 +307,7 @@ test('4. a changed function split into an inlined header and a .part: the caller
   assertRefusals(r.report, []);
 });
 
-test('5a. IPA-RA is off under the kernel\'s -pg: a callee change leaves its caller alone', async () => {
+test("5a. IPA-RA is off under the kernel's -pg: a callee change leaves its caller alone", async () => {
   const r = await runFixture('ipa-ra');
   // GCC's toplev.cc: `if (profile_flag || patch_area_size || ...) flag_ipa_ra = 0;`
   // combine keeps its values in callee-saved registers either way: same code.
@@ -389,7 +438,10 @@ test('9. a function using a static local: replaced, no refusal, the static local
   });
   assertRefusals(r.report, []);
   assert.ok(!r.report.notes.some((n) => /\b(count|calls|wraps)\b/.test(n)), r.report.notes.join('\n'));
-  assert.deepEqual(r.report.tus[0]?.codeChanged.map((c) => c.name), ['next_ticket']);
+  assert.deepEqual(
+    r.report.tus[0]?.codeChanged.map((c) => c.name),
+    ['next_ticket'],
+  );
 });
 
 test('10. __LINE__ shifted by lines added above: that function is not replaced', async () => {
@@ -398,7 +450,11 @@ test('10. __LINE__ shifted by lines added above: that function is not replaced',
   const raw = join(r.tmp, 'raw');
   mkdirSync(raw);
   const code = (src: string, out: string) => {
-    execFileSync(CC, [...r.flags, '-ffunction-sections', '-c', '-o', join(raw, out), join(FIXTURES, 'line-shift', src)], { stdio: ['ignore', 'ignore', 'pipe'] });
+    execFileSync(
+      CC,
+      [...r.flags, '-ffunction-sections', '-c', '-o', join(raw, out), join(FIXTURES, 'line-shift', src)],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     return readObjectCode(parseElf(readFileSync(join(raw, out)), out));
   };
   const before = code('orig.c', 'orig.o').functions.get('checked_div');
@@ -482,7 +538,10 @@ test('15. a static function the fix lets GCC inline into all its callers: the ca
   // The hazard: the running kernel calls an out-of-line trim, the patched build has none.
   assert.equal(nm(r.orig.obj).get('trim'), 't');
   assert.ok(!nm(r.patched.obj).has('trim'));
-  assert.match(r.patched.dumpText, /^Callgraph clone;trim;\d+;[^;]*;\d+;\d+;queue_push;\d+;[^;]*;\d+;\d+;inlining to$/m);
+  assert.match(
+    r.patched.dumpText,
+    /^Callgraph clone;trim;\d+;[^;]*;\d+;\d+;queue_push;\d+;[^;]*;\d+;\d+;inlining to$/m,
+  );
   assert.deepEqual(referrers(r.orig.code, 'trim'), ['queue_pop', 'queue_push']);
 
   // Installing trim would leave nothing to verify it against; every call to the old copy is
@@ -491,6 +550,9 @@ test('15. a static function the fix lets GCC inline into all its callers: the ca
     queue_push: { sympos: 0, line: 14, reasons: ['code/object diff'] },
     queue_pop: { sympos: 0, line: 20, reasons: ['code/object diff'] },
   });
-  assert.ok(r.report.notes.some((n) => /trim has no body of its own in the patched build/.test(n)), JSON.stringify(r.report.notes));
+  assert.ok(
+    r.report.notes.some((n) => /trim has no body of its own in the patched build/.test(n)),
+    JSON.stringify(r.report.notes),
+  );
   assertRefusals(r.report, []);
 });

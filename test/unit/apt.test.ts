@@ -133,7 +133,8 @@ SHA256: 509e776de8353799a53f4b14d29e87863aac2b7ee9264544bc2821461a853930
 `;
 
 const SOURCE = ['6.1.192-2', '6.1.192-1', '6.1.190-1', '6.1.176-1']
-  .map((v, i) => `Package: linux-source-6.1
+  .map(
+    (v, i) => `Package: linux-source-6.1
 Source: linux
 Version: ${v}
 Installed-Size: 136069
@@ -152,7 +153,8 @@ Filename: pool/updates/main/l/linux/linux-source-6.1_${v}_all.deb
 Size: ${139331676 + i}
 SHA256: ${String(i).repeat(64)}
 
-`)
+`,
+  )
   .join('');
 
 const KBUILD = `Package: linux-kbuild-6.1
@@ -299,14 +301,23 @@ Description: no package
 
 ${KBUILD}`;
   const recs = parseAptShow(text);
-  assert.deepEqual(recs.map((r) => `${r.package}=${r.version}`), [
-    'linux-image-6.1.0-56-amd64=6.1.192-2',
-    'linux-headers-6.1.0-56-amd64=6.1.192-2',
-    'linux-kbuild-6.1=6.1.192-2',
-    'linux-kbuild-6.1=6.1.176-1',
-  ]);
-  assert.equal(recs[0]?.depends, 'kmod, linux-base (>= 4.3~), initramfs-tools (>= 0.120+deb8u2) | linux-initramfs-tool');
-  assert.equal(recs[1]?.depends, 'linux-headers-6.1.0-56-common (= 6.1.192-2), linux-kbuild-6.1 (>= 6.1.192-2), linux-compiler-gcc-12-x86');
+  assert.deepEqual(
+    recs.map((r) => `${r.package}=${r.version}`),
+    [
+      'linux-image-6.1.0-56-amd64=6.1.192-2',
+      'linux-headers-6.1.0-56-amd64=6.1.192-2',
+      'linux-kbuild-6.1=6.1.192-2',
+      'linux-kbuild-6.1=6.1.176-1',
+    ],
+  );
+  assert.equal(
+    recs[0]?.depends,
+    'kmod, linux-base (>= 4.3~), initramfs-tools (>= 0.120+deb8u2) | linux-initramfs-tool',
+  );
+  assert.equal(
+    recs[1]?.depends,
+    'linux-headers-6.1.0-56-common (= 6.1.192-2), linux-kbuild-6.1 (>= 6.1.192-2), linux-compiler-gcc-12-x86',
+  );
   assert.equal(recs[3]?.size, 1414900);
 });
 
@@ -327,13 +338,27 @@ test('normaliseAbi accepts 6.1.0-N with or without the flavour', () => {
 });
 
 test('normaliseAbi rejects anything else with a KlpgenError naming the expected form', () => {
-  for (const bad of ['6.2.0-1', 'foo', '6.1.0-', '6.1.0', '6.1.0-56-arm64', '6.1.0-56-amd64-dbg', '', ' 6.1.0-56', '6.1.0-56a', '16.1.0-5']) {
-    assert.throws(() => normaliseAbi(bad), (e: unknown) => {
-      assert.ok(e instanceof KlpgenError, `${bad}: KlpgenError`);
-      assert.match(e.message, /6\.1\.0-N/, bad);
-      assert.ok(e.message.includes(`'${bad}'`), `${bad}: message quotes the input: ${e.message}`);
-      return true;
-    });
+  for (const bad of [
+    '6.2.0-1',
+    'foo',
+    '6.1.0-',
+    '6.1.0',
+    '6.1.0-56-arm64',
+    '6.1.0-56-amd64-dbg',
+    '',
+    ' 6.1.0-56',
+    '6.1.0-56a',
+    '16.1.0-5',
+  ]) {
+    assert.throws(
+      () => normaliseAbi(bad),
+      (e: unknown) => {
+        assert.ok(e instanceof KlpgenError, `${bad}: KlpgenError`);
+        assert.match(e.message, /6\.1\.0-N/, bad);
+        assert.ok(e.message.includes(`'${bad}'`), `${bad}: message quotes the input: ${e.message}`);
+        return true;
+      },
+    );
   }
 });
 
@@ -362,7 +387,10 @@ test('resolveTarget: the newest ABI named by linux-headers-amd64, all packages a
     assert.equal(rec.package, name);
     assert.equal(rec.version, '6.1.192-2', name);
   }
-  assert.equal(t.records['linux-image-6.1.0-56-amd64-dbg']?.sha256, 'e481662ac62dbecc5fa23cc8eff199d140aea356e411ee80f8d9e34c455da7ce');
+  assert.equal(
+    t.records['linux-image-6.1.0-56-amd64-dbg']?.sha256,
+    'e481662ac62dbecc5fa23cc8eff199d140aea356e411ee80f8d9e34c455da7ce',
+  );
   assert.equal(t.records['linux-image-6.1.0-56-amd64']?.size, 70550672);
   assert.equal(t.records['linux-source-6.1']?.sha256, '0'.repeat(64));
   assert.equal(asked[0], 'linux-headers-amd64');
@@ -379,10 +407,13 @@ test('resolveTarget: an ABI whose -dbg package is missing is skipped for the nex
   assert.equal(t.records['linux-image-6.1.0-50-amd64-dbg']?.version, '6.1.176-1');
   assert.equal(t.records['linux-source-6.1']?.version, '6.1.176-1');
   assert.equal(t.records['linux-source-6.1']?.sha256, '3'.repeat(64));
-  assert.equal(t.records['linux-kbuild-6.1']?.sha256, '667d2e1e94047031c3bcefa4bb67c2520bbc3cc1cce0aa592e67b108dbbead03');
+  assert.equal(
+    t.records['linux-kbuild-6.1']?.sha256,
+    '667d2e1e94047031c3bcefa4bb67c2520bbc3cc1cce0aa592e67b108dbbead03',
+  );
 });
 
-test('resolveTarget: an ABI whose -dbg package lacks the image\'s version is skipped for the next', async () => {
+test("resolveTarget: an ABI whose -dbg package lacks the image's version is skipped for the next", async () => {
   const db = baseDb();
   // The mirror has the -dbg of an older upload only.
   db.set('linux-image-6.1.0-56-amd64-dbg', atVersion(DBG_56, '6.1.192-2', '6.1.192-1'));

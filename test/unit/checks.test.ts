@@ -13,12 +13,20 @@ test('kernel checks: LTO, Clang, RANDSTRUCT, latent entropy, dead-code eliminati
   const bad = `${BASE.replace('CONFIG_LIVEPATCH=y\n', '')}CONFIG_LTO_CLANG_THIN=y\nCONFIG_CC_IS_CLANG=y\nCONFIG_RANDSTRUCT_FULL=y\nCONFIG_GCC_PLUGIN_LATENT_ENTROPY=y\nCONFIG_LD_DEAD_CODE_DATA_ELIMINATION=y\n`;
   const found = kernelChecks(bad, 'gcc-13 (Debian 13.2.0) 13.2.0').map((c) => c.option);
   assert.deepEqual(found.sort(), [
-    'CONFIG_CC_IS_CLANG', 'CONFIG_CC_VERSION_TEXT', 'CONFIG_GCC_PLUGIN_LATENT_ENTROPY', 'CONFIG_LD_DEAD_CODE_DATA_ELIMINATION',
-    'CONFIG_LIVEPATCH', 'CONFIG_LTO_CLANG', 'CONFIG_RANDSTRUCT',
+    'CONFIG_CC_IS_CLANG',
+    'CONFIG_CC_VERSION_TEXT',
+    'CONFIG_GCC_PLUGIN_LATENT_ENTROPY',
+    'CONFIG_LD_DEAD_CODE_DATA_ELIMINATION',
+    'CONFIG_LIVEPATCH',
+    'CONFIG_LTO_CLANG',
+    'CONFIG_RANDSTRUCT',
   ]);
   for (const c of kernelChecks(bad, GCC)) assert.ok(c.reason.length > 20, c.option);
 });
 
 test('kernel checks: a disabled option is not a problem', () => {
-  assert.deepEqual(kernelChecks(`${BASE}# CONFIG_RANDSTRUCT_FULL is not set\n# CONFIG_LTO_CLANG is not set\n`, GCC), []);
+  assert.deepEqual(
+    kernelChecks(`${BASE}# CONFIG_RANDSTRUCT_FULL is not set\n# CONFIG_LTO_CLANG is not set\n`, GCC),
+    [],
+  );
 });

@@ -83,21 +83,38 @@ kernel/sched/core.o: $(wildcard ./tools/objtool/objtool)
 `;
 
 const OBJTOOL = [
-  './tools/objtool/objtool', '--hacks=jump_label', '--hacks=noinstr', '--orc', '--retpoline', '--rethunk',
-  '--sls', '--static-call', '--uaccess', 'kernel/sched/core.o',
+  './tools/objtool/objtool',
+  '--hacks=jump_label',
+  '--hacks=noinstr',
+  '--orc',
+  '--retpoline',
+  '--rethunk',
+  '--sls',
+  '--static-call',
+  '--uaccess',
+  'kernel/sched/core.o',
 ];
 
 // ---------------------------------------------------------------- splitShellCommands
 
-test('split: Kbuild\'s \'"..."\' quoting gives the C string literal the compiler must see', () => {
+test("split: Kbuild's '\"...\"' quoting gives the C string literal the compiler must see", () => {
   const cmds = splitShellCommands(
     `gcc-12 -I ./kernel/sched    -DKBUILD_MODFILE='"kernel/sched/core"' -DKBUILD_BASENAME='"core"' -DKBUILD_MODNAME='"core"' -c -o kernel/sched/core.o core.c`,
   );
-  assert.deepEqual(cmds, [[
-    'gcc-12', '-I', './kernel/sched',
-    '-DKBUILD_MODFILE="kernel/sched/core"', '-DKBUILD_BASENAME="core"', '-DKBUILD_MODNAME="core"',
-    '-c', '-o', 'kernel/sched/core.o', 'core.c',
-  ]]);
+  assert.deepEqual(cmds, [
+    [
+      'gcc-12',
+      '-I',
+      './kernel/sched',
+      '-DKBUILD_MODFILE="kernel/sched/core"',
+      '-DKBUILD_BASENAME="core"',
+      '-DKBUILD_MODNAME="core"',
+      '-c',
+      '-o',
+      'kernel/sched/core.o',
+      'core.c',
+    ],
+  ]);
 });
 
 test('split: ; && and || separate commands', () => {
@@ -144,10 +161,19 @@ test('split: the recorded Kbuild command gives the compiler argv and objtool as 
   assert.ok(cc && post);
   assert.equal(cc[0], 'gcc-12');
   assert.deepEqual(cc.slice(-8), [
-    '-DKBUILD_MODFILE="kernel/sched/core"', '-DKBUILD_BASENAME="core"', '-DKBUILD_MODNAME="core"',
-    '-D__KBUILD_MODNAME=kmod_core', '-c', '-o', 'kernel/sched/core.o', SRC,
+    '-DKBUILD_MODFILE="kernel/sched/core"',
+    '-DKBUILD_BASENAME="core"',
+    '-DKBUILD_MODNAME="core"',
+    '-D__KBUILD_MODNAME=kmod_core',
+    '-c',
+    '-o',
+    'kernel/sched/core.o',
+    SRC,
   ]);
-  assert.ok(cc.every((w) => w !== '' && !/\s/.test(w)), 'no empty or blank words');
+  assert.ok(
+    cc.every((w) => w !== '' && !/\s/.test(w)),
+    'no empty or blank words',
+  );
   assert.ok(!cc.some((w) => w.includes("'")), 'no shell quote survives');
   assert.deepEqual(post, OBJTOOL);
 });
@@ -155,7 +181,17 @@ test('split: the recorded Kbuild command gives the compiler argv and objtool as 
 // ---------------------------------------------------------------- shellQuote
 
 test('shellQuote leaves plain words alone', () => {
-  for (const w of ['gcc-12', '-O2', '-Wp,-MMD,kernel/sched/.core.o.d', '-D__KERNEL__', 'a=b', '@x', '50%', 'c++', '/a/b:c']) {
+  for (const w of [
+    'gcc-12',
+    '-O2',
+    '-Wp,-MMD,kernel/sched/.core.o.d',
+    '-D__KERNEL__',
+    'a=b',
+    '@x',
+    '50%',
+    'c++',
+    '/a/b:c',
+  ]) {
     assert.equal(shellQuote(w), w);
   }
 });
@@ -170,8 +206,30 @@ test('shellQuote quotes everything else', () => {
 });
 
 const AWKWARD = [
-  '-DKBUILD_MODFILE="kernel/sched/core"', "it's", "''", '', 'a b', ' lead', '$HOME', '`id`', '\\', 'a\\b', '"', '*', '~root',
-  '#x', 'a;b', 'a&&b', 'a||b', 'line1\nline2', 'tab\there', '!', '(x)', '{a,b}', '%s\\n', 'plain',
+  '-DKBUILD_MODFILE="kernel/sched/core"',
+  "it's",
+  "''",
+  '',
+  'a b',
+  ' lead',
+  '$HOME',
+  '`id`',
+  '\\',
+  'a\\b',
+  '"',
+  '*',
+  '~root',
+  '#x',
+  'a;b',
+  'a&&b',
+  'a||b',
+  'line1\nline2',
+  'tab\there',
+  '!',
+  '(x)',
+  '{a,b}',
+  '%s\\n',
+  'plain',
 ];
 
 test('shellQuote round-trips through splitShellCommands', () => {
@@ -181,11 +239,15 @@ test('shellQuote round-trips through splitShellCommands', () => {
   assert.deepEqual(splitShellCommands(AWKWARD.map(shellQuote).join(' ')), [AWKWARD]);
 });
 
-test('shellQuote round-trips through a real shell', { skip: spawnSync('sh', ['-c', 'true']).status === 0 ? false : 'no sh' }, () => {
-  const r = spawnSync('sh', ['-c', `printf '%s\\0' ${AWKWARD.map(shellQuote).join(' ')}`], { encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
-  assert.deepEqual(r.stdout.split('\0').slice(0, -1), AWKWARD);
-});
+test(
+  'shellQuote round-trips through a real shell',
+  { skip: spawnSync('sh', ['-c', 'true']).status === 0 ? false : 'no sh' },
+  () => {
+    const r = spawnSync('sh', ['-c', `printf '%s\\0' ${AWKWARD.map(shellQuote).join(' ')}`], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(r.stdout.split('\0').slice(0, -1), AWKWARD);
+  },
+);
 
 // ---------------------------------------------------------------- parseCmdFile
 
@@ -236,17 +298,32 @@ test('parseCmdFile: a .cmd text lacking the command is a KlpgenError', () => {
     assert.match(e.message, re);
     return true;
   };
-  assert.throws(() => parseCmdFile(noCmd, 'kernel/sched/core.c', BUILD), isErr(/kernel\/sched\/core\.c: no compile command/));
+  assert.throws(
+    () => parseCmdFile(noCmd, 'kernel/sched/core.c', BUILD),
+    isErr(/kernel\/sched\/core\.c: no compile command/),
+  );
   assert.throws(() => parseCmdFile('', 'kernel/sched/core.c', BUILD), isErr(/no compile command/));
   // Another object's .cmd does not count ('.' in the name is not a wildcard).
   assert.throws(() => parseCmdFile(CMD_FILE, 'kernel/sched/fair.c', BUILD), isErr(/no compile command/));
-  assert.throws(() => parseCmdFile(CMD_FILE.replace('cmd_kernel/sched/core.o', 'cmd_kernel/sched/corexo'), 'kernel/sched/core.c', BUILD), isErr(/no compile command/));
+  assert.throws(
+    () =>
+      parseCmdFile(
+        CMD_FILE.replace('cmd_kernel/sched/core.o', 'cmd_kernel/sched/corexo'),
+        'kernel/sched/core.c',
+        BUILD,
+      ),
+    isErr(/no compile command/),
+  );
   // A command that never names the source.
   assert.throws(
-    () => parseCmdFile('cmd_kernel/sched/core.o := gcc -c -o kernel/sched/core.o other.c\n', 'kernel/sched/core.c', BUILD),
+    () =>
+      parseCmdFile('cmd_kernel/sched/core.o := gcc -c -o kernel/sched/core.o other.c\n', 'kernel/sched/core.c', BUILD),
     isErr(/does not name the source/),
   );
-  assert.throws(() => parseCmdFile('cmd_kernel/sched/core.o := ;\n', 'kernel/sched/core.c', BUILD), isErr(/kernel\/sched\/core\.c/));
+  assert.throws(
+    () => parseCmdFile('cmd_kernel/sched/core.o := ;\n', 'kernel/sched/core.c', BUILD),
+    isErr(/kernel\/sched\/core\.c/),
+  );
 });
 
 // ---------------------------------------------------------------- compileArgv
@@ -261,13 +338,13 @@ function kbuildKept(c: CompileCommand): string[] {
   return c.argv.filter((a) => !dropped.includes(a));
 }
 
-test('compileArgv: same source, new output: Kbuild\'s flags, then -c -o OUT SRC', () => {
+test("compileArgv: same source, new output: Kbuild's flags, then -c -o OUT SRC", () => {
   const c = cmd();
   const out = compileArgv(c, { output: '/tmp/w/core.o' });
   assert.deepEqual(out, [...kbuildKept(c), '-c', '-o', '/tmp/w/core.o', SRC]);
   assert.equal(out[0], 'gcc-12');
   assert.ok(!out.some((a) => a.startsWith('-Wp,-MMD,')));
-  assert.ok(!out.includes('kernel/sched/core.o'), 'the object tree\'s output is gone');
+  assert.ok(!out.includes('kernel/sched/core.o'), "the object tree's output is gone");
   assert.equal(out.filter((a) => a === '-c').length, 1);
   assert.equal(out.filter((a) => a === '-o').length, 1);
   assert.equal(out.filter((a) => a === SRC).length, 1);
@@ -280,14 +357,28 @@ test('compileArgv: a copy is compiled with -iquote <original dir> and its root m
   const c = cmd();
   const copy = '/tmp/w/patched/kernel/sched/core.c';
   for (const root of ['/tmp/w/patched', '/tmp/w/patched/']) {
-    const out = compileArgv(c, { source: copy, sourceRoot: root, output: '/tmp/w/core.o', extraFlags: ['-fdump-ipa-clones', '-ffunction-sections'] });
-    assert.deepEqual(out, [
-      ...kbuildKept(c),
-      '-iquote', `${T}/source/kernel/sched`,
-      '-fmacro-prefix-map=/tmp/w/patched/=',
-      '-fdump-ipa-clones', '-ffunction-sections',
-      '-c', '-o', '/tmp/w/core.o', copy,
-    ], root);
+    const out = compileArgv(c, {
+      source: copy,
+      sourceRoot: root,
+      output: '/tmp/w/core.o',
+      extraFlags: ['-fdump-ipa-clones', '-ffunction-sections'],
+    });
+    assert.deepEqual(
+      out,
+      [
+        ...kbuildKept(c),
+        '-iquote',
+        `${T}/source/kernel/sched`,
+        '-fmacro-prefix-map=/tmp/w/patched/=',
+        '-fdump-ipa-clones',
+        '-ffunction-sections',
+        '-c',
+        '-o',
+        '/tmp/w/core.o',
+        copy,
+      ],
+      root,
+    );
     assert.ok(!out.includes(SRC), 'the original source is not compiled');
     // Kbuild's own prefix map stays, and ours comes after it.
     const kb = out.indexOf(`-fmacro-prefix-map=${T}/source/=`);
@@ -298,11 +389,18 @@ test('compileArgv: a copy is compiled with -iquote <original dir> and its root m
 test('compileArgv: without sourceRoot there is no extra prefix map', () => {
   const c = cmd();
   const out = compileArgv(c, { source: '/tmp/x/core.c', output: '/tmp/x/core.o' });
-  assert.deepEqual(out.slice(-6), ['-iquote', `${T}/source/kernel/sched`, '-c', '-o', '/tmp/x/core.o', '/tmp/x/core.c']);
+  assert.deepEqual(out.slice(-6), [
+    '-iquote',
+    `${T}/source/kernel/sched`,
+    '-c',
+    '-o',
+    '/tmp/x/core.o',
+    '/tmp/x/core.c',
+  ]);
   assert.equal(out.filter((a) => a.startsWith('-fmacro-prefix-map=')).length, 1);
 });
 
-test('compileArgv: extra flags come after all of Kbuild\'s, so they win', () => {
+test("compileArgv: extra flags come after all of Kbuild's, so they win", () => {
   const c = cmd();
   const out = compileArgv(c, { output: 'o.o', extraFlags: ['-O0', '-g0'] });
   const lastKbuild = kbuildKept(c).length - 1;
@@ -341,7 +439,7 @@ make: *** [/usr/src/linux-headers-6.1.0-56-common/Makefile:238: __sub-make] Erro
 make: Leaving directory '/usr/src/linux-headers-6.1.0-56-amd64'
 `;
 
-test('compilerDiagnostics: starts at the compiler\'s error region, not make\'s chatter', () => {
+test("compilerDiagnostics: starts at the compiler's error region, not make's chatter", () => {
   const d = compilerDiagnostics(MAKE_ERROR);
   const lines = d.split('\n');
   assert.equal(lines[0], "/tmp/mod/hello.c: In function 'hello_init':");
@@ -381,7 +479,7 @@ make[2]: *** [scripts/Makefile.build:250: /tmp/mod/hello.o] Error 1
   assert.match(many, /a\.c:40:1: error: expected ';'/);
 });
 
-test('compilerDiagnostics: at most 40 lines from the region\'s start', () => {
+test("compilerDiagnostics: at most 40 lines from the region's start", () => {
   const tail = Array.from({ length: 100 }, (_, i) => `note line ${i}`);
   const d = compilerDiagnostics(`make: Entering directory '/x'\n/tmp/m/a.c:1:1: error: boom\n${tail.join('\n')}\n`);
   const lines = d.split('\n');
@@ -390,7 +488,7 @@ test('compilerDiagnostics: at most 40 lines from the region\'s start', () => {
   assert.equal(lines[39], 'note line 38');
 });
 
-test('compilerDiagnostics: without compiler diagnostics, make\'s last lines', () => {
+test("compilerDiagnostics: without compiler diagnostics, make's last lines", () => {
   const lines = Array.from({ length: 30 }, (_, i) => `make line ${i}`);
   lines.push('ERROR: modpost: "undefined_fn" [/tmp/mod/hello.ko] undefined!');
   const d = compilerDiagnostics(`${lines.join('\n')}\n`);

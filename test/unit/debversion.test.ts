@@ -136,7 +136,7 @@ test('sorting a shuffled list gives the expected order (antisymmetric, transitiv
   ];
   // Deterministic shuffles (a fixed LCG), several of them.
   let seed = 12345;
-  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
   for (let round = 0; round < 20; round++) {
     const shuffled = [...expected];
     for (let i = shuffled.length - 1; i > 0; i--) {
@@ -144,7 +144,10 @@ test('sorting a shuffled list gives the expected order (antisymmetric, transitiv
       [shuffled[i], shuffled[j]] = [shuffled[j] as string, shuffled[i] as string];
     }
     assert.deepEqual([...shuffled].sort(compareDebVersions), expected);
-    assert.deepEqual([...shuffled].sort((a, b) => compareDebVersions(b, a)), [...expected].reverse());
+    assert.deepEqual(
+      [...shuffled].sort((a, b) => compareDebVersions(b, a)),
+      [...expected].reverse(),
+    );
   }
   // Every pair: antisymmetric, and consistent with the list's order.
   for (let i = 0; i < expected.length; i++) {
@@ -163,7 +166,11 @@ test('sorting a shuffled list gives the expected order (antisymmetric, transitiv
 const hasDpkg = spawnSync('dpkg', ['--version'], { stdio: 'ignore' }).status === 0;
 
 function dpkgCompare(a: string, b: string): number {
-  for (const [op, r] of [['lt', -1], ['eq', 0], ['gt', 1]] as const) {
+  for (const [op, r] of [
+    ['lt', -1],
+    ['eq', 0],
+    ['gt', 1],
+  ] as const) {
     const s = spawnSync('dpkg', ['--compare-versions', a, op, b], { stdio: ['ignore', 'ignore', 'pipe'] });
     if (s.status === 0) return r;
   }

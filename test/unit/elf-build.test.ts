@@ -4,12 +4,28 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { ObjectBuilder } from '../../src/elf/build.js';
-import { SHF_ALLOC, SHF_EXECINSTR, SHT_NOBITS, SHT_PROGBITS, STB_GLOBAL, STB_LOCAL, STT_FUNC, STT_NOTYPE, parseElf } from '../../src/elf/elf64.js';
+import {
+  SHF_ALLOC,
+  SHF_EXECINSTR,
+  SHT_NOBITS,
+  SHT_PROGBITS,
+  STB_GLOBAL,
+  STB_LOCAL,
+  STT_FUNC,
+  STT_NOTYPE,
+  parseElf,
+} from '../../src/elf/elf64.js';
 import { tempDir } from '../helpers.js';
 
 function sample(): Buffer {
   const b = new ObjectBuilder();
-  const text = b.addSection({ name: '.text.f', type: SHT_PROGBITS, flags: SHF_ALLOC | SHF_EXECINSTR, addralign: 16, data: Buffer.from([0xe8, 0, 0, 0, 0, 0xc3]) });
+  const text = b.addSection({
+    name: '.text.f',
+    type: SHT_PROGBITS,
+    flags: SHF_ALLOC | SHF_EXECINSTR,
+    addralign: 16,
+    data: Buffer.from([0xe8, 0, 0, 0, 0, 0xc3]),
+  });
   b.addSection({ name: '.bss.x', type: SHT_NOBITS, flags: SHF_ALLOC | 1, addralign: 8, size: 8 });
   const ext = b.addSymbol({ name: 'g', bind: STB_GLOBAL, type: STT_NOTYPE });
   b.addSymbol({ name: 'f', bind: STB_GLOBAL, type: STT_FUNC, section: text, value: 0n, size: 6n });
@@ -20,10 +36,16 @@ function sample(): Buffer {
 
 test('elf build: sections, symbols (locals first) and relocations read back', () => {
   const elf = parseElf(sample(), 'built');
-  assert.deepEqual(elf.sections.map((s) => s.name), ['', '.text.f', '.bss.x', '.rela.text.f', '.symtab', '.strtab', '.shstrtab']);
+  assert.deepEqual(
+    elf.sections.map((s) => s.name),
+    ['', '.text.f', '.bss.x', '.rela.text.f', '.symtab', '.strtab', '.shstrtab'],
+  );
   const syms = elf.symbols();
   const firstGlobal = syms.findIndex((s) => s.bind !== STB_LOCAL);
-  assert.ok(syms.slice(firstGlobal).every((s) => s.bind !== STB_LOCAL), 'locals first');
+  assert.ok(
+    syms.slice(firstGlobal).every((s) => s.bind !== STB_LOCAL),
+    'locals first',
+  );
   assert.equal(elf.sections.find((s) => s.name === '.symtab')?.info, firstGlobal);
   const [rs] = elf.relocations();
   assert.equal(rs?.target?.name, '.text.f');
@@ -46,5 +68,8 @@ test('elf build: the same parts give the same bytes, and binutils links the obje
 test('elf build: a relocation outside its section is an error, not a bad object', () => {
   const b = new ObjectBuilder();
   const s = b.addSection({ name: '.text', type: SHT_PROGBITS, flags: SHF_ALLOC, addralign: 1, data: Buffer.alloc(4) });
-  assert.throws(() => b.addReloc(s, { offset: 8, type: 2, symbol: b.sectionSymbol(s), addend: 0n }), /outside the section/);
+  assert.throws(
+    () => b.addReloc(s, { offset: 8, type: 2, symbol: b.sectionSymbol(s), addend: 0n }),
+    /outside the section/,
+  );
 });

@@ -10,13 +10,47 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  parseElf, readModinfo, relocTypeName, type ElfFile, type ElfSymbol,
-  ET_REL, ET_EXEC, EM_X86_64,
-  SHT_NULL, SHT_PROGBITS, SHT_SYMTAB, SHT_STRTAB, SHT_RELA, SHT_NOBITS, SHT_NOTE, SHT_GROUP, SHT_X86_64_UNWIND,
-  SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR, SHF_MERGE, SHF_STRINGS, SHF_INFO_LINK, SHF_LINK_ORDER, SHF_GROUP, SHF_TLS,
-  STB_LOCAL, STB_GLOBAL, STB_WEAK, STT_NOTYPE, STT_OBJECT, STT_FUNC, STT_SECTION, STT_FILE,
-  SHN_UNDEF, SHN_ABS, SHN_COMMON,
-  R_X86_64_64, R_X86_64_PLT32, R_X86_64_PC32, R_X86_64_32S,
+  parseElf,
+  readModinfo,
+  relocTypeName,
+  type ElfFile,
+  type ElfSymbol,
+  ET_REL,
+  ET_EXEC,
+  EM_X86_64,
+  SHT_NULL,
+  SHT_PROGBITS,
+  SHT_SYMTAB,
+  SHT_STRTAB,
+  SHT_RELA,
+  SHT_NOBITS,
+  SHT_NOTE,
+  SHT_GROUP,
+  SHT_X86_64_UNWIND,
+  SHF_WRITE,
+  SHF_ALLOC,
+  SHF_EXECINSTR,
+  SHF_MERGE,
+  SHF_STRINGS,
+  SHF_INFO_LINK,
+  SHF_LINK_ORDER,
+  SHF_GROUP,
+  SHF_TLS,
+  STB_LOCAL,
+  STB_GLOBAL,
+  STB_WEAK,
+  STT_NOTYPE,
+  STT_OBJECT,
+  STT_FUNC,
+  STT_SECTION,
+  STT_FILE,
+  SHN_UNDEF,
+  SHN_ABS,
+  SHN_COMMON,
+  R_X86_64_64,
+  R_X86_64_PLT32,
+  R_X86_64_PC32,
+  R_X86_64_32S,
 } from '../../src/elf/elf64.js';
 import { KlpgenError } from '../../src/util/errors.js';
 
@@ -98,8 +132,16 @@ const OBJ_VARIANTS: Record<string, string[]> = {
   'main-kernel.o': ['-c', '-ffunction-sections', '-fdata-sections', '-fno-pic', '-mcmodel=kernel', '-mno-red-zone'],
 };
 
-const EXEC_FLAGS = ['-fno-pic', '-mcmodel=kernel', '-no-pie', '-static', '-nostdlib',
-  '-Wl,--emit-relocs', '-Wl,--build-id=none', '-Wl,-Ttext-segment=0xffffffff80000000'];
+const EXEC_FLAGS = [
+  '-fno-pic',
+  '-mcmodel=kernel',
+  '-no-pie',
+  '-static',
+  '-nostdlib',
+  '-Wl,--emit-relocs',
+  '-Wl,--build-id=none',
+  '-Wl,-Ttext-segment=0xffffffff80000000',
+];
 
 function load(path: string): ElfFile {
   return parseElf(readFileSync(path), path);
@@ -108,17 +150,34 @@ function load(path: string): ElfFile {
 // ---------------------------------------------------------- readelf parsing
 
 const SHT_NAMES: Record<number, string> = {
-  [SHT_NULL]: 'NULL', [SHT_PROGBITS]: 'PROGBITS', [SHT_SYMTAB]: 'SYMTAB', [SHT_STRTAB]: 'STRTAB',
-  [SHT_RELA]: 'RELA', [SHT_NOBITS]: 'NOBITS', [SHT_NOTE]: 'NOTE', [SHT_GROUP]: 'GROUP',
+  [SHT_NULL]: 'NULL',
+  [SHT_PROGBITS]: 'PROGBITS',
+  [SHT_SYMTAB]: 'SYMTAB',
+  [SHT_STRTAB]: 'STRTAB',
+  [SHT_RELA]: 'RELA',
+  [SHT_NOBITS]: 'NOBITS',
+  [SHT_NOTE]: 'NOTE',
+  [SHT_GROUP]: 'GROUP',
   [SHT_X86_64_UNWIND]: 'X86_64_UNWIND',
 };
 // readelf prints flag letters in increasing bit order.
 const SHF_LETTERS: [number, string][] = [
-  [SHF_WRITE, 'W'], [SHF_ALLOC, 'A'], [SHF_EXECINSTR, 'X'], [SHF_MERGE, 'M'], [SHF_STRINGS, 'S'],
-  [SHF_INFO_LINK, 'I'], [SHF_LINK_ORDER, 'L'], [SHF_GROUP, 'G'], [SHF_TLS, 'T'],
+  [SHF_WRITE, 'W'],
+  [SHF_ALLOC, 'A'],
+  [SHF_EXECINSTR, 'X'],
+  [SHF_MERGE, 'M'],
+  [SHF_STRINGS, 'S'],
+  [SHF_INFO_LINK, 'I'],
+  [SHF_LINK_ORDER, 'L'],
+  [SHF_GROUP, 'G'],
+  [SHF_TLS, 'T'],
 ];
 const STT_NAMES: Record<number, string> = {
-  [STT_NOTYPE]: 'NOTYPE', [STT_OBJECT]: 'OBJECT', [STT_FUNC]: 'FUNC', [STT_SECTION]: 'SECTION', [STT_FILE]: 'FILE',
+  [STT_NOTYPE]: 'NOTYPE',
+  [STT_OBJECT]: 'OBJECT',
+  [STT_FUNC]: 'FUNC',
+  [STT_SECTION]: 'SECTION',
+  [STT_FILE]: 'FILE',
 };
 const STB_NAMES: Record<number, string> = { [STB_LOCAL]: 'LOCAL', [STB_GLOBAL]: 'GLOBAL', [STB_WEAK]: 'WEAK' };
 const STV_NAMES = ['DEFAULT', 'INTERNAL', 'HIDDEN', 'PROTECTED'];
@@ -126,56 +185,113 @@ const STV_NAMES = ['DEFAULT', 'INTERNAL', 'HIDDEN', 'PROTECTED'];
 function flagLetters(flags: number): string {
   let s = '';
   let rest = flags;
-  for (const [bit, ch] of SHF_LETTERS) if (flags & bit) { s += ch; rest &= ~bit; }
+  for (const [bit, ch] of SHF_LETTERS)
+    if (flags & bit) {
+      s += ch;
+      rest &= ~bit;
+    }
   return rest === 0 ? s : `${s}?${rest.toString(16)}`;
 }
 
-interface RSection { index: number; name: string; type: string; addr: bigint; off: number; size: number; es: number; flg: string; lk: number; inf: number; al: number }
+interface RSection {
+  index: number;
+  name: string;
+  type: string;
+  addr: bigint;
+  off: number;
+  size: number;
+  es: number;
+  flg: string;
+  lk: number;
+  inf: number;
+  al: number;
+}
 function readelfSections(file: string): RSection[] {
-  const re = /^\s*\[\s*(\d+)\] (\S*)\s+(\S+) +([0-9a-f]{16}) ([0-9a-f]+) ([0-9a-f]+) ([0-9a-f]{2}) ([ A-Za-z]{3,}?) +(\d+) +(\d+) +(\d+)$/;
+  const re =
+    /^\s*\[\s*(\d+)\] (\S*)\s+(\S+) +([0-9a-f]{16}) ([0-9a-f]+) ([0-9a-f]+) ([0-9a-f]{2}) ([ A-Za-z]{3,}?) +(\d+) +(\d+) +(\d+)$/;
   const out: RSection[] = [];
   for (const line of readelf(['-S'], file).split('\n')) {
     const m = re.exec(line);
     if (!m) continue;
     out.push({
-      index: Number(m[1]), name: m[2]!, type: m[3]!, addr: BigInt(`0x${m[4]}`), off: parseInt(m[5]!, 16),
-      size: parseInt(m[6]!, 16), es: parseInt(m[7]!, 16), flg: m[8]!.trim(),
-      lk: Number(m[9]), inf: Number(m[10]), al: Number(m[11]),
+      index: Number(m[1]),
+      name: m[2]!,
+      type: m[3]!,
+      addr: BigInt(`0x${m[4]}`),
+      off: parseInt(m[5]!, 16),
+      size: parseInt(m[6]!, 16),
+      es: parseInt(m[7]!, 16),
+      flg: m[8]!.trim(),
+      lk: Number(m[9]),
+      inf: Number(m[10]),
+      al: Number(m[11]),
     });
   }
   return out;
 }
 
-interface RSymbol { num: number; value: bigint; size: number; type: string; bind: string; vis: string; ndx: string; name: string }
+interface RSymbol {
+  num: number;
+  value: bigint;
+  size: number;
+  type: string;
+  bind: string;
+  vis: string;
+  ndx: string;
+  name: string;
+}
 function readelfSymbols(file: string): RSymbol[] {
   const out: RSymbol[] = [];
   let inSymtab = false;
   for (const line of readelf(['-s'], file).split('\n')) {
     const head = /^Symbol table '([^']+)'/.exec(line);
-    if (head) { inSymtab = head[1] === '.symtab'; continue; }
+    if (head) {
+      inSymtab = head[1] === '.symtab';
+      continue;
+    }
     if (!inSymtab) continue;
     const m = /^\s*(\d+): ([0-9a-f]{16}) +(0x[0-9a-f]+|\d+) (\S+) +(\S+) +(\S+) +(\S+) ?(.*)$/.exec(line);
     if (!m) continue;
     out.push({
-      num: Number(m[1]), value: BigInt(`0x${m[2]}`), size: Number(m[3]), type: m[4]!, bind: m[5]!,
-      vis: m[6]!, ndx: m[7]!, name: m[8]!,
+      num: Number(m[1]),
+      value: BigInt(`0x${m[2]}`),
+      size: Number(m[3]),
+      type: m[4]!,
+      bind: m[5]!,
+      vis: m[6]!,
+      ndx: m[7]!,
+      name: m[8]!,
     });
   }
   return out;
 }
 
-interface RReloc { offset: bigint; type: string; symName: string | undefined; addend: bigint }
+interface RReloc {
+  offset: bigint;
+  type: string;
+  symName: string | undefined;
+  addend: bigint;
+}
 function readelfRelocs(file: string): Map<string, RReloc[]> {
   const out = new Map<string, RReloc[]>();
   let cur: RReloc[] | undefined;
   for (const line of readelf(['-r'], file).split('\n')) {
     const head = /^Relocation section '([^']+)' at offset/.exec(line);
-    if (head) { cur = []; out.set(head[1]!, cur); continue; }
+    if (head) {
+      cur = [];
+      out.set(head[1]!, cur);
+      continue;
+    }
     if (!cur) continue;
     const withSym = /^([0-9a-f]{16}) +[0-9a-f]{16} (\S+) +[0-9a-f]{16} (\S+) ([+-]) ([0-9a-f]+)$/.exec(line);
     if (withSym) {
       const mag = BigInt(`0x${withSym[5]}`);
-      cur.push({ offset: BigInt(`0x${withSym[1]}`), type: withSym[2]!, symName: withSym[3]!, addend: withSym[4] === '-' ? -mag : mag });
+      cur.push({
+        offset: BigInt(`0x${withSym[1]}`),
+        type: withSym[2]!,
+        symName: withSym[3]!,
+        addend: withSym[4] === '-' ? -mag : mag,
+      });
       continue;
     }
     const noSym = /^([0-9a-f]{16}) +[0-9a-f]{16} (\S+) +(-?)([0-9a-f]+)$/.exec(line);
@@ -248,7 +364,11 @@ function compareWithReadelf(file: string): ElfFile {
   const rr = readelfRelocs(file);
   const ours = elf.relocations();
   assert.ok(rr.size > 0, 'readelf -r found relocation sections');
-  assert.deepEqual(ours.map((r) => r.section.name), [...rr.keys()], 'relocation section names');
+  assert.deepEqual(
+    ours.map((r) => r.section.name),
+    [...rr.keys()],
+    'relocation section names',
+  );
   for (const rel of ours) {
     const expected = rr.get(rel.section.name)!;
     const ctx = `${file} ${rel.section.name}`;
@@ -336,7 +456,9 @@ test('finds the expected symbols and relocations in a -ffunction-sections object
   assert.equal(relocTypeName(call.type), 'R_X86_64_PLT32');
   assert.equal(call.addend, -4n);
 
-  const dataRel = relocs.flatMap((r) => r.entries.map((e) => ({ r, e }))).find(({ e }) => e.symbol?.name === 'global_var' && e.type === R_X86_64_64);
+  const dataRel = relocs
+    .flatMap((r) => r.entries.map((e) => ({ r, e })))
+    .find(({ e }) => e.symbol?.name === 'global_var' && e.type === R_X86_64_64);
   assert.ok(dataRel, 'data_ptr = &global_var gives an R_X86_64_64');
   assert.equal(dataRel.e.addend, 0n);
   const dataPtr = byName('data_ptr');
@@ -394,13 +516,18 @@ test('readModinfo returns every key=value, keeping repeated keys', () => {
   assert.equal(info.size, 5);
 
   // Same strings, same order as binutils sees them.
-  const dumped = readelf(['-p', '.modinfo'], file).split('\n')
-    .map((l) => /^\s*\[\s*[0-9a-f]+\]\s\s(.*)$/.exec(l)?.[1]).filter((x): x is string => x !== undefined);
+  const dumped = readelf(['-p', '.modinfo'], file)
+    .split('\n')
+    .map((l) => /^\s*\[\s*[0-9a-f]+\]\s\s(.*)$/.exec(l)?.[1])
+    .filter((x): x is string => x !== undefined);
   assert.equal(dumped.length, 6);
   const ours = [...info].flatMap(([k, vs]) => vs.map((v) => `${k}=${v}`));
   const latin1 = (s: string) => Buffer.from(s, 'utf8').toString('latin1');
   const dumpedAlias = dumped.filter((d) => d.startsWith('alias='));
-  assert.deepEqual(ours.filter((d) => d.startsWith('alias=')), dumpedAlias);
+  assert.deepEqual(
+    ours.filter((d) => d.startsWith('alias=')),
+    dumpedAlias,
+  );
   // readelf -p prints raw bytes; compare byte-for-byte via latin1.
   assert.deepEqual(ours.map(latin1).sort(), dumped.map((d) => Buffer.from(d, 'utf8').toString('latin1')).sort());
 
@@ -423,7 +550,10 @@ function realObject(): Buffer {
 }
 
 test('rejects a non-ELF buffer', () => {
-  expectKlpgenError(() => parseElf(Buffer.from('#!/bin/sh\necho definitely not an ELF file\n'.repeat(3))), /not an ELF file/);
+  expectKlpgenError(
+    () => parseElf(Buffer.from('#!/bin/sh\necho definitely not an ELF file\n'.repeat(3))),
+    /not an ELF file/,
+  );
   expectKlpgenError(() => parseElf(Buffer.alloc(0)), /not an ELF file/);
   expectKlpgenError(() => parseElf(Buffer.from([0x7f, 0x45])), /not an ELF file/);
 });
@@ -444,7 +574,11 @@ test('rejects a truncated file', () => {
   expectKlpgenError(() => parseElf(buf.subarray(0, 40)), /truncated ELF header/);
   // Header table intact but the file ends before the last sections' data.
   const shoff = Number(buf.readBigUInt64LE(40));
-  const lastDataEnd = Math.max(...parseElf(buf).sections.filter((s) => s.type !== SHT_NOBITS).map((s) => s.offset + s.size));
+  const lastDataEnd = Math.max(
+    ...parseElf(buf)
+      .sections.filter((s) => s.type !== SHT_NOBITS)
+      .map((s) => s.offset + s.size),
+  );
   assert.ok(lastDataEnd <= shoff, 'gcc puts the section header table last');
   const moved = Buffer.concat([buf.subarray(0, 64), buf.subarray(shoff)]);
   moved.writeBigUInt64LE(64n, 40);
@@ -514,9 +648,13 @@ test('500 random byte flips give either a result or a KlpgenError', () => {
   const elf = parseElf(buf);
   // Bias flips towards the structures the reader interprets, not machine code.
   const shoff = Number(buf.readBigUInt64LE(40));
-  const ranges: [number, number][] = [[0, 64], [shoff, shoff + elf.sections.length * 64]];
+  const ranges: [number, number][] = [
+    [0, 64],
+    [shoff, shoff + elf.sections.length * 64],
+  ];
   for (const s of elf.sections) {
-    if (s.type === SHT_SYMTAB || s.type === SHT_RELA || s.type === SHT_STRTAB) ranges.push([s.offset, s.offset + s.size]);
+    if (s.type === SHT_SYMTAB || s.type === SHT_RELA || s.type === SHT_STRTAB)
+      ranges.push([s.offset, s.offset + s.size]);
     if (s.name === '.modinfo') ranges.push([s.offset, s.offset + s.size]);
   }
   let seed = 0x6b6c7067; // deterministic (mulberry32)

@@ -15,7 +15,7 @@ test('profile: perf report --stdio (Overhead column), kernel symbols summed over
   const text = [
     '# To display the perf.data header info, please use --header/--header-only options.',
     '#',
-    '# Samples: 10K of event \'cycles\'',
+    "# Samples: 10K of event 'cycles'",
     '# Event count (approx.): 2345678',
     '#',
     '# Overhead  Command          Shared Object      Symbol',
@@ -43,11 +43,13 @@ test('profile: perf report --stdio (Overhead column), kernel symbols summed over
 });
 
 test('profile: perf report --children uses the Self column', () => {
-  const p = parseProfile([
-    '# Children      Self  Command  Shared Object      Symbol',
-    '    45.00%     0.00%  bash     [kernel.kallsyms]  [k] entry_SYSCALL_64_after_hwframe',
-    '    20.00%     7.50%  bash     [kernel.kallsyms]  [k] do_syscall_64',
-  ].join('\n'));
+  const p = parseProfile(
+    [
+      '# Children      Self  Command  Shared Object      Symbol',
+      '    45.00%     0.00%  bash     [kernel.kallsyms]  [k] entry_SYSCALL_64_after_hwframe',
+      '    20.00%     7.50%  bash     [kernel.kallsyms]  [k] do_syscall_64',
+    ].join('\n'),
+  );
   assert.equal(p.format, 'perf-report');
   assert.equal(p.weights.get('do_syscall_64'), 7.5);
   assert.equal(p.weights.get('entry_SYSCALL_64_after_hwframe'), 0);
@@ -73,7 +75,10 @@ test('profile: perf script counts one sample per IP, with or without call chains
   ].join('\n');
   const p = parseProfile(withChains);
   assert.equal(p.format, 'perf-script');
-  assert.deepEqual([...p.weights].sort(), [['do_syscall_64', 1], ['native_safe_halt', 2]]);
+  assert.deepEqual([...p.weights].sort(), [
+    ['do_syscall_64', 1],
+    ['native_safe_halt', 2],
+  ]);
   assert.equal(p.total, 3);
 
   const flat = [
@@ -83,7 +88,10 @@ test('profile: perf script counts one sample per IP, with or without call chains
   ].join('\n');
   const q = parseProfile(flat);
   assert.equal(q.format, 'perf-script');
-  assert.deepEqual([...q.weights].sort(), [['copy_page', 2], ['native_safe_halt', 1]]);
+  assert.deepEqual([...q.weights].sort(), [
+    ['copy_page', 2],
+    ['native_safe_halt', 1],
+  ]);
 });
 
 test('profile: plain `symbol weight` lines; anything else is refused with its line', () => {
@@ -93,8 +101,10 @@ test('profile: plain `symbol weight` lines; anything else is refused with its li
   assert.equal(p.weights.get('try_to_wake_up'), 30.5);
   assert.equal(p.weights.get('foo.isra.0'), 100);
   assert.equal(p.total, 255.5);
-  assert.throws(() => parseProfile('schedule 120\nthis is not a profile line\n', 'hot.txt'),
-    (e: unknown) => e instanceof KlpgenError && /^hot\.txt:2: not a profile/.test(e.message));
+  assert.throws(
+    () => parseProfile('schedule 120\nthis is not a profile line\n', 'hot.txt'),
+    (e: unknown) => e instanceof KlpgenError && /^hot\.txt:2: not a profile/.test(e.message),
+  );
   assert.throws(() => parseProfile('\n# only comments\n', 'empty.txt'), /empty\.txt: empty profile/);
 });
 
@@ -103,39 +113,57 @@ const clone = (from: string, fromOrder: number, to: string, toOrder: number, rea
   `Callgraph clone;${from};${fromOrder};${F};10;1;${to};${toOrder};${F};20;1;${reason}`;
 
 test('ipa-clones decisions: inlining lost and gained, calls deleted as-is, clones that disappear', () => {
-  const asIs = parseIpaClones([
-    clone('helper', 1, 'caller_a', 2, 'inlining to'),
-    clone('helper', 1, 'caller_b', 3, 'inlining to'),
-    clone('big', 4, 'big.constprop.0', 9, 'constprop'),
-    clone('split', 5, 'split.part.0', 10, 'part'),
-    clone('rec', 6, 'rec', 11, 'inlining to'),
-    'Callgraph removal;helper;1;/src/kernel/sched/core.c;10;1',
-  ].join('\n'), 'asis.ipa-clones');
-  const lp = parseIpaClones([
-    clone('helper', 1, 'caller_a', 2, 'inlining to'),
-    // As-is, the calls to the empty stub were deleted (found const): no record there at all.
-    clone('kasan_check_write', 7, 'caller_a', 2, 'inlining to'),
-    clone('other', 8, 'caller_b', 3, 'inlining to'),
-    clone('big', 4, 'big.constprop.3', 12, 'constprop'),
-    clone('small', 13, 'small.isra.0', 14, 'isra'),
-  ].join('\n'), 'lp.ipa-clones');
+  const asIs = parseIpaClones(
+    [
+      clone('helper', 1, 'caller_a', 2, 'inlining to'),
+      clone('helper', 1, 'caller_b', 3, 'inlining to'),
+      clone('big', 4, 'big.constprop.0', 9, 'constprop'),
+      clone('split', 5, 'split.part.0', 10, 'part'),
+      clone('rec', 6, 'rec', 11, 'inlining to'),
+      'Callgraph removal;helper;1;/src/kernel/sched/core.c;10;1',
+    ].join('\n'),
+    'asis.ipa-clones',
+  );
+  const lp = parseIpaClones(
+    [
+      clone('helper', 1, 'caller_a', 2, 'inlining to'),
+      // As-is, the calls to the empty stub were deleted (found const): no record there at all.
+      clone('kasan_check_write', 7, 'caller_a', 2, 'inlining to'),
+      clone('other', 8, 'caller_b', 3, 'inlining to'),
+      clone('big', 4, 'big.constprop.3', 12, 'constprop'),
+      clone('small', 13, 'small.isra.0', 14, 'isra'),
+    ].join('\n'),
+    'lp.ipa-clones',
+  );
   // `other` is known to the as-is build (it has a body there), so gaining it is a real decision.
-  const knownAsIs = new Set(['helper', 'caller_a', 'caller_b', 'big', 'big.constprop.*', 'split', 'split.part.*', 'rec', 'other']);
-  const inlining = diffInlining('kernel/sched/core.c', inliningPairs(asIs), inliningPairs(lp), knownAsIs);
-  assert.deepEqual(inlining.map((c) => `${c.change} ${c.callee} -> ${c.into}${c.callDeletedAsIs ? ' (deleted as-is)' : ''}`), [
-    'gained kasan_check_write -> caller_a (deleted as-is)',
-    'lost helper -> caller_b',
-    'gained other -> caller_b',
+  const knownAsIs = new Set([
+    'helper',
+    'caller_a',
+    'caller_b',
+    'big',
+    'big.constprop.*',
+    'split',
+    'split.part.*',
+    'rec',
+    'other',
   ]);
+  const inlining = diffInlining('kernel/sched/core.c', inliningPairs(asIs), inliningPairs(lp), knownAsIs);
+  assert.deepEqual(
+    inlining.map((c) => `${c.change} ${c.callee} -> ${c.into}${c.callDeletedAsIs ? ' (deleted as-is)' : ''}`),
+    ['gained kasan_check_write -> caller_a (deleted as-is)', 'lost helper -> caller_b', 'gained other -> caller_b'],
+  );
   // Recursive inlining into itself is not a decision between functions.
-  assert.equal(inlining.some((c) => c.callee === 'rec'), false);
+  assert.equal(
+    inlining.some((c) => c.callee === 'rec'),
+    false,
+  );
 
   const clones = diffClones('kernel/sched/core.c', asIs, lp);
   // big.constprop.0 vs big.constprop.3: the same decision, numbered differently.
-  assert.deepEqual(clones.map((c) => `${c.change} ${c.clone} (${c.reason} of ${c.origin})`), [
-    'appeared small.isra.0 (isra of small)',
-    'disappeared split.part.0 (part of split)',
-  ]);
+  assert.deepEqual(
+    clones.map((c) => `${c.change} ${c.clone} (${c.reason} of ${c.origin})`),
+    ['appeared small.isra.0 (isra of small)', 'disappeared split.part.0 (part of split)'],
+  );
 });
 
 test('objtool warnings: compared without offsets, as multisets', () => {
@@ -148,11 +176,14 @@ test('objtool warnings: compared without offsets, as multisets', () => {
     'kernel/x.o: warning: objtool: foo+0x35: unreachable instruction',
     'kernel/x.o: warning: objtool: qux.cold+0x5: unreachable instruction',
   ];
-  assert.deepEqual(diffObjtool('kernel/x.c', a, l).map((c) => `${c.change}: ${c.warning}`), [
-    'disappeared: kernel/x.o: warning: objtool: bar()+0x40: call to baz() with UACCESS enabled',
-    'appeared: kernel/x.o: warning: objtool: foo+0x35: unreachable instruction',
-    'appeared: kernel/x.o: warning: objtool: qux.cold+0x5: unreachable instruction',
-  ]);
+  assert.deepEqual(
+    diffObjtool('kernel/x.c', a, l).map((c) => `${c.change}: ${c.warning}`),
+    [
+      'disappeared: kernel/x.o: warning: objtool: bar()+0x40: call to baz() with UACCESS enabled',
+      'appeared: kernel/x.o: warning: objtool: foo+0x35: unreachable instruction',
+      'appeared: kernel/x.o: warning: objtool: qux.cold+0x5: unreachable instruction',
+    ],
+  );
 });
 
 test('objdump: instructions by section, prefixes kept in the mnemonic, comments and padding dropped', () => {

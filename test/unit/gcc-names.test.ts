@@ -1,6 +1,16 @@
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
-import { baseFunction, coldParent, isCloneOf, isColdPart, isCompilerLocal, isNumberedLocal, isPieceOf, isPrivateClone, staticLocalBase } from '../../src/gcc/names.js';
+import {
+  baseFunction,
+  coldParent,
+  isCloneOf,
+  isColdPart,
+  isCompilerLocal,
+  isNumberedLocal,
+  isPieceOf,
+  isPrivateClone,
+  staticLocalBase,
+} from '../../src/gcc/names.js';
 
 test('gcc names: the function a piece was made from', () => {
   assert.equal(baseFunction('foo.part.0.cold'), 'foo');

@@ -37,32 +37,51 @@ async function additions(patched: string) {
 const insertAfter = (anchor: string, text: string) => ORIGINAL.replace(anchor, `${anchor}${text}`);
 
 test('readAdditions: new prototypes, macros, static inlines, types and conditionals are additive, with their names', async () => {
-  const r = await additions(insertAfter('void thing_put(struct thing *t);\n', [
-    'int thing_get_many(struct thing *t, int n);',
-    '__printf(2, 3) void thing_log(struct thing *t, const char *fmt, ...);',
-    'void __thing_reset(struct thing *t);',
-    '#define THING_RESET 8',
-    '#ifdef CONFIG_THING_DEBUG',
-    'void thing_dump(struct thing *t);',
-    '#else',
-    'static inline void thing_dump(struct thing *t) { if (t) thing_put(t); }',
-    '#endif',
-    'struct thing_stats { long hits; };',
-    'typedef struct { int x; } thing_pair_t;',
-    'enum { THING_RED, THING_BLUE = 2 };',
-    'extern int thing_count;',
-    'struct thing_future;',
-    '',
-  ].join('\n')));
+  const r = await additions(
+    insertAfter(
+      'void thing_put(struct thing *t);\n',
+      [
+        'int thing_get_many(struct thing *t, int n);',
+        '__printf(2, 3) void thing_log(struct thing *t, const char *fmt, ...);',
+        'void __thing_reset(struct thing *t);',
+        '#define THING_RESET 8',
+        '#ifdef CONFIG_THING_DEBUG',
+        'void thing_dump(struct thing *t);',
+        '#else',
+        'static inline void thing_dump(struct thing *t) { if (t) thing_put(t); }',
+        '#endif',
+        'struct thing_stats { long hits; };',
+        'typedef struct { int x; } thing_pair_t;',
+        'enum { THING_RED, THING_BLUE = 2 };',
+        'extern int thing_count;',
+        'struct thing_future;',
+        '',
+      ].join('\n'),
+    ),
+  );
   assert.ok(r.ok, r.ok ? '' : r.why);
-  assert.deepEqual(r.additions.declared, ['THING_BLUE', 'THING_RED', '__thing_reset', 'thing_count', 'thing_dump', 'thing_get_many', 'thing_log', 'thing_pair_t', 'thing_stats']);
+  assert.deepEqual(r.additions.declared, [
+    'THING_BLUE',
+    'THING_RED',
+    '__thing_reset',
+    'thing_count',
+    'thing_dump',
+    'thing_get_many',
+    'thing_log',
+    'thing_pair_t',
+    'thing_stats',
+  ]);
   assert.deepEqual(r.additions.macros, ['THING_RESET']);
   assert.deepEqual(r.additions.ranges, [[15, 28]]);
 });
 
 test('readAdditions: what could change another includer is not additive, with the line', async () => {
   const cases: [string, RegExp, number][] = [
-    [ORIGINAL.replace('int thing_get(struct thing *t);', 'long thing_get(struct thing *t);'), /removes or rewrites/, 13],
+    [
+      ORIGINAL.replace('int thing_get(struct thing *t);', 'long thing_get(struct thing *t);'),
+      /removes or rewrites/,
+      13,
+    ],
     [insertAfter('\tint a;\n', '\tint c;\n'), /inside an existing definition/, 8],
     [insertAfter('#define THING_FLAGS(x) \\\n', '\t(x) + \\\n'), /inside an existing definition, macro/, 12],
     [insertAfter('#define THING_MAX 4\n', '#include <linux/other.h>\n'), /#include added/, 11],
@@ -89,21 +108,37 @@ test('readAdditions: what could change another includer is not additive, with th
 
 test('occurringNames: names already in the tree are found with a file; new ones are not', async () => {
   const root = tempDir('names');
-  for (const [path, text] of Object.entries({ 'include/linux/a.h': 'int thing_get(void);\n', 'arch/x86/b.S': 'call thing_asm\n', 'drivers/c.c': '/* thing_getter */\n' })) {
+  for (const [path, text] of Object.entries({
+    'include/linux/a.h': 'int thing_get(void);\n',
+    'arch/x86/b.S': 'call thing_asm\n',
+    'drivers/c.c': '/* thing_getter */\n',
+  })) {
     mkdirSync(dirname(join(root, path)), { recursive: true });
     writeFileSync(join(root, path), text);
   }
   const found = await occurringNames(root, ['thing_get', 'thing_asm', 'thing_new']);
-  assert.deepEqual([...found].sort(), [['thing_asm', 'arch/x86/b.S'], ['thing_get', 'include/linux/a.h']]);
+  assert.deepEqual([...found].sort(), [
+    ['thing_asm', 'arch/x86/b.S'],
+    ['thing_get', 'include/linux/a.h'],
+  ]);
 });
 
 test('checkAgainstModel: an entity on the added lines that the text reading missed is refused', () => {
   const source = 'struct thing { int a; };\nint thing_get(struct thing *t);\nint thing_new(void), thing_get2(void);\n';
   const model = buildModel({ preprocessed: `# 1 "include/linux/thing.h"\n${source}`, file: 'x.c', sourceText: '' });
-  const ok = checkAgainstModel({ header: 'include/linux/thing.h', ranges: [[3, 3]], declared: ['thing_new', 'thing_get2'], macros: [] }, model);
+  const ok = checkAgainstModel(
+    { header: 'include/linux/thing.h', ranges: [[3, 3]], declared: ['thing_new', 'thing_get2'], macros: [] },
+    model,
+  );
   assert.equal(ok, null);
-  const missed = checkAgainstModel({ header: 'include/linux/thing.h', ranges: [[3, 3]], declared: ['thing_new'], macros: [] }, model);
+  const missed = checkAgainstModel(
+    { header: 'include/linux/thing.h', ranges: [[3, 3]], declared: ['thing_new'], macros: [] },
+    model,
+  );
   assert.match(missed?.why ?? '', /thing_get2, which the reading of the text missed/);
-  const inside = checkAgainstModel({ header: 'include/linux/thing.h', ranges: [[1, 1]], declared: [], macros: [] }, model);
+  const inside = checkAgainstModel(
+    { header: 'include/linux/thing.h', ranges: [[1, 1]], declared: [], macros: [] },
+    model,
+  );
   assert.equal(inside?.why, 'the added lines declare thing, which the reading of the text missed');
 });

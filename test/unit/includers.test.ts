@@ -14,7 +14,7 @@ function tree(files: Record<string, string>): string {
   return root;
 }
 
-test('includersOf: beside it, through another header, through <...>, and through a Makefile\'s own -I', async () => {
+test("includersOf: beside it, through another header, through <...>, and through a Makefile's own -I", async () => {
   const root = tree({
     'include/linux/thing.h': 'static inline int thing(void) { return 1; }\n',
     'drivers/wifi/trans.h': '#include <linux/thing.h>\n',
@@ -26,7 +26,15 @@ test('includersOf: beside it, through another header, through <...>, and through
     'drivers/other/user.c': '#include "trans.h"\n',
     'fs/unrelated.c': '#include <linux/fs.h>\n',
   });
-  assert.deepEqual((await includersOf(root, 'drivers/wifi/trans.h', 16)).units, ['drivers/wifi/core.c', 'drivers/wifi/mvm/ops.c', 'drivers/wifi/mvm/tx.c']);
-  assert.deepEqual((await includersOf(root, 'include/linux/thing.h', 16)).units, ['drivers/wifi/core.c', 'drivers/wifi/mvm/ops.c', 'drivers/wifi/mvm/tx.c']);
+  assert.deepEqual((await includersOf(root, 'drivers/wifi/trans.h', 16)).units, [
+    'drivers/wifi/core.c',
+    'drivers/wifi/mvm/ops.c',
+    'drivers/wifi/mvm/tx.c',
+  ]);
+  assert.deepEqual((await includersOf(root, 'include/linux/thing.h', 16)).units, [
+    'drivers/wifi/core.c',
+    'drivers/wifi/mvm/ops.c',
+    'drivers/wifi/mvm/tx.c',
+  ]);
   assert.equal((await includersOf(root, 'drivers/wifi/trans.h', 2)).tooMany, 3);
 });

@@ -9,11 +9,16 @@ import { parseElf } from '../../src/elf/elf64.js';
 import { tempDir } from '../helpers.js';
 
 /** WARN_ONCE-style flags: static locals in .data.once, numbered by the file's own count of statics. */
-const tu = (prefix: string, flags: number, before = '') => [
-  before,
-  ...Array.from({ length: flags }, (_, i) => `int ${prefix}_check${i}(int x) { static int done __attribute__((section(".data.once"))); if (x > ${i} && !done) { done = 1; return 1; } return 0; }`),
-  '',
-].join('\n');
+const tu = (prefix: string, flags: number, before = '') =>
+  [
+    before,
+    ...Array.from(
+      { length: flags },
+      (_, i) =>
+        `int ${prefix}_check${i}(int x) { static int done __attribute__((section(".data.once"))); if (x > ${i} && !done) { done = 1; return 1; } return 0; }`,
+    ),
+    '',
+  ].join('\n');
 
 test('locateSymbol: in a module stripped of STT_FILE symbols, a duplicated static is placed by its neighbours in its section', () => {
   const dir = tempDir('neighbours');
@@ -44,8 +49,14 @@ test('locateSymbol: a static function two files of a stripped module both have i
   const dir = tempDir('neighbours-text');
   // A header's static inline called out of line in each file (f2fs_put_page in compress.c, node.c, ...).
   const helper = 'static __attribute__((noinline)) int put_page(int *p) { return *p += 3; }';
-  writeFileSync(join(dir, 'a.c'), `${helper}\nint a_one(int *p) { return put_page(p) + 1; }\nint a_two(int *p) { return put_page(p) * 2; }\n`);
-  writeFileSync(join(dir, 'b.c'), `int b_first(int x) { return x * 7; }\n${helper}\nint b_one(int *p) { return put_page(p) - 1; }\n`);
+  writeFileSync(
+    join(dir, 'a.c'),
+    `${helper}\nint a_one(int *p) { return put_page(p) + 1; }\nint a_two(int *p) { return put_page(p) * 2; }\n`,
+  );
+  writeFileSync(
+    join(dir, 'b.c'),
+    `int b_first(int x) { return x * 7; }\n${helper}\nint b_one(int *p) { return put_page(p) - 1; }\n`,
+  );
   execFileSync('gcc-12', ['-O2', '-c', 'a.c', 'b.c'], { cwd: dir });
   execFileSync('ld', ['-r', '-o', 'm.ko', 'b.o', 'a.o'], { cwd: dir });
   execFileSync('strip', ['--strip-debug', 'm.ko'], { cwd: dir });
@@ -64,14 +75,18 @@ test('locateSymbol: a static alone in its section is the copy our functions refe
   const dir = tempDir('neighbours-refs');
   // Each file's .data holds only its ratelimit state (btrfs extent_io.c's _rs.6): no neighbours.
   writeFileSync(join(dir, 'a.c'), 'static int state = 1;\nint a_tick(int x) { return state += x; }\n');
-  writeFileSync(join(dir, 'b.c'), 'int b_first(int x) { return x * 7; }\nstatic int state = 2;\nint b_tick(int x) { return state ^= x; }\n');
+  writeFileSync(
+    join(dir, 'b.c'),
+    'int b_first(int x) { return x * 7; }\nstatic int state = 2;\nint b_tick(int x) { return state ^= x; }\n',
+  );
   execFileSync('gcc-12', ['-O2', '-mcmodel=kernel', '-fno-pic', '-c', 'a.c', 'b.c'], { cwd: dir });
   execFileSync('ld', ['-r', '-o', 'm.ko', 'b.o', 'a.o'], { cwd: dir });
   execFileSync('strip', ['--strip-debug', 'm.ko'], { cwd: dir });
   const index = loadSymbolIndex(join(dir, 'm.ko'), 'm', false);
   assert.equal(index.byName.get('state')?.length, 2, 'both files should have state');
   const codeOf = (o: string) => readObjectCode(parseElf(readFileSync(join(dir, o)), o));
-  const place = (o: string, file: string) => locateSymbol(index, 'state', file, new Set(), objectLayout(codeOf(o)), objectReferences(codeOf(o)));
+  const place = (o: string, file: string) =>
+    locateSymbol(index, 'state', file, new Set(), objectLayout(codeOf(o)), objectReferences(codeOf(o)));
   const inA = place('a.o', 'fs/x/a.c');
   const inB = place('b.o', 'fs/x/b.c');
   assert.ok(inA.found && inB.found, [inA, inB].map((x) => (x.found ? x.how : x.why)).join('; '));

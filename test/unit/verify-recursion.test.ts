@@ -13,7 +13,17 @@ import { verify } from '../../src/verify/verify.js';
 import { ROOT } from '../helpers.js';
 
 const FIXTURES = join(ROOT, 'test', 'fixtures', 'verify');
-const FLAGS = ['-c', '-O2', '-fno-pic', '-mcmodel=kernel', '-ffunction-sections', '-fdata-sections', '-fno-optimize-sibling-calls', '-fno-ipa-cp', '-fno-ipa-sra'];
+const FLAGS = [
+  '-c',
+  '-O2',
+  '-fno-pic',
+  '-mcmodel=kernel',
+  '-ffunction-sections',
+  '-fdata-sections',
+  '-fno-optimize-sibling-calls',
+  '-fno-ipa-cp',
+  '-fno-ipa-sra',
+];
 
 test('a recursive call matches across static and global copies; a call to another function does not', () => {
   const dir = mkdtempSync(join(tmpdir(), 'klpgen-verify-'));
@@ -25,7 +35,12 @@ test('a recursive call matches across static and global copies; a call to anothe
     };
     const patchedObject = build('recursive-static');
     const input = (moduleObject: string) => ({
-      moduleObject, patchedObject, functions: new Map([['livepatch_walk', 'walk']]), codeChanged: ['walk'], replaced: new Set(['walk']), coveredByCallers: new Set<string>(),
+      moduleObject,
+      patchedObject,
+      functions: new Map([['livepatch_walk', 'walk']]),
+      codeChanged: ['walk'],
+      replaced: new Set(['walk']),
+      coveredByCallers: new Set<string>(),
     });
     const same = verify(input(build('recursive-global')));
     assert.equal(same.status, 'passed', JSON.stringify(same.functions));

@@ -46,10 +46,15 @@ test('consoleProblems: without expected texts every WARN line is a problem, as b
 test('consoleProblems: a WARN whose report contains the expected text is not a problem', () => {
   const r = consoleProblems(log(WARN_REPORT), [TEXT]);
   assert.deepEqual(r.problems, []);
-  assert.deepEqual(r.expectedWarnings, [{
-    text: TEXT, seen: 1,
-    warnings: ['[    2.162236] WARNING: CPU: 0 PID: 117 at kernel/ksysfs.c:169 livepatch_rcu_expedited_store+0x70/0xfd0 [livepatch_warn]'],
-  }]);
+  assert.deepEqual(r.expectedWarnings, [
+    {
+      text: TEXT,
+      seen: 1,
+      warnings: [
+        '[    2.162236] WARNING: CPU: 0 PID: 117 at kernel/ksysfs.c:169 livepatch_rcu_expedited_store+0x70/0xfd0 [livepatch_warn]',
+      ],
+    },
+  ]);
   // Any line of the report matches (the WARNING: line's location too), and a report can fire twice.
   const twice = consoleProblems(log(WARN_REPORT, WARN_REPORT), ['at kernel/ksysfs.c:169']);
   assert.deepEqual(twice.problems, []);
@@ -79,7 +84,10 @@ test('consoleProblems: the text outside a WARN report, or in an oops, excuses no
 [    4.5] ---[ end trace 0000000000000000 ]---`;
   const r = consoleProblems(log(oops), [TEXT]);
   assert.equal(r.expectedWarnings[0]?.seen, 0);
-  assert.deepEqual(r.problems, ['[    4.2] kernel BUG at kernel/ksysfs.c:169!', '[    4.4] RIP: 0010:livepatch_rcu_expedited_store+0x70/0xfd0 [livepatch_warn]']);
+  assert.deepEqual(r.problems, [
+    '[    4.2] kernel BUG at kernel/ksysfs.c:169!',
+    '[    4.4] RIP: 0010:livepatch_rcu_expedited_store+0x70/0xfd0 [livepatch_warn]',
+  ]);
   // A WARN in the text of the report after an unterminated one is judged on its own.
   const cut = WARN_REPORT.split('\n').slice(0, 6).join('\n');
   const both = consoleProblems(log(cut, OTHER_WARN), [TEXT]);
@@ -117,7 +125,10 @@ test('interpret: an expected WARN passes the run and is reported', () => {
   assert.deepEqual(r.failures, []);
   assert.deepEqual(r.problems, []);
   assert.equal(r.expectedWarnings[0]?.seen, 1);
-  assert.match(formatVmReport(r), /expected WARN "klpgen: rcu_expedited=2 is out of range": seen 1x, .*kernel\/ksysfs\.c:169/);
+  assert.match(
+    formatVmReport(r),
+    /expected WARN "klpgen: rcu_expedited=2 is out of range": seen 1x, .*kernel\/ksysfs\.c:169/,
+  );
   // The same console without the expectation fails the run.
   const plain = interpret(GOOD, log(WARN_REPORT), CTX);
   assert.equal(plain.ok, false);

@@ -6,7 +6,17 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cpioArchive, S_IFDIR, S_IFLNK, S_IFREG, type CpioEntry } from '../../src/vm/cpio.js';
@@ -38,7 +48,11 @@ function cpioList(archive: Buffer): string[] {
 }
 
 function cpioExtract(archive: Buffer, into: string): void {
-  const r = spawnSync('cpio', ['-idm', '--quiet', '--no-absolute-filenames'], { input: archive, cwd: into, encoding: 'utf8' });
+  const r = spawnSync('cpio', ['-idm', '--quiet', '--no-absolute-filenames'], {
+    input: archive,
+    cwd: into,
+    encoding: 'utf8',
+  });
   assert.equal(r.status, 0, `cpio -idm: ${r.stderr}`);
   assert.equal(r.stderr, '', 'cpio complains about nothing');
 }
@@ -69,7 +83,8 @@ test('cpio: newc framing (magic, 4-byte alignment, trailer)', () => {
   assert.ok(a.includes(Buffer.from('TRAILER!!!\0')));
   // Every header starts on a 4-byte boundary: count the magics at aligned offsets.
   let headers = 0;
-  for (let off = 0; off + 6 <= a.length; off += 4) if (a.subarray(off, off + 6).toString('latin1') === '070701') headers++;
+  for (let off = 0; off + 6 <= a.length; off += 4)
+    if (a.subarray(off, off + 6).toString('latin1') === '070701') headers++;
   assert.equal(headers, sampleEntries().length + 1);
   // The first header: ino 1, mode 040755, uid/gid 0, nlink 2, mtime 0, size 0, name "bin\0" (4 bytes).
   const h = a.subarray(6, 110).toString('ascii');
@@ -89,7 +104,9 @@ test('cpio: the same input gives identical bytes', () => {
   const a = cpioArchive(sampleEntries());
   const b = cpioArchive(sampleEntries());
   assert.ok(a.equals(b));
-  const c = cpioArchive(sampleEntries().map((e) => (e.path === 'etc/hello.txt' ? { ...e, data: Buffer.from('hellO\n') } : e)));
+  const c = cpioArchive(
+    sampleEntries().map((e) => (e.path === 'etc/hello.txt' ? { ...e, data: Buffer.from('hellO\n') } : e)),
+  );
   assert.ok(!a.equals(c), 'the contents are in the bytes');
   assert.equal(a.length, c.length);
 });
@@ -102,7 +119,15 @@ test('cpio: an empty archive is just the trailer', { skip: HAVE_CPIO ? false : '
 
 test('cpio -it lists every entry in order', { skip: HAVE_CPIO ? false : 'cpio not installed' }, () => {
   assert.deepEqual(cpioList(cpioArchive(sampleEntries())), [
-    'bin', 'etc', 'etc/deep', 'bin/run', 'bin/sh', 'etc/hello.txt', 'etc/deep/blob.bin', 'etc/empty', 'top.txt',
+    'bin',
+    'etc',
+    'etc/deep',
+    'bin/run',
+    'bin/sh',
+    'etc/hello.txt',
+    'etc/deep/blob.bin',
+    'etc/empty',
+    'top.txt',
     'etc/a-longer-name-of-odd-length.conf',
   ]);
 });
@@ -160,7 +185,10 @@ const SPEC: InitramfsSpec = {
     { name: '9p', path: '/m/9p.ko' },
   ],
   preload: ['dm_mod', 'snd-hda-intel'],
-  livepatches: [{ name: 'livepatch_a', path: '/p/a.ko' }, { name: 'livepatch_b', path: '/p/b.ko' }],
+  livepatches: [
+    { name: 'livepatch_a', path: '/p/a.ko' },
+    { name: 'livepatch_b', path: '/p/b.ko' },
+  ],
   testScript: '/t/test.sh',
   testTimeoutSeconds: 60,
   transitionTimeoutSeconds: 30,
@@ -181,7 +209,10 @@ test('initScript: bootstrap, mount, preload, load, test, disable in reverse, unl
 
   const booted = lineOf(lines, 'say booted $(uname -r)');
   const boot = SPEC.bootstrap.map((m) => lineOf(lines, `insmod /klpgen/boot/${m.name}.ko`));
-  const mount = lineOf(lines, 'mount -t 9p -o trans=virtio,version=9p2000.L,ro klpgen_modules /lib/modules/6.1.0-56-amd64; say modules $?');
+  const mount = lineOf(
+    lines,
+    'mount -t 9p -o trans=virtio,version=9p2000.L,ro klpgen_modules /lib/modules/6.1.0-56-amd64; say modules $?',
+  );
   const pre1 = lineOf(lines, `modprobe 'dm_mod'; say preload 'dm_mod' $?`);
   const pre2 = lineOf(lines, `modprobe 'snd-hda-intel'; say preload 'snd-hda-intel' $?`);
   const lsmod = lineOf(lines, 'say lsmod ');
@@ -196,9 +227,34 @@ test('initScript: bootstrap, mount, preload, load, test, disable in reverse, unl
   const testUnloaded = lines.indexOf('run_test unloaded');
   const done = lines.indexOf('say done');
   const off = lines.indexOf('poweroff -f');
-  const order = [booted, ...boot, mount, pre1, pre2, lsmod, testBefore, loadA, loadB, testAfter, disB, rmB, disA, rmA, testUnloaded, done, off];
-  assert.ok(order.every((i) => i >= 0), JSON.stringify(order));
-  assert.deepEqual([...order].sort((x, y) => x - y), order, `order: ${JSON.stringify(order)}`);
+  const order = [
+    booted,
+    ...boot,
+    mount,
+    pre1,
+    pre2,
+    lsmod,
+    testBefore,
+    loadA,
+    loadB,
+    testAfter,
+    disB,
+    rmB,
+    disA,
+    rmA,
+    testUnloaded,
+    done,
+    off,
+  ];
+  assert.ok(
+    order.every((i) => i >= 0),
+    JSON.stringify(order),
+  );
+  assert.deepEqual(
+    [...order].sort((x, y) => x - y),
+    order,
+    `order: ${JSON.stringify(order)}`,
+  );
 
   // One insmod per bootstrap module and per livepatch, nothing else; preloads go through modprobe.
   assert.equal(lines.filter((l) => l.includes('insmod ')).length, SPEC.bootstrap.length + 2);
@@ -206,7 +262,10 @@ test('initScript: bootstrap, mount, preload, load, test, disable in reverse, unl
   assert.equal(lines.filter((l) => l.includes('rmmod ')).length, 2);
   // Each result goes through say with the module's name and the command's status.
   assert.match(lines[loadA] as string, /say load livepatch_a \$rc/);
-  assert.match(lines[loadA + 1] as string, /wait_transition \/sys\/kernel\/livepatch\/livepatch_a; say transition livepatch_a \$\?/);
+  assert.match(
+    lines[loadA + 1] as string,
+    /wait_transition \/sys\/kernel\/livepatch\/livepatch_a; say transition livepatch_a \$\?/,
+  );
   assert.match(lines[disB] as string, /say disabled livepatch_b \$\?/);
   assert.match(lines[rmB] as string, /say unload livepatch_b \$\?/);
   // Results go to the second serial port.
@@ -251,49 +310,69 @@ test('initScript parses with busybox sh -n', { skip: HAVE_BUSYBOX ? false : 'bus
   assert.notEqual(bad.status, 0);
 });
 
-test('buildInitramfs: busybox, /init and the modules, as cpio sees them', { skip: HAVE_CPIO && HAVE_BUSYBOX ? false : 'cpio or busybox missing' }, () => {
-  const d = sub('initramfs');
-  const write = (name: string, text: string) => {
-    const f = join(d, name);
-    writeFileSync(f, text);
-    return f;
-  };
-  const spec: InitramfsSpec = {
-    kernelRelease: '6.1.0-56-amd64',
-    bootstrap: [{ name: '9pnet', path: write('9pnet.ko', 'fake 9pnet\n') }, { name: '9p', path: write('9p.ko', 'fake 9p\n') }],
-    preload: ['dm_mod'],
-    livepatches: [
-      { name: 'livepatch_a', path: write('a.ko', 'fake patch a\n') },
-      { name: 'livepatch_b', path: write('b.ko', 'fake patch b\n') },
-    ],
-    testScript: write('test.sh', '#!/bin/bash\ngrep -q patched /proc/cmdline\n'),
-    testTimeoutSeconds: 5,
-    transitionTimeoutSeconds: 3,
-  };
-  const archive = buildInitramfs(spec);
-  assert.ok(archive.equals(buildInitramfs(spec)), 'deterministic');
-  const names = cpioList(archive);
-  for (const n of ['bin', 'dev', 'proc', 'sys', 'tmp', 'bin/busybox', 'bin/sh', 'init', 'klpgen/boot/9pnet.ko', 'klpgen/boot/9p.ko',
-    'klpgen/patch/livepatch_a.ko', 'klpgen/patch/livepatch_b.ko', 'klpgen/test']) {
-    assert.ok(names.includes(n), `${n} in ${names.join(' ')}`);
-  }
-  // Preloaded modules come from the module tree, not the initramfs.
-  assert.ok(!names.some((n) => n.includes('dm_mod')));
-  // Directories come before what is inside them.
-  assert.ok(names.indexOf('klpgen/patch') < names.indexOf('klpgen/patch/livepatch_a.ko'));
+test(
+  'buildInitramfs: busybox, /init and the modules, as cpio sees them',
+  { skip: HAVE_CPIO && HAVE_BUSYBOX ? false : 'cpio or busybox missing' },
+  () => {
+    const d = sub('initramfs');
+    const write = (name: string, text: string) => {
+      const f = join(d, name);
+      writeFileSync(f, text);
+      return f;
+    };
+    const spec: InitramfsSpec = {
+      kernelRelease: '6.1.0-56-amd64',
+      bootstrap: [
+        { name: '9pnet', path: write('9pnet.ko', 'fake 9pnet\n') },
+        { name: '9p', path: write('9p.ko', 'fake 9p\n') },
+      ],
+      preload: ['dm_mod'],
+      livepatches: [
+        { name: 'livepatch_a', path: write('a.ko', 'fake patch a\n') },
+        { name: 'livepatch_b', path: write('b.ko', 'fake patch b\n') },
+      ],
+      testScript: write('test.sh', '#!/bin/bash\ngrep -q patched /proc/cmdline\n'),
+      testTimeoutSeconds: 5,
+      transitionTimeoutSeconds: 3,
+    };
+    const archive = buildInitramfs(spec);
+    assert.ok(archive.equals(buildInitramfs(spec)), 'deterministic');
+    const names = cpioList(archive);
+    for (const n of [
+      'bin',
+      'dev',
+      'proc',
+      'sys',
+      'tmp',
+      'bin/busybox',
+      'bin/sh',
+      'init',
+      'klpgen/boot/9pnet.ko',
+      'klpgen/boot/9p.ko',
+      'klpgen/patch/livepatch_a.ko',
+      'klpgen/patch/livepatch_b.ko',
+      'klpgen/test',
+    ]) {
+      assert.ok(names.includes(n), `${n} in ${names.join(' ')}`);
+    }
+    // Preloaded modules come from the module tree, not the initramfs.
+    assert.ok(!names.some((n) => n.includes('dm_mod')));
+    // Directories come before what is inside them.
+    assert.ok(names.indexOf('klpgen/patch') < names.indexOf('klpgen/patch/livepatch_a.ko'));
 
-  const out = sub('initramfs-x');
-  cpioExtract(archive, out);
-  assert.equal(readFileSync(join(out, 'init'), 'utf8'), initScript(spec));
-  assert.ok((statSync(join(out, 'init')).mode & 0o111) !== 0, '/init is executable');
-  assert.ok((statSync(join(out, 'klpgen/test')).mode & 0o111) !== 0, 'the test is executable');
-  assert.equal(readlinkSync(join(out, 'bin/sh')), 'busybox');
-  assert.ok(readFileSync(join(out, 'bin/busybox')).equals(readFileSync(BUSYBOX)));
-  assert.equal(readFileSync(join(out, 'klpgen/boot/9p.ko'), 'utf8'), 'fake 9p\n');
-  assert.equal(readFileSync(join(out, 'klpgen/patch/livepatch_b.ko'), 'utf8'), 'fake patch b\n');
-  const sh = spawnSync(BUSYBOX, ['sh', '-n', join(out, 'init')], { encoding: 'utf8' });
-  assert.equal(sh.status, 0, sh.stderr);
-});
+    const out = sub('initramfs-x');
+    cpioExtract(archive, out);
+    assert.equal(readFileSync(join(out, 'init'), 'utf8'), initScript(spec));
+    assert.ok((statSync(join(out, 'init')).mode & 0o111) !== 0, '/init is executable');
+    assert.ok((statSync(join(out, 'klpgen/test')).mode & 0o111) !== 0, 'the test is executable');
+    assert.equal(readlinkSync(join(out, 'bin/sh')), 'busybox');
+    assert.ok(readFileSync(join(out, 'bin/busybox')).equals(readFileSync(BUSYBOX)));
+    assert.equal(readFileSync(join(out, 'klpgen/boot/9p.ko'), 'utf8'), 'fake 9p\n');
+    assert.equal(readFileSync(join(out, 'klpgen/patch/livepatch_b.ko'), 'utf8'), 'fake patch b\n');
+    const sh = spawnSync(BUSYBOX, ['sh', '-n', join(out, 'init')], { encoding: 'utf8' });
+    assert.equal(sh.status, 0, sh.stderr);
+  },
+);
 
 // ---------------------------------------------------------------- interpret
 
@@ -343,14 +422,31 @@ test('interpret: a clean run', () => {
   assert.equal(r.ok, true);
   assert.equal(r.booted, true);
   assert.equal(r.modulesAvailable, true);
-  assert.deepEqual(r.loadedModules, ['9p', '9pnet', '9pnet_virtio', 'fscache', 'netfs', 'virtio_pci', 'virtio_pci_legacy_dev', 'virtio_pci_modern_dev']);
+  assert.deepEqual(r.loadedModules, [
+    '9p',
+    '9pnet',
+    '9pnet_virtio',
+    'fscache',
+    'netfs',
+    'virtio_pci',
+    'virtio_pci_legacy_dev',
+    'virtio_pci_modern_dev',
+  ]);
   assert.deepEqual(r.preloaded, []);
   assert.deepEqual(r.problems, []);
   assert.equal(r.abi, '6.1.0-56');
   assert.equal(r.kernelRelease, '6.1.0-56-amd64');
-  assert.deepEqual(r.patches, [{
-    file: '/w/livepatch-sample.ko', name: 'livepatch_sample', loaded: true, enabled: true, transitionSeconds: 0.06, disabled: true, unloaded: true,
-  }]);
+  assert.deepEqual(r.patches, [
+    {
+      file: '/w/livepatch-sample.ko',
+      name: 'livepatch_sample',
+      loaded: true,
+      enabled: true,
+      transitionSeconds: 0.06,
+      disabled: true,
+      unloaded: true,
+    },
+  ]);
   assert.ok(r.test);
   assert.equal(r.test.ok, true);
   assert.equal(r.test.script, '/w/test.sh');
@@ -360,7 +456,10 @@ test('interpret: a clean run', () => {
 });
 
 test('interpret: test output keeps its spacing; lines that are not results are ignored', () => {
-  const results = GOOD.replace('@@ out after hello\n', '@@ out after hello world\n@@ out after   indented\n@@ out after \nnoise from the port\n@@ out before not found\n');
+  const results = GOOD.replace(
+    '@@ out after hello\n',
+    '@@ out after hello world\n@@ out after   indented\n@@ out after \nnoise from the port\n@@ out before not found\n',
+  );
   const r = interpret(results, '', CTX);
   assert.equal(r.ok, true, r.failures.join('; '));
   assert.deepEqual(r.test?.after.output, ['hello world', '  indented', '']);
@@ -374,7 +473,10 @@ test('formatVmReport: a passing run', () => {
   const text = formatVmReport(r);
   const lines = text.split('\n');
   assert.equal(lines[0], 'vm-test PASSED on 6.1.0-56-amd64 in 42.5 s');
-  assert.ok(lines.includes('  livepatch_sample: loaded=true enabled=true transition=0.06 s disabled=true unloaded=true'), text);
+  assert.ok(
+    lines.includes('  livepatch_sample: loaded=true enabled=true transition=0.06 s disabled=true unloaded=true'),
+    text,
+  );
   assert.ok(lines.includes('  test /w/test.sh: before=1 loaded=0 unloaded=1 ok'), text);
   assert.equal(lines.at(-1), '  serial log: /w/console.log');
   assert.ok(!text.includes('failure:'));
@@ -392,25 +494,39 @@ test('interpret: insmod failure', () => {
 @@ test unloaded 1
 @@ done
 `;
-  const r = interpret(results, `${CLEAN_CONSOLE}[    1.2] livepatch_sample: Unknown symbol klp_enable_patch (err -2)\n`, CTX);
+  const r = interpret(
+    results,
+    `${CLEAN_CONSOLE}[    1.2] livepatch_sample: Unknown symbol klp_enable_patch (err -2)\n`,
+    CTX,
+  );
   assert.equal(r.ok, false);
   assert.equal(r.patches[0]?.loaded, false);
   assert.equal(r.patches[0]?.transitionSeconds, null);
   assert.ok(r.failures.includes('livepatch_sample: insmod failed'), r.failures.join('; '));
   // A failed insmod is not also reported as four follow-on failures.
-  assert.ok(!r.failures.some((f) => /transition did not finish|rmmod failed|not enabled/.test(f)), r.failures.join('; '));
-  assert.ok(r.failures.some((f) => /LOADED test: .*loaded exit 1 \(want 0\)/.test(f)), r.failures.join('; '));
+  assert.ok(
+    !r.failures.some((f) => /transition did not finish|rmmod failed|not enabled/.test(f)),
+    r.failures.join('; '),
+  );
+  assert.ok(
+    r.failures.some((f) => /LOADED test: .*loaded exit 1 \(want 0\)/.test(f)),
+    r.failures.join('; '),
+  );
   const text = formatVmReport(r);
   assert.match(text, /^vm-test FAILED on 6\.1\.0-56-amd64/);
-  assert.match(text, /livepatch_sample: loaded=false enabled=false transition=unfinished disabled=false unloaded=false/);
+  assert.match(
+    text,
+    /livepatch_sample: loaded=false enabled=false transition=unfinished disabled=false unloaded=false/,
+  );
   assert.match(text, /test \/w\/test\.sh: before=1 loaded=1 unloaded=1 FAILED/);
   assert.match(text, /  failure: livepatch_sample: insmod failed/);
 });
 
 test('interpret: the transition never finished', () => {
-  const results = GOOD
-    .replace('@@ transition livepatch_sample 0 1.31 1.37', '@@ transition livepatch_sample 1 1.31 31.45')
-    .replace('@@ disabled livepatch_sample 0 1.39 1.43', '@@ disabled livepatch_sample 1 31.5 61.6');
+  const results = GOOD.replace(
+    '@@ transition livepatch_sample 0 1.31 1.37',
+    '@@ transition livepatch_sample 1 1.31 31.45',
+  ).replace('@@ disabled livepatch_sample 0 1.39 1.43', '@@ disabled livepatch_sample 1 31.5 61.6');
   const r = interpret(results, CLEAN_CONSOLE, CTX);
   assert.equal(r.ok, false);
   assert.equal(r.patches[0]?.transitionSeconds, null);
@@ -422,8 +538,14 @@ test('interpret: the transition never finished', () => {
 });
 
 test('interpret: a patch that is not enabled, or not removed', () => {
-  const r = interpret(GOOD.replace('@@ enabled livepatch_sample 1', '@@ enabled livepatch_sample missing')
-    .replace('@@ unload livepatch_sample 0', '@@ unload livepatch_sample 1'), CLEAN_CONSOLE, CTX);
+  const r = interpret(
+    GOOD.replace('@@ enabled livepatch_sample 1', '@@ enabled livepatch_sample missing').replace(
+      '@@ unload livepatch_sample 0',
+      '@@ unload livepatch_sample 1',
+    ),
+    CLEAN_CONSOLE,
+    CTX,
+  );
   assert.equal(r.ok, false);
   assert.ok(r.failures.includes('livepatch_sample: not enabled after loading'), r.failures.join('; '));
   assert.ok(r.failures.includes('livepatch_sample: rmmod failed'), r.failures.join('; '));
@@ -434,7 +556,9 @@ test('interpret: a test that passes before loading violates the LOADED conventio
   assert.equal(r.ok, false);
   assert.equal(r.test?.ok, false);
   assert.equal(r.test?.before.exitCode, 0);
-  assert.deepEqual(r.failures, ['LOADED test: before exit 0 (want non-zero), loaded exit 0 (want 0), unloaded exit 1 (want non-zero)']);
+  assert.deepEqual(r.failures, [
+    'LOADED test: before exit 0 (want non-zero), loaded exit 0 (want 0), unloaded exit 1 (want non-zero)',
+  ]);
   // The patch itself was fine.
   assert.equal(r.patches[0]?.transitionSeconds, 0.06);
 });
@@ -456,7 +580,9 @@ test('interpret: a test that still passes after unloading, or timed out, or neve
 
 test('interpret: without a test script there is no test verdict', () => {
   const { testScript: _, ...ctx } = CTX;
-  const results = GOOD.split('\n').filter((l) => !l.startsWith('@@ test ') && !l.startsWith('@@ out ')).join('\n');
+  const results = GOOD.split('\n')
+    .filter((l) => !l.startsWith('@@ test ') && !l.startsWith('@@ out '))
+    .join('\n');
   const r = interpret(results, CLEAN_CONSOLE, ctx);
   assert.equal(r.test, null);
   assert.equal(r.ok, true, r.failures.join('; '));
@@ -480,14 +606,20 @@ test('interpret: a kernel panic on the console fails the run', () => {
   assert.ok(r.problems.length >= 5, r.problems.join('\n'));
   assert.ok(r.problems.some((p) => p.includes('Kernel panic - not syncing: Fatal exception')));
   assert.ok(!r.problems.some((p) => p.includes('<TASK>') || p.includes('#PF')), 'only the matching lines');
-  assert.ok(r.failures.includes('kernel reported problems: [    1.360000] BUG: kernel NULL pointer dereference, address: 0000000000000000'), r.failures.join('; '));
+  assert.ok(
+    r.failures.includes(
+      'kernel reported problems: [    1.360000] BUG: kernel NULL pointer dereference, address: 0000000000000000',
+    ),
+    r.failures.join('; '),
+  );
   assert.ok(r.failures.includes('the VM stopped before the test sequence finished'), r.failures.join('; '));
   const text = formatVmReport(r);
   assert.match(text, /  kernel: \[    1\.361000\] Kernel panic - not syncing: Fatal exception/);
 });
 
 test('interpret: a WARNING on the console fails an otherwise good run', () => {
-  const warn = '[    1.350000] WARNING: CPU: 0 PID: 1 at kernel/livepatch/transition.c:123 klp_complete_transition+0x1a/0x1f0';
+  const warn =
+    '[    1.350000] WARNING: CPU: 0 PID: 1 at kernel/livepatch/transition.c:123 klp_complete_transition+0x1a/0x1f0';
   const r = interpret(GOOD, `${CLEAN_CONSOLE}${warn}\n`, CTX);
   assert.equal(r.ok, false);
   assert.deepEqual(r.problems, [warn]);
@@ -530,7 +662,10 @@ test('interpret: a missing "@@ done" means the VM stopped early', () => {
 test('interpret: preloaded modules and several patches are tracked by name', () => {
   const ctx = {
     ...CTX,
-    patches: [{ file: '/w/a.ko', name: 'livepatch_a' }, { file: '/w/b.ko', name: 'livepatch_b' }],
+    patches: [
+      { file: '/w/a.ko', name: 'livepatch_a' },
+      { file: '/w/b.ko', name: 'livepatch_b' },
+    ],
     preload: ['dm_mod', 'snd-hda-intel'],
   };
   const results = `@@ booted 6.1.0-56-amd64
@@ -556,7 +691,10 @@ test('interpret: preloaded modules and several patches are tracked by name', () 
 @@ done
 `;
   const r = interpret(results, CLEAN_CONSOLE, ctx);
-  assert.deepEqual(r.preloaded, [{ name: 'dm_mod', loaded: true }, { name: 'snd-hda-intel', loaded: false }]);
+  assert.deepEqual(r.preloaded, [
+    { name: 'dm_mod', loaded: true },
+    { name: 'snd-hda-intel', loaded: false },
+  ]);
   assert.deepEqual(r.loadedModules, ['9p', '9pnet', '9pnet_virtio', 'dm_mod', 'virtio_pci']);
   assert.equal(r.patches[0]?.transitionSeconds, 0.5);
   assert.equal(r.patches[1]?.transitionSeconds, 0.25);
@@ -574,7 +712,13 @@ test('interpret: the module tree not mounted in the VM fails the run', () => {
   assert.equal(r.ok, false);
   assert.deepEqual(r.failures, ["could not mount the target's modules in the VM (9p)"]);
   // Results from an init that never reports the mount count as not mounted.
-  const old = interpret(GOOD.split('\n').filter((l) => !l.startsWith('@@ modules') && !l.startsWith('@@ lsmod')).join('\n'), CLEAN_CONSOLE, CTX);
+  const old = interpret(
+    GOOD.split('\n')
+      .filter((l) => !l.startsWith('@@ modules') && !l.startsWith('@@ lsmod'))
+      .join('\n'),
+    CLEAN_CONSOLE,
+    CTX,
+  );
   assert.equal(old.modulesAvailable, false);
   assert.deepEqual(old.failures, ["could not mount the target's modules in the VM (9p)"]);
   assert.deepEqual(old.loadedModules, []);

@@ -24,8 +24,12 @@ test('parseWorkloads: lists, all, none, and a clear error for an unknown one', (
 });
 
 const SPEC: InitramfsSpec = {
-  kernelRelease: '6.1.0-54-amd64', bootstrap: [], preload: [],
-  livepatches: [{ name: 'livepatch_x', path: '/p/x.ko' }], testTimeoutSeconds: 60, transitionTimeoutSeconds: 30,
+  kernelRelease: '6.1.0-54-amd64',
+  bootstrap: [],
+  preload: [],
+  livepatches: [{ name: 'livepatch_x', path: '/p/x.ko' }],
+  testTimeoutSeconds: 60,
+  transitionTimeoutSeconds: 30,
   workloads: ['fs', 'net'],
 };
 
@@ -38,24 +42,46 @@ test('initScript: workloads run after the patch is enabled and before it is disa
   assert.ok(!initScript({ ...SPEC, workloads: [] }).includes('run_workload '));
 });
 
-test('workload scripts and the init script parse with busybox sh -n', { skip: existsSync(BUSYBOX) ? false : 'busybox not installed' }, () => {
-  const d = tempDir('workloads');
-  for (const [name, text] of [...WORKLOAD_KINDS.map((k) => [k, workloadScript(k)]), ['init', initScript(SPEC)]] as [string, string][]) {
-    const f = join(d, name);
-    writeFileSync(f, text);
-    const r = spawnSync(BUSYBOX, ['sh', '-n', f], { encoding: 'utf8' });
-    assert.equal(r.status, 0, `${name}: ${r.stderr}`);
-  }
-});
+test(
+  'workload scripts and the init script parse with busybox sh -n',
+  { skip: existsSync(BUSYBOX) ? false : 'busybox not installed' },
+  () => {
+    const d = tempDir('workloads');
+    for (const [name, text] of [...WORKLOAD_KINDS.map((k) => [k, workloadScript(k)]), ['init', initScript(SPEC)]] as [
+      string,
+      string,
+    ][]) {
+      const f = join(d, name);
+      writeFileSync(f, text);
+      const r = spawnSync(BUSYBOX, ['sh', '-n', f], { encoding: 'utf8' });
+      assert.equal(r.status, 0, `${name}: ${r.stderr}`);
+    }
+  },
+);
 
 const RESULTS = [
-  '@@ booted 6.1.0-54-amd64', '@@ modules 0', '@@ lsmod 9p',
-  '@@ load livepatch_x 0', '@@ transition livepatch_x 0 3.00 3.10', '@@ enabled livepatch_x 1',
+  '@@ booted 6.1.0-54-amd64',
+  '@@ modules 0',
+  '@@ lsmod 9p',
+  '@@ load livepatch_x 0',
+  '@@ transition livepatch_x 0 3.00 3.10',
+  '@@ enabled livepatch_x 1',
   '@@ workload fs 0 3.20 4.45',
-  '@@ wlout net ping: sendto: Network is unreachable', '@@ workload net 1 4.50 5.00',
-  '@@ disable livepatch_x 0', '@@ disabled livepatch_x 0 5.10 5.20', '@@ unload livepatch_x 0', '@@ done', '',
+  '@@ wlout net ping: sendto: Network is unreachable',
+  '@@ workload net 1 4.50 5.00',
+  '@@ disable livepatch_x 0',
+  '@@ disabled livepatch_x 0 5.10 5.20',
+  '@@ unload livepatch_x 0',
+  '@@ done',
+  '',
 ].join('\n');
-const CTX = { patches: [{ file: '/w/x.ko', name: 'livepatch_x' }], preload: [], abi: '6.1.0-54', kernelRelease: '6.1.0-54-amd64', workloads: ['fs', 'net'] };
+const CTX = {
+  patches: [{ file: '/w/x.ko', name: 'livepatch_x' }],
+  preload: [],
+  abi: '6.1.0-54',
+  kernelRelease: '6.1.0-54-amd64',
+  workloads: ['fs', 'net'],
+};
 
 test('interpret: a workload that fails fails the run, with its last line', () => {
   const r = interpret(RESULTS, '', CTX);
