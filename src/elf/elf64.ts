@@ -95,11 +95,49 @@ export const R_X86_64_REX_GOTPCRELX = 42;
 
 // Indexed by type number, as in the x86-64 psABI (39/40 are the retired BND variants).
 const RELOC_NAMES: readonly string[] = [
-  'NONE', '64', 'PC32', 'GOT32', 'PLT32', 'COPY', 'GLOB_DAT', 'JUMP_SLOT', 'RELATIVE', 'GOTPCREL',
-  '32', '32S', '16', 'PC16', '8', 'PC8', 'DTPMOD64', 'DTPOFF64', 'TPOFF64', 'TLSGD',
-  'TLSLD', 'DTPOFF32', 'GOTTPOFF', 'TPOFF32', 'PC64', 'GOTOFF64', 'GOTPC32', 'GOT64', 'GOTPCREL64', 'GOTPC64',
-  'GOTPLT64', 'PLTOFF64', 'SIZE32', 'SIZE64', 'GOTPC32_TLSDESC', 'TLSDESC_CALL', 'TLSDESC', 'IRELATIVE', 'RELATIVE64', 'PC32_BND',
-  'PLT32_BND', 'GOTPCRELX', 'REX_GOTPCRELX',
+  'NONE',
+  '64',
+  'PC32',
+  'GOT32',
+  'PLT32',
+  'COPY',
+  'GLOB_DAT',
+  'JUMP_SLOT',
+  'RELATIVE',
+  'GOTPCREL',
+  '32',
+  '32S',
+  '16',
+  'PC16',
+  '8',
+  'PC8',
+  'DTPMOD64',
+  'DTPOFF64',
+  'TPOFF64',
+  'TLSGD',
+  'TLSLD',
+  'DTPOFF32',
+  'GOTTPOFF',
+  'TPOFF32',
+  'PC64',
+  'GOTOFF64',
+  'GOTPC32',
+  'GOT64',
+  'GOTPCREL64',
+  'GOTPC64',
+  'GOTPLT64',
+  'PLTOFF64',
+  'SIZE32',
+  'SIZE64',
+  'GOTPC32_TLSDESC',
+  'TLSDESC_CALL',
+  'TLSDESC',
+  'IRELATIVE',
+  'RELATIVE64',
+  'PC32_BND',
+  'PLT32_BND',
+  'GOTPCRELX',
+  'REX_GOTPCRELX',
 ];
 
 /** "R_X86_64_PLT32" for 4; unknown numbers still get a stable, greppable name. */
@@ -222,7 +260,8 @@ export class ElfFile {
     }
     const shoff = Number(shoffBig);
     if (shentsize !== SHDR_SIZE) this.fail(`unexpected section header size ${shentsize} (want ${SHDR_SIZE})`);
-    if (shoff + SHDR_SIZE > buf.length) this.fail(`section header table at 0x${shoff.toString(16)} extends beyond end of file (${buf.length} bytes)`);
+    if (shoff + SHDR_SIZE > buf.length)
+      this.fail(`section header table at 0x${shoff.toString(16)} extends beyond end of file (${buf.length} bytes)`);
     // Extended numbering: with >= 0xff00 sections the real count and string
     // table index live in section header 0 (gcc -ffunction-sections can get there).
     if (shnum === 0) shnum = u64num(buf, shoff + 32, 'section count', this.source);
@@ -239,7 +278,9 @@ export class ElfFile {
       const offset = u64num(buf, p + 24, `section ${i} offset`, this.source);
       const size = u64num(buf, p + 32, `section ${i} size`, this.source);
       if (type !== SHT_NOBITS && type !== SHT_NULL && offset + size > buf.length) {
-        this.fail(`section ${i} (offset 0x${offset.toString(16)}, size 0x${size.toString(16)}) extends beyond end of file`);
+        this.fail(
+          `section ${i} (offset 0x${offset.toString(16)}, size 0x${size.toString(16)}) extends beyond end of file`,
+        );
       }
       nameOffs.push(buf.readUInt32LE(p));
       secs.push({
@@ -259,7 +300,8 @@ export class ElfFile {
     }
     if (shstrndx !== SHN_UNDEF) {
       const strtab = secs[shstrndx];
-      if (strtab === undefined || strtab.type !== SHT_STRTAB) this.fail(`section name table index ${shstrndx} is invalid`);
+      if (strtab === undefined || strtab.type !== SHT_STRTAB)
+        this.fail(`section name table index ${shstrndx} is invalid`);
       for (const s of secs) s.name = this.str(strtab, nameOffs[s.index] ?? 0);
     }
     return secs;
@@ -304,7 +346,8 @@ export class ElfFile {
     if (symtab.entsize !== SYM_SIZE) this.fail(`${what} has entry size ${symtab.entsize}, expected ${SYM_SIZE}`);
     if (symtab.size % SYM_SIZE !== 0) this.fail(`${what} size ${symtab.size} is not a multiple of ${SYM_SIZE}`);
     const strtab = this.sections[symtab.link];
-    if (strtab === undefined || strtab.type !== SHT_STRTAB) this.fail(`${what} links to invalid string table ${symtab.link}`);
+    if (strtab === undefined || strtab.type !== SHT_STRTAB)
+      this.fail(`${what} links to invalid string table ${symtab.link}`);
     const count = symtab.size / SYM_SIZE;
     const xindex = this.sections.find((s) => s.type === SHT_SYMTAB_SHNDX && s.link === symtab.index);
     if (xindex !== undefined && xindex.size < count * 4) this.fail(`${xindex.name} is too small for ${what}`);
@@ -402,7 +445,8 @@ export function parseElf(buf: Buffer, source = 'ELF input'): ElfFile {
     throw new KlpgenError(`${source}: not an ELF file (bad magic)`);
   }
   if (buf.length < EHDR_SIZE) throw new KlpgenError(`${source}: truncated ELF header (${buf.length} bytes)`);
-  if (buf[4] !== 2) throw new KlpgenError(`${source}: not a 64-bit ELF file (EI_CLASS=${buf[4]}); only ELF64 is supported`);
+  if (buf[4] !== 2)
+    throw new KlpgenError(`${source}: not a 64-bit ELF file (EI_CLASS=${buf[4]}); only ELF64 is supported`);
   if (buf[5] !== 1) throw new KlpgenError(`${source}: not a little-endian ELF file (EI_DATA=${buf[5]})`);
   if (buf[6] !== 1) throw new KlpgenError(`${source}: unsupported ELF version ${buf[6]}`);
   return new ElfFile(buf, source);

@@ -1,6 +1,23 @@
 import {
-  SHF_EXECINSTR, SHF_MERGE, SHF_STRINGS, SHF_WRITE, SHN_UNDEF, SHT_NOBITS, SHT_PROGBITS, STB_GLOBAL, STB_LOCAL,
-  STT_FUNC, STT_NOTYPE, STT_OBJECT, STT_SECTION, parseElf, relocTypeName, type ElfFile, type ElfRelocation, type ElfSection, type ElfSymbol,
+  SHF_EXECINSTR,
+  SHF_MERGE,
+  SHF_STRINGS,
+  SHF_WRITE,
+  SHN_UNDEF,
+  SHT_NOBITS,
+  SHT_PROGBITS,
+  STB_GLOBAL,
+  STB_LOCAL,
+  STT_FUNC,
+  STT_NOTYPE,
+  STT_OBJECT,
+  STT_SECTION,
+  parseElf,
+  relocTypeName,
+  type ElfFile,
+  type ElfRelocation,
+  type ElfSection,
+  type ElfSymbol,
 } from '../elf/elf64.js';
 import { ObjectBuilder, type SymbolRef } from '../elf/build.js';
 import { compareCode, foldNumbers, pcRelativeBias, readObjectCode, type ObjectCode } from '../analyze/objdiff.js';
@@ -46,8 +63,14 @@ export interface ExtractInput {
 }
 
 export type ExtractRefusalKind =
-  | 'not-in-patched-build' | 'shared-section' | 'new-data' | 'unknown-relocation' | 'unknown-section'
-  | 'special-section-layout' | 'bad-reference' | 'no-objtool';
+  | 'not-in-patched-build'
+  | 'shared-section'
+  | 'new-data'
+  | 'unknown-relocation'
+  | 'unknown-section'
+  | 'special-section-layout'
+  | 'bad-reference'
+  | 'no-objtool';
 
 export interface ExtractRefusal {
   kind: ExtractRefusalKind;
@@ -89,7 +112,10 @@ export type ExtractResult = ({ ok: true } & Extracted) | { ok: false; refusal: E
  * The kernel's tables of code places, with their entry size and where in an entry the
  * relocation to the code place is. An entry is carried when that place is in carried code.
  */
-export const SPECIAL_SECTIONS: ReadonlyMap<string, { entsize: number; anchor: number; parallel?: { name: string; entsize: number } }> = new Map([
+export const SPECIAL_SECTIONS: ReadonlyMap<
+  string,
+  { entsize: number; anchor: number; parallel?: { name: string; entsize: number } }
+> = new Map([
   ['__mcount_loc', { entsize: 8, anchor: 0 }],
   ['__jump_table', { entsize: 16, anchor: 0 }],
   ['__bug_table', { entsize: 12, anchor: 0 }],
@@ -109,11 +135,19 @@ export const SPECIAL_SECTIONS: ReadonlyMap<string, { entsize: number; anchor: nu
 const AUX_CODE = new Set(['.altinstr_replacement', '.altinstr_aux']);
 
 /** Sections whose references to carried code need nothing of the module. */
-const IGNORED_REFERRERS = /^(\.debug|\.discard|\.eh_frame|\.comment|\.note|___ksymtab|__ksymtab|\.init\.|\.exit\.|\.initcall|\.ref\.|\.export_symbol)/;
+const IGNORED_REFERRERS =
+  /^(\.debug|\.discard|\.eh_frame|\.comment|\.note|___ksymtab|__ksymtab|\.init\.|\.exit\.|\.initcall|\.ref\.|\.export_symbol)/;
 
 const R_X86_64_NONE = 0;
 
-const KNOWN_RELOCATIONS = new Set(['R_X86_64_64', 'R_X86_64_PC32', 'R_X86_64_PLT32', 'R_X86_64_32', 'R_X86_64_32S', 'R_X86_64_PC64']);
+const KNOWN_RELOCATIONS = new Set([
+  'R_X86_64_64',
+  'R_X86_64_PC32',
+  'R_X86_64_PLT32',
+  'R_X86_64_32',
+  'R_X86_64_32S',
+  'R_X86_64_PC64',
+]);
 
 class Refused extends Error {
   constructor(readonly refusal: ExtractRefusal) {
@@ -179,7 +213,8 @@ class Extraction {
       const into = s.type === STT_FUNC ? this.functionsIn : s.type === STT_OBJECT ? this.objectsIn : undefined;
       if (!into) continue;
       const list = into.get(s.shndx);
-      if (list) list.push(s); else into.set(s.shndx, [s]);
+      if (list) list.push(s);
+      else into.set(s.shndx, [s]);
       if (s.type === STT_FUNC && !this.functionByName.has(s.name)) this.functionByName.set(s.name, s);
     }
     for (const name of this.original.data.keys()) {
@@ -190,7 +225,8 @@ class Extraction {
 
   run(): Extracted {
     for (const i of this.input.installs) this.carryFunction(i.symbol, 'replaced');
-    for (const name of this.input.provides ?? []) this.carryFunction(name, 'new in the fix, called by new code of another file of the fix');
+    for (const name of this.input.provides ?? [])
+      this.carryFunction(name, 'new in the fix, called by new code of another file of the fix');
     this.drain();
     const closed = this.carried.size;
     const specialEntries = this.carrySpecialSections();
@@ -199,7 +235,11 @@ class Extraction {
     // A function reached only from a table entry or an alternative has had no entries of its own carried.
     if (this.carried.size !== closed) {
       const late = [...this.carried.keys()].slice(closed);
-      refuse('bad-reference', late[0] as string, `${late.join(', ')} reached only from special-section entries or alternatives`);
+      refuse(
+        'bad-reference',
+        late[0] as string,
+        `${late.join(', ')} reached only from special-section entries or alternatives`,
+      );
     }
     this.checkReferrers();
     this.out.addSection({ name: '.note.GNU-stack', type: SHT_PROGBITS, flags: 0, addralign: 1, data: Buffer.alloc(0) });
@@ -233,14 +273,28 @@ class Extraction {
     const sec = this.elf.sections[f.shndx] as ElfSection;
     const others = (this.functionsIn.get(f.shndx) ?? []).filter((g) => g.value !== f.value || g.size !== f.size);
     if (others.length) {
-      refuse('shared-section', name, `${name} shares section ${sec.name} with ${others.map((g) => g.name).slice(0, 3).join(', ')}: calls between them may have no relocation`);
+      refuse(
+        'shared-section',
+        name,
+        `${name} shares section ${sec.name} with ${others
+          .map((g) => g.name)
+          .slice(0, 3)
+          .join(', ')}: calls between them may have no relocation`,
+      );
     }
     const id = this.copySection(sec, this.sectionNameFor(sec.name));
     // The function and its aliases (identical code folding) at the same place.
     for (const g of this.functionsIn.get(f.shndx) ?? []) {
       const as = this.moduleName(g.name);
       const global = this.installAs.has(g.name) || (this.input.provides ?? []).includes(g.name);
-      const ref = this.out.addSymbol({ name: as, bind: global ? STB_GLOBAL : STB_LOCAL, type: STT_FUNC, section: id, value: g.value, size: BigInt(g.size) });
+      const ref = this.out.addSymbol({
+        name: as,
+        bind: global ? STB_GLOBAL : STB_LOCAL,
+        type: STT_FUNC,
+        section: id,
+        value: g.value,
+        size: BigInt(g.size),
+      });
       this.functionSymbols.set(g, ref);
       this.carried.set(g.name, { name: g.name, as, why: g === f ? why : `alias of ${f.name}` });
     }
@@ -272,9 +326,18 @@ class Extraction {
   private copySection(sec: ElfSection, name = sec.name): number {
     const hit = this.sectionCopies.get(sec.index);
     if (hit !== undefined) return hit;
-    const id = this.out.addSection(sec.type === SHT_NOBITS
-      ? { name, type: sec.type, flags: sec.flags, addralign: sec.addralign, entsize: sec.entsize, size: sec.size }
-      : { name, type: sec.type, flags: sec.flags, addralign: sec.addralign, entsize: sec.entsize, data: Buffer.from(this.elf.sectionData(sec)) });
+    const id = this.out.addSection(
+      sec.type === SHT_NOBITS
+        ? { name, type: sec.type, flags: sec.flags, addralign: sec.addralign, entsize: sec.entsize, size: sec.size }
+        : {
+            name,
+            type: sec.type,
+            flags: sec.flags,
+            addralign: sec.addralign,
+            entsize: sec.entsize,
+            data: Buffer.from(this.elf.sectionData(sec)),
+          },
+    );
     this.sectionCopies.set(sec.index, id);
     return id;
   }
@@ -284,14 +347,30 @@ class Extraction {
     if (hit) return hit;
     const sec = this.elf.sections[o.shndx] as ElfSection;
     const start = Number(o.value);
-    const id = this.out.addSection(sec.type === SHT_NOBITS
-      ? { name: sec.name, type: sec.type, flags: sec.flags, addralign: sec.addralign, size: o.size }
-      : { name: sec.name, type: sec.type, flags: sec.flags, addralign: sec.addralign, data: Buffer.from(this.elf.sectionData(sec).subarray(start, start + o.size)) });
-    const symbol = this.out.addSymbol({ name: o.name, bind: STB_LOCAL, type: STT_OBJECT, section: id, value: 0n, size: BigInt(o.size) });
+    const id = this.out.addSection(
+      sec.type === SHT_NOBITS
+        ? { name: sec.name, type: sec.type, flags: sec.flags, addralign: sec.addralign, size: o.size }
+        : {
+            name: sec.name,
+            type: sec.type,
+            flags: sec.flags,
+            addralign: sec.addralign,
+            data: Buffer.from(this.elf.sectionData(sec).subarray(start, start + o.size)),
+          },
+    );
+    const symbol = this.out.addSymbol({
+      name: o.name,
+      bind: STB_LOCAL,
+      type: STT_OBJECT,
+      section: id,
+      value: 0n,
+      size: BigInt(o.size),
+    });
     const copy = { section: id, symbol };
     this.objectCopies.set(o, copy);
     this.dataNotes.push(`${o.name} (${sec.name}): ${why}`);
-    if (sec.type !== SHT_NOBITS) this.pending.push({ old: sec.index, id, from: start, to: start + o.size, delta: start });
+    if (sec.type !== SHT_NOBITS)
+      this.pending.push({ old: sec.index, id, from: start, to: start + o.size, delta: start });
     return copy;
   }
 
@@ -301,7 +380,14 @@ class Extraction {
   private label(s: ElfSymbol, section: number): SymbolRef {
     const hit = this.labels.get(s);
     if (hit !== undefined) return hit;
-    const ref = this.out.addSymbol({ name: s.name, bind: STB_LOCAL, type: s.type, section, value: s.value, size: BigInt(s.size) });
+    const ref = this.out.addSymbol({
+      name: s.name,
+      bind: STB_LOCAL,
+      type: s.type,
+      section,
+      value: s.value,
+      size: BigInt(s.size),
+    });
     this.labels.set(s, ref);
     return ref;
   }
@@ -338,27 +424,60 @@ class Extraction {
   }
 
   /** Where a relocation in `code` (undefined: in data) points, as a module symbol and addend. */
-  private resolve(r: ElfRelocation, code: Buffer | undefined, where: string, special: boolean): { symbol: SymbolRef; addend: bigint } {
+  private resolve(
+    r: ElfRelocation,
+    code: Buffer | undefined,
+    where: string,
+    special: boolean,
+  ): { symbol: SymbolRef; addend: bigint } {
     const type = relocTypeName(r.type);
-    if (!KNOWN_RELOCATIONS.has(type)) refuse('unknown-relocation', where, `relocation type ${type} at ${where}+0x${r.offset.toString(16)}`);
+    if (!KNOWN_RELOCATIONS.has(type))
+      refuse('unknown-relocation', where, `relocation type ${type} at ${where}+0x${r.offset.toString(16)}`);
     const s = r.symbol;
     if (!s) refuse('bad-reference', where, `relocation without a symbol at ${where}+0x${r.offset.toString(16)}`);
     if (s.shndx === SHN_UNDEF) {
       const name = this.input.isModule && s.name === '__this_module' ? this.input.thisModule : s.name;
       return { symbol: this.external(name), addend: r.addend };
     }
-    if (s.shndx >= 0xff00) refuse('bad-reference', where, `relocation against absolute symbol ${s.name} at ${where}+0x${r.offset.toString(16)}`);
+    if (s.shndx >= 0xff00)
+      refuse(
+        'bad-reference',
+        where,
+        `relocation against absolute symbol ${s.name} at ${where}+0x${r.offset.toString(16)}`,
+      );
     const sec = this.elf.sections[s.shndx] as ElfSection;
     const viaSection = s.type === STT_SECTION || (s.bind === STB_LOCAL && s.type === STT_NOTYPE);
     // PC-relative fields in code are biased by the distance to the instruction's end.
     const off = Number(r.offset);
-    const bias = code && (type === 'R_X86_64_PC32' || type === 'R_X86_64_PLT32') ? (isBranchField(code, off) ? 4n : pcRelativeBias(code, off)) : 0n;
-    if ((sec.flags & SHF_EXECINSTR) !== 0) return this.resolveCode(s, sec, viaSection, r.addend, bias, special || (code ? isBranchField(code, off) : false), where);
+    const bias =
+      code && (type === 'R_X86_64_PC32' || type === 'R_X86_64_PLT32')
+        ? isBranchField(code, off)
+          ? 4n
+          : pcRelativeBias(code, off)
+        : 0n;
+    if ((sec.flags & SHF_EXECINSTR) !== 0)
+      return this.resolveCode(
+        s,
+        sec,
+        viaSection,
+        r.addend,
+        bias,
+        special || (code ? isBranchField(code, off) : false),
+        where,
+      );
     return this.resolveData(s, sec, viaSection, r.addend, bias, where);
   }
 
   /** `intoCode`: a call or jump, or a table entry of a code place (mcount, ORC): the module's code, never the kernel's address. */
-  private resolveCode(s: ElfSymbol, sec: ElfSection, viaSection: boolean, addend: bigint, bias: bigint | undefined, intoCode: boolean, where: string): { symbol: SymbolRef; addend: bigint } {
+  private resolveCode(
+    s: ElfSymbol,
+    sec: ElfSection,
+    viaSection: boolean,
+    addend: bigint,
+    bias: bigint | undefined,
+    intoCode: boolean,
+    where: string,
+  ): { symbol: SymbolRef; addend: bigint } {
     if (AUX_CODE.has(sec.name)) {
       // Alternative replacements and static_cpu_has() tests: copied whole, their relocations
       // resolved only for the pieces carried code uses.
@@ -367,7 +486,12 @@ class Extraction {
       const pieces = this.auxPieces.get(sec.index) ?? new Set<number>();
       pieces.add(Number(at));
       this.auxPieces.set(sec.index, pieces);
-      return { symbol: viaSection ? this.out.sectionSymbol(id) : refuse('bad-reference', where, `symbol ${s.name} in ${sec.name}`), addend: viaSection ? s.value + addend : addend };
+      return {
+        symbol: viaSection
+          ? this.out.sectionSymbol(id)
+          : refuse('bad-reference', where, `symbol ${s.name} in ${sec.name}`),
+        addend: viaSection ? s.value + addend : addend,
+      };
     }
     const f = s.type === STT_FUNC ? s : this.functionAt(sec, s.value + addend, bias, where);
     const inFunction = s.type === STT_FUNC ? addend : s.value + addend - f.value;
@@ -377,7 +501,9 @@ class Extraction {
     const kernelHasIt = this.original.functions.has(f.name) && this.installAs.has(f.name);
     if (why && !(kernelHasIt && !intoCode && inFunction <= 0n && inFunction >= -8n)) {
       const ref = this.carryFunction(f.name, why);
-      return viaSection ? { symbol: this.out.sectionSymbol(this.sectionCopies.get(f.shndx) as number), addend: s.value + addend } : { symbol: ref, addend };
+      return viaSection
+        ? { symbol: this.out.sectionSymbol(this.sectionCopies.get(f.shndx) as number), addend: s.value + addend }
+        : { symbol: ref, addend };
     }
     if (f.bind === STB_LOCAL) return { symbol: this.kernelLocal(f.name, 'function'), addend: inFunction };
     return { symbol: this.external(f.name), addend: inFunction };
@@ -393,13 +519,23 @@ class Extraction {
     return refuse('bad-reference', where, `a reference into ${sec.name}+0x${at.toString(16)} reaches no function`);
   }
 
-  private resolveData(s: ElfSymbol, sec: ElfSection, viaSection: boolean, addend: bigint, bias: bigint | undefined, where: string): { symbol: SymbolRef; addend: bigint } {
+  private resolveData(
+    s: ElfSymbol,
+    sec: ElfSection,
+    viaSection: boolean,
+    addend: bigint,
+    bias: bigint | undefined,
+    where: string,
+  ): { symbol: SymbolRef; addend: bigint } {
     const objects = this.objectsIn.get(sec.index) ?? [];
     const strings = (sec.flags & SHF_MERGE) !== 0;
     if (objects.length === 0 || (strings && s.type !== STT_OBJECT)) {
       // Strings and constants (merged by the linker), anonymous data: copied whole, offsets kept.
       const id = this.copySection(sec);
-      if (!this.dataNotes.some((n) => n.startsWith(`${sec.name}:`))) this.dataNotes.push(`${sec.name}: ${strings ? ((sec.flags & SHF_STRINGS) ? 'strings' : 'constants') : 'anonymous data'}, copied`);
+      if (!this.dataNotes.some((n) => n.startsWith(`${sec.name}:`)))
+        this.dataNotes.push(
+          `${sec.name}: ${strings ? (sec.flags & SHF_STRINGS ? 'strings' : 'constants') : 'anonymous data'}, copied`,
+        );
       // gas refers to merged constants through a local label (.LC0): so does the copy, the linker merges by it.
       if (s.type !== STT_SECTION) return { symbol: this.label(s, id), addend };
       return { symbol: this.out.sectionSymbol(id), addend };
@@ -407,12 +543,22 @@ class Extraction {
     const o = s.type === STT_OBJECT ? s : this.objectAt(objects, s.value + addend, bias, sec, where);
     const inObject = s.type === STT_OBJECT ? addend : s.value + addend - o.value;
     const place = this.placeData(o, sec, where);
-    if (place.copy) return viaSection ? { symbol: this.out.sectionSymbol(place.copy.section), addend: inObject } : { symbol: place.copy.symbol, addend };
+    if (place.copy)
+      return viaSection
+        ? { symbol: this.out.sectionSymbol(place.copy.section), addend: inObject }
+        : { symbol: place.copy.symbol, addend };
     return { symbol: place.kernel as SymbolRef, addend: inObject };
   }
 
-  private objectAt(objects: ElfSymbol[], at: bigint, bias: bigint | undefined, sec: ElfSection, where: string): ElfSymbol {
-    if (objects.length === 1 && Number(objects[0]!.value) === 0 && objects[0]!.size >= sec.size) return objects[0] as ElfSymbol;
+  private objectAt(
+    objects: ElfSymbol[],
+    at: bigint,
+    bias: bigint | undefined,
+    sec: ElfSection,
+    where: string,
+  ): ElfSymbol {
+    if (objects.length === 1 && Number(objects[0]!.value) === 0 && objects[0]!.size >= sec.size)
+      return objects[0] as ElfSymbol;
     for (const b of bias !== undefined ? [bias] : [0n, 4n, 5n, 6n, 8n]) {
       const hits = objects.filter((x) => x.value <= at + b && at + b < x.value + BigInt(Math.max(1, x.size)));
       if (hits.length === 1) return hits[0] as ElfSymbol;
@@ -425,7 +571,11 @@ class Extraction {
   }
 
   /** A variable the new code uses: the module's copy, or the running kernel's. */
-  private placeData(o: ElfSymbol, sec: ElfSection, where: string): { copy?: { section: number; symbol: SymbolRef }; kernel?: SymbolRef } {
+  private placeData(
+    o: ElfSymbol,
+    sec: ElfSection,
+    where: string,
+  ): { copy?: { section: number; symbol: SymbolRef }; kernel?: SymbolRef } {
     const writable = (sec.flags & SHF_WRITE) !== 0;
     const numbered = isNumberedLocal(o.name);
     const inOriginal = this.original.data.get(o.name);
@@ -441,9 +591,14 @@ class Extraction {
     }
     // A function's static local (`count.3`), or a table the kernel registers per module
     // (`__dyndbg` descriptors): carried here; the create stage ties static locals to the kernel's.
-    if (numbered || !sec.name.startsWith('.')) return { copy: this.copyObject(o, numbered ? 'static local' : `entry of ${sec.name}`) };
-    if (!inOriginal && !(this.originalData.get(foldNumbers(o.name))?.length)) {
-      refuse('new-data', o.name, `${o.name} (${sec.name}) is a variable the running kernel does not have; referenced from ${where}`);
+    if (numbered || !sec.name.startsWith('.'))
+      return { copy: this.copyObject(o, numbered ? 'static local' : `entry of ${sec.name}`) };
+    if (!inOriginal && !this.originalData.get(foldNumbers(o.name))?.length) {
+      refuse(
+        'new-data',
+        o.name,
+        `${o.name} (${sec.name}) is a variable the running kernel does not have; referenced from ${where}`,
+      );
     }
     return { kernel: o.bind === STB_LOCAL ? this.kernelLocal(o.name, 'data') : this.external(o.name) };
   }
@@ -462,25 +617,44 @@ class Extraction {
   private carrySpecialSections(): Record<string, number> {
     const counts: Record<string, number> = {};
     // Alternatives first: the replacement pieces they carry may hold entries of the other tables.
-    const order = [...this.elf.sections].sort((a, b) => Number(b.name === '.altinstructions') - Number(a.name === '.altinstructions') || a.index - b.index);
+    const order = [...this.elf.sections].sort(
+      (a, b) => Number(b.name === '.altinstructions') - Number(a.name === '.altinstructions') || a.index - b.index,
+    );
     for (const sec of order) {
       const spec = SPECIAL_SECTIONS.get(sec.name);
       if (!spec) continue;
       const relocs = [...(this.relocs.get(sec.index) ?? [])].sort((a, b) => Number(a.offset - b.offset));
-      if (sec.size % spec.entsize !== 0) refuse('special-section-layout', sec.name, `${sec.name} is ${sec.size} bytes, not a whole number of ${spec.entsize}-byte entries`);
+      if (sec.size % spec.entsize !== 0)
+        refuse(
+          'special-section-layout',
+          sec.name,
+          `${sec.name} is ${sec.size} bytes, not a whole number of ${spec.entsize}-byte entries`,
+        );
       const anchors = new Map<number, ElfRelocation>();
       for (const r of relocs) if (Number(r.offset) % spec.entsize === spec.anchor) anchors.set(Number(r.offset), r);
       const selected: number[] = [];
       for (let at = 0; at < sec.size; at += spec.entsize) {
         const a = anchors.get(at + spec.anchor);
-        if (!a || !a.symbol) refuse('special-section-layout', sec.name, `${sec.name} entry at +0x${at.toString(16)} has no relocation to its code place`);
+        if (!a || !a.symbol)
+          refuse(
+            'special-section-layout',
+            sec.name,
+            `${sec.name} entry at +0x${at.toString(16)} has no relocation to its code place`,
+          );
         if (a.symbol.shndx === SHN_UNDEF || a.symbol.shndx >= 0xff00) continue;
         if (this.carriedPlace(a.symbol.shndx, a.symbol.value + a.addend)) selected.push(at);
       }
       if (selected.length === 0) continue;
       counts[sec.name] = selected.length;
       const data = Buffer.concat(selected.map((at) => this.elf.sectionData(sec).subarray(at, at + spec.entsize)));
-      const id = this.out.addSection({ name: sec.name, type: sec.type, flags: sec.flags, addralign: sec.addralign, entsize: sec.entsize, data });
+      const id = this.out.addSection({
+        name: sec.name,
+        type: sec.type,
+        flags: sec.flags,
+        addralign: sec.addralign,
+        entsize: sec.entsize,
+        data,
+      });
       selected.forEach((at, i) => {
         for (const r of relocs) {
           const off = Number(r.offset);
@@ -492,11 +666,26 @@ class Extraction {
       if (spec.parallel) {
         const other = this.elf.sections.find((s) => s.name === spec.parallel!.name);
         if (!other || other.size / spec.parallel.entsize !== sec.size / spec.entsize) {
-          refuse('special-section-layout', sec.name, `${spec.parallel.name} does not have one entry per ${sec.name} entry`);
+          refuse(
+            'special-section-layout',
+            sec.name,
+            `${spec.parallel.name} does not have one entry per ${sec.name} entry`,
+          );
         }
         const pe = spec.parallel.entsize;
-        const pdata = Buffer.concat(selected.map((at) => this.elf.sectionData(other).subarray((at / spec.entsize) * pe, (at / spec.entsize + 1) * pe)));
-        this.out.addSection({ name: other.name, type: other.type, flags: other.flags, addralign: other.addralign, entsize: other.entsize, data: pdata });
+        const pdata = Buffer.concat(
+          selected.map((at) =>
+            this.elf.sectionData(other).subarray((at / spec.entsize) * pe, (at / spec.entsize + 1) * pe),
+          ),
+        );
+        this.out.addSection({
+          name: other.name,
+          type: other.type,
+          flags: other.flags,
+          addralign: other.addralign,
+          entsize: other.entsize,
+          data: pdata,
+        });
         counts[other.name] = selected.length;
       }
     }
@@ -532,7 +721,12 @@ class Extraction {
         if (!r.symbol || r.symbol.shndx !== shndx || from === shndx) continue;
         const off = Number(r.offset);
         const type = relocTypeName(r.type);
-        const bias = code && (type === 'R_X86_64_PC32' || type === 'R_X86_64_PLT32') ? (isBranchField(code, off) ? 4n : pcRelativeBias(code, off) ?? 4n) : 0n;
+        const bias =
+          code && (type === 'R_X86_64_PC32' || type === 'R_X86_64_PLT32')
+            ? isBranchField(code, off)
+              ? 4n
+              : (pcRelativeBias(code, off) ?? 4n)
+            : 0n;
         out.add(Number(r.symbol.value + r.addend + bias));
       }
     }
@@ -561,15 +755,29 @@ class Extraction {
    * without effect at run time. Anything else could hold a table the kernel reads: refused.
    */
   private checkReferrers(): void {
-    const carriedCode = new Set([...this.sectionCopies.keys()].filter((i) => ((this.elf.sections[i] as ElfSection).flags & SHF_EXECINSTR) !== 0));
+    const carriedCode = new Set(
+      [...this.sectionCopies.keys()].filter((i) => ((this.elf.sections[i] as ElfSection).flags & SHF_EXECINSTR) !== 0),
+    );
     for (const [from, rs] of this.relocs) {
       const sec = this.elf.sections[from] as ElfSection;
-      if (SPECIAL_SECTIONS.has(sec.name) || IGNORED_REFERRERS.test(sec.name) || (sec.flags & SHF_EXECINSTR) !== 0 || this.objectsIn.has(from)) continue;
+      if (
+        SPECIAL_SECTIONS.has(sec.name) ||
+        IGNORED_REFERRERS.test(sec.name) ||
+        (sec.flags & SHF_EXECINSTR) !== 0 ||
+        this.objectsIn.has(from)
+      )
+        continue;
       if (this.sectionCopies.has(from)) continue;
       const hit = rs.find((r) => r.symbol && carriedCode.has(r.symbol.shndx));
       if (hit) {
-        const fn = [...this.carried.values()].find((c) => this.functionByName.get(c.name)?.shndx === hit.symbol!.shndx)?.name ?? hit.symbol!.name;
-        refuse('unknown-section', sec.name, `section ${sec.name} holds entries for ${fn}, which klpgen does not know how to carry`);
+        const fn =
+          [...this.carried.values()].find((c) => this.functionByName.get(c.name)?.shndx === hit.symbol!.shndx)?.name ??
+          hit.symbol!.name;
+        refuse(
+          'unknown-section',
+          sec.name,
+          `section ${sec.name} holds entries for ${fn}, which klpgen does not know how to carry`,
+        );
       }
     }
   }

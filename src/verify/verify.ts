@@ -61,8 +61,12 @@ export function verify(v: VerifyInput): Verification {
   for (const [m, p] of v.symbolAliases ?? []) rename.set(m, p);
   const functions: FunctionCheck[] = [];
   const toPatched = (target: string) => mappedName(target, rename);
-  const moduleEntries = v.patchedProcessed ? placeEntries(parseElf(readFileSync(v.moduleObject), v.moduleObject), toPatched) : undefined;
-  const patchedEntries = v.patchedProcessed ? placeEntries(parseElf(readFileSync(v.patchedProcessed), v.patchedProcessed)) : undefined;
+  const moduleEntries = v.patchedProcessed
+    ? placeEntries(parseElf(readFileSync(v.moduleObject), v.moduleObject), toPatched)
+    : undefined;
+  const patchedEntries = v.patchedProcessed
+    ? placeEntries(parseElf(readFileSync(v.patchedProcessed), v.patchedProcessed))
+    : undefined;
   /** A code check, failed when the function's table entries differ from the patched build's. */
   const withEntries = (check: FunctionCheck): FunctionCheck => {
     if (!moduleEntries || !patchedEntries || !check.equal) return check;
@@ -74,11 +78,25 @@ export function verify(v: VerifyInput): Verification {
     const theirs = patched.functions.get(p);
     if (!mine && !v.replaced.has(p)) continue; // a copied helper inlined into the new functions: they are compared
     if (!mine || !theirs) {
-      functions.push({ name: m, of: p, equal: false, reason: !mine ? 'not in the module' : 'not in the patched build (inlined there)' });
+      functions.push({
+        name: m,
+        of: p,
+        equal: false,
+        reason: !mine ? 'not in the module' : 'not in the patched build (inlined there)',
+      });
       continue;
     }
-    const d = compareCode(renamed(selfCallsResolved(mine), rename), renamed(selfCallsResolved(withJumpLabelNops(theirs, mine)), new Map()));
-    functions.push(withEntries(d ? { name: m, of: p, equal: false, firstDifference: d.firstDifference, reason: d.reason } : { name: m, of: p, equal: true }));
+    const d = compareCode(
+      renamed(selfCallsResolved(mine), rename),
+      renamed(selfCallsResolved(withJumpLabelNops(theirs, mine)), new Map()),
+    );
+    functions.push(
+      withEntries(
+        d
+          ? { name: m, of: p, equal: false, firstDifference: d.firstDifference, reason: d.reason }
+          : { name: m, of: p, equal: true },
+      ),
+    );
     // Its pieces GCC split off (foo.cold, foo.part.0) are its code too.
     for (const [pieceName, piece] of module.functions) {
       if (!pieceName.startsWith(`${m}.`)) continue;
@@ -89,7 +107,19 @@ export function verify(v: VerifyInput): Verification {
         continue;
       }
       const dp = compareCode(renamed(piece, rename), renamed(withJumpLabelNops(counterpart, piece), new Map()));
-      functions.push(withEntries(dp ? { name: pieceName, of: `${p}${suffix}`, equal: false, firstDifference: dp.firstDifference, reason: dp.reason } : { name: pieceName, of: `${p}${suffix}`, equal: true }));
+      functions.push(
+        withEntries(
+          dp
+            ? {
+                name: pieceName,
+                of: `${p}${suffix}`,
+                equal: false,
+                firstDifference: dp.firstDifference,
+                reason: dp.reason,
+              }
+            : { name: pieceName, of: `${p}${suffix}`, equal: true },
+        ),
+      );
     }
   }
   const uncovered = v.codeChanged.filter((c) => !v.replaced.has(c) && !v.coveredByCallers.has(c) && !isPiece(c)).sort();
@@ -127,7 +157,9 @@ function withJumpLabelNops(theirs: FunctionCode, mine: FunctionCode): FunctionCo
  * relocation (the module's, global for the scaffolding). Both read as the displacement.
  */
 function selfCallsResolved(f: FunctionCode): FunctionCode {
-  const self = f.relocs.filter((r) => r.target === f.name && (r.type === 'R_X86_64_PC32' || r.type === 'R_X86_64_PLT32'));
+  const self = f.relocs.filter(
+    (r) => r.target === f.name && (r.type === 'R_X86_64_PC32' || r.type === 'R_X86_64_PLT32'),
+  );
   if (self.length === 0) return f;
   const bytes = Buffer.from(f.bytes);
   for (const r of self) if (r.offset + 4 <= bytes.length) bytes.writeInt32LE(Number(r.addend) - r.offset, r.offset);
@@ -154,7 +186,9 @@ function pcRelative(type: string): string {
 export function formatVerification(v: Verification): string {
   const lines = [`verification ${v.status}`];
   for (const f of v.functions) {
-    lines.push(`  ${f.name} = ${f.of}: ${f.equal ? 'equal' : `DIFFERS${f.firstDifference !== undefined ? ` at +0x${f.firstDifference.toString(16)}` : ''}: ${f.reason ?? ''}`}`);
+    lines.push(
+      `  ${f.name} = ${f.of}: ${f.equal ? 'equal' : `DIFFERS${f.firstDifference !== undefined ? ` at +0x${f.firstDifference.toString(16)}` : ''}: ${f.reason ?? ''}`}`,
+    );
   }
   for (const u of v.uncovered) lines.push(`  ${u}: code changed but not replaced`);
   return lines.join('\n');
@@ -166,12 +200,19 @@ export type { ObjectCode };
  * The written module's KLP symbols (`.klp.sym.OBJ.NAME,POS`) are exactly the running-kernel
  * symbols the resolution chose: a wrong object, name or sympos fails, in one line each.
  */
-export function checkKlpSymbols(ko: Buffer, expected: readonly { object: string; name: string; sympos: number }[], source = 'livepatch module'): string[] {
+export function checkKlpSymbols(
+  ko: Buffer,
+  expected: readonly { object: string; name: string; sympos: number }[],
+  source = 'livepatch module',
+): string[] {
   const want = new Set(expected.map((e) => `${e.object}.${e.name},${e.sympos}`));
   const problems: string[] = [];
   for (const s of parseElf(ko, source).symbols()) {
     const m = /^\.klp\.sym\.(.+)$/.exec(s.name);
-    if (m && !want.has(m[1] as string)) problems.push(`${s.name}: not a symbol the resolution chose (${[...want].filter((w) => w.split(',')[0] === (m[1] as string).split(',')[0]).join(', ') || 'none of that name'})`);
+    if (m && !want.has(m[1] as string))
+      problems.push(
+        `${s.name}: not a symbol the resolution chose (${[...want].filter((w) => w.split(',')[0] === (m[1] as string).split(',')[0]).join(', ') || 'none of that name'})`,
+      );
   }
   return problems;
 }
