@@ -433,10 +433,15 @@ function resolveUndefined(
     // An export of a module the patched module depends on: loaded before it, but perhaps never
     // (dell_wmi's dell-smbios on other hardware). An ordinary reference would make the livepatch
     // depend on it and fail to load there; resolved when the patched module loads, it cannot.
+    // (Also an export of a patched module used by new code of another patched module that
+    // depends on it: vsock's vsock_remove_sock in vmw_vsock_virtio_transport_common.)
+    const referrers = contexts.filter((c) => c.undefinedNames.has(s.name));
+    const otherUsers = ownExport ? referrers.filter((c) => moduleKey(c.tu.object) !== moduleKey(exporter)) : [];
+    const onlyOthers = otherUsers.length > 0 && otherUsers.length === referrers.length;
     const dependent =
-      exporter === undefined || exporter === 'vmlinux' || ownExport
+      exporter === undefined || exporter === 'vmlinux' || (ownExport && !onlyOthers)
         ? undefined
-        : contexts.find(
+        : (ownExport ? otherUsers : contexts).find(
             (c) => c.tu.object !== 'vmlinux' && moduleDepends(target, c.tu.object).has(moduleKey(exporter)),
           );
     if (dependent) {
