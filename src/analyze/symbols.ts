@@ -79,11 +79,16 @@ export interface SymbolIndex {
   path?: string;
   /** Addresses are final (a linked vmlinux), not section offsets of a relocatable object. */
   linked: boolean;
-  symbols: KernelSymbol[];
+  /** Every symbol (a cached vmlinux index makes them on first use: most lookups need a few). */
+  readonly symbols: KernelSymbol[];
   /** name -> symbols in lookup order (kallsyms order). */
-  byName: Map<string, KernelSymbol[]>;
+  readonly byName: { get(name: string): KernelSymbol[] | undefined };
   /** For each STT_FILE group: its file basename and the local names it holds. */
-  groups: { file: string; names: Set<string> }[];
+  readonly groups: { file: string; names: Set<string> }[];
+  /** Its local symbols follow STT_FILE symbols (vmlinux's do; Debian's modules have none). */
+  readonly hasFileSymbols: boolean;
+  /** The functions at an address. */
+  functionsAt(address: bigint): KernelSymbol[];
 }
 
 const cache = new Map<string, SymbolIndex>();
@@ -97,15 +102,97 @@ export function loadSymbolIndex(elfPath: string, object: string, addressOrder: b
   const hit = cache.get(key);
   if (hit) return hit;
   const tsv = `${elfPath}.symbols`;
-  let symbols: KernelSymbol[];
-  if (addressOrder && existsSync(tsv)) symbols = parseTsv(readFileSync(tsv, 'utf8'));
+  let index: SymbolIndex;
+  if (addressOrder && existsSync(tsv)) index = new TsvIndex(object, elfPath, readFileSync(tsv, 'utf8'));
   else {
-    symbols = readSymbols(elfPath);
+    const symbols = readSymbols(elfPath);
     if (addressOrder) void writeFileAtomic(tsv, toTsv(symbols)).catch(() => undefined);
+    index = { ...buildIndex(object, symbols, addressOrder), path: elfPath };
   }
-  const index = { ...buildIndex(object, symbols, addressOrder), path: elfPath };
   cache.set(key, index);
   return index;
+}
+
+/** Symbols in address order (kallsyms'), equal addresses in symbol-table order. */
+function byAddress(a: KernelSymbol, b: KernelSymbol): number {
+  return a.address < b.address ? -1 : a.address > b.address ? 1 : 0;
+}
+
+/**
+ * vmlinux's index read from its TSV cache: 127,000 lines, of which a lookup needs a few. A
+ * line becomes a KernelSymbol when asked for; the name and address maps hold line numbers.
+ */
+class TsvIndex implements SymbolIndex {
+  readonly linked = true;
+  private readonly lines: string[];
+  private readonly made: (KernelSymbol | undefined)[] = [];
+  private names: Map<string, number[]> | undefined;
+  private addresses: Map<string, number[]> | undefined;
+  private allSymbols: KernelSymbol[] | undefined;
+  private allGroups: { file: string; names: Set<string> }[] | undefined;
+  private fileSymbols: boolean | undefined;
+
+  constructor(
+    readonly object: string,
+    readonly path: string,
+    text: string,
+  ) {
+    this.lines = text.split('\n');
+    if (this.lines[this.lines.length - 1] === '') this.lines.pop();
+  }
+
+  private symbol(i: number): KernelSymbol {
+    const hit = this.made[i];
+    if (hit) return hit;
+    const s = parseTsvLine(this.lines[i] as string);
+    this.made[i] = s;
+    return s;
+  }
+
+  readonly byName = {
+    get: (name: string): KernelSymbol[] | undefined => {
+      if (!this.names) {
+        this.names = new Map();
+        for (const [i, line] of this.lines.entries()) {
+          const n = line.slice(line.lastIndexOf('\t') + 1);
+          const list = this.names.get(n);
+          if (list) list.push(i);
+          else this.names.set(n, [i]);
+        }
+      }
+      const at = this.names.get(name);
+      return at?.map((i) => this.symbol(i)).sort(byAddress);
+    },
+  };
+
+  get hasFileSymbols(): boolean {
+    this.fileSymbols ??= this.lines.some((l) => l.split('\t', 5)[4] !== '-1');
+    return this.fileSymbols;
+  }
+
+  get symbols(): KernelSymbol[] {
+    this.allSymbols ??= this.lines.map((_, i) => this.symbol(i));
+    return this.allSymbols;
+  }
+
+  get groups(): { file: string; names: Set<string> }[] {
+    this.allGroups ??= buildIndex(this.object, this.symbols, false).groups;
+    return this.allGroups;
+  }
+
+  functionsAt(address: bigint): KernelSymbol[] {
+    if (!this.addresses) {
+      this.addresses = new Map();
+      for (const [i, line] of this.lines.entries()) {
+        const [addr, , kind] = line.split('\t', 3);
+        if (kind !== 'f') continue;
+        const list = this.addresses.get(addr as string);
+        if (list) list.push(i);
+        else this.addresses.set(addr as string, [i]);
+      }
+    }
+    return (this.addresses.get(address.toString(16)) ?? []).map((i) => this.symbol(i));
+  }
 }
 
 function readSymbols(elfPath: string): KernelSymbol[] {
@@ -144,36 +231,29 @@ function toTsv(symbols: KernelSymbol[]): string {
   );
 }
 
-function parseTsv(text: string): KernelSymbol[] {
-  const out: KernelSymbol[] = [];
-  for (const line of text.split('\n')) {
-    if (!line) continue;
-    const [addr, size, kind, bind, group, file, name] = line.split('\t') as [
-      string,
-      string,
-      string,
-      string,
-      string,
-      string,
-      string,
-    ];
-    out.push({
-      name,
-      address: BigInt(`0x${addr}`),
-      size: Number(size),
-      kind: kind === 'f' ? 'function' : kind === 'o' ? 'object' : 'other',
-      bind: bind === 'l' ? 'local' : bind === 'w' ? 'weak' : 'global',
-      group: Number(group),
-      file,
-    });
-  }
-  return out;
+function parseTsvLine(line: string): KernelSymbol {
+  const [addr, size, kind, bind, group, file, name] = line.split('\t') as [
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+  ];
+  return {
+    name,
+    address: BigInt(`0x${addr}`),
+    size: Number(size),
+    kind: kind === 'f' ? 'function' : kind === 'o' ? 'object' : 'other',
+    bind: bind === 'l' ? 'local' : bind === 'w' ? 'weak' : 'global',
+    group: Number(group),
+    file,
+  };
 }
 
 function buildIndex(object: string, symbols: KernelSymbol[], addressOrder: boolean): SymbolIndex {
-  const ordered = addressOrder
-    ? [...symbols].sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0))
-    : symbols;
+  const ordered = addressOrder ? [...symbols].sort(byAddress) : symbols;
   const byName = new Map<string, KernelSymbol[]>();
   for (const s of ordered) {
     const list = byName.get(s.name);
@@ -187,7 +267,20 @@ function buildIndex(object: string, symbols: KernelSymbol[], addressOrder: boole
     if (!g) g = groups[s.group] = { file: s.file, names: new Set() };
     g.names.add(s.name);
   }
-  return { object, linked: addressOrder, symbols, byName, groups };
+  let functions: Map<bigint, KernelSymbol[]> | undefined;
+  const functionsAt = (address: bigint): KernelSymbol[] => {
+    if (!functions) {
+      functions = new Map();
+      for (const s of symbols) {
+        if (s.kind !== 'function') continue;
+        const list = functions.get(s.address);
+        if (list) list.push(s);
+        else functions.set(s.address, [s]);
+      }
+    }
+    return functions.get(address) ?? [];
+  };
+  return { object, linked: addressOrder, symbols, byName, groups, hasFileSymbols: groups.length > 0, functionsAt };
 }
 
 /**
@@ -196,22 +289,8 @@ function buildIndex(object: string, symbols: KernelSymbol[], addressOrder: boole
  * them would also redirect the others.
  */
 export function aliasesOf(index: SymbolIndex, sym: KernelSymbol): KernelSymbol[] {
-  let byAddress = addressIndexes.get(index);
-  if (!byAddress) {
-    byAddress = new Map();
-    for (const s of index.symbols) {
-      if (s.kind !== 'function') continue;
-      const k = `${s.address}`;
-      const list = byAddress.get(k);
-      if (list) list.push(s);
-      else byAddress.set(k, [s]);
-    }
-    addressIndexes.set(index, byAddress);
-  }
-  return (byAddress.get(`${sym.address}`) ?? []).filter((s) => s !== sym && s.name !== sym.name);
+  return index.functionsAt(sym.address).filter((s) => s.name !== sym.name);
 }
-
-const addressIndexes = new WeakMap<SymbolIndex, Map<string, KernelSymbol[]>>();
 
 export type SymbolLocation =
   | { found: true; sympos: number; symbol: KernelSymbol; duplicates: number; how: string }
@@ -346,7 +425,7 @@ export function locateSymbol(
   if (all.length === 1)
     return { found: true, sympos: 0, symbol: all[0] as KernelSymbol, duplicates: 1, how: 'unique name' };
   const file = basename(tuFile);
-  if (index.groups.length === 0 && all.every((s) => s.bind === 'local'))
+  if (!index.hasFileSymbols && all.every((s) => s.bind === 'local'))
     return byLayout(index, name, all, layout, references);
   const ours = all.filter((s) => s.file === file);
   if (ours.length === 0) {
