@@ -203,11 +203,50 @@ const SYM_SIZE = 24;
 const RELA_SIZE = 24;
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
+/** Every structural inconsistency reads `FILE: corrupt ELF object: ...` (one line). */
+function corrupt(src: string, msg: string): never {
+  throw new KlpgenError(`${src}: corrupt ELF object: ${msg}`);
+}
+
 /** Reads a u64 that must fit a JS number (offsets, sizes, counts). */
 function u64num(buf: Buffer, pos: number, what: string, src: string): number {
   const v = buf.readBigUInt64LE(pos);
-  if (v > MAX_SAFE) throw new KlpgenError(`${src}: ${what} 0x${v.toString(16)} is out of range`);
+  if (v > MAX_SAFE) corrupt(src, `${what} 0x${v.toString(16)} is out of range`);
   return Number(v);
+}
+
+/** Largest sh_addralign taken as real: more is a damaged header (and would make a copy's padding gigabytes). */
+const MAX_ALIGN = 1 << 30;
+
+/** Bytes a relocation of `type` writes at its offset, for the bounds check in ET_REL files. */
+function relocWidth(type: number): number {
+  switch (type) {
+    case R_X86_64_NONE:
+      return 0;
+    case R_X86_64_64:
+    case R_X86_64_PC64:
+    case 8: // RELATIVE
+    case 16: // DTPMOD64
+    case 17: // DTPOFF64
+    case 18: // TPOFF64
+    case 25: // GOTOFF64
+    case 27: // GOT64
+    case 28: // GOTPCREL64
+    case 29: // GOTPC64
+    case 30: // GOTPLT64
+    case 31: // PLTOFF64
+    case 33: // SIZE64
+    case 38: // RELATIVE64
+      return 8;
+    case 12: // 16
+    case 13: // PC16
+      return 2;
+    case 14: // 8
+    case 15: // PC8
+      return 1;
+    default:
+      return relocTypeName(type).includes('UNKNOWN') ? 1 : 4;
+  }
 }
 
 class RelocSection implements ElfRelocSection {
@@ -245,7 +284,7 @@ export class ElfFile {
   }
 
   private fail(msg: string): never {
-    throw new KlpgenError(`${this.source}: ${msg}`);
+    corrupt(this.source, msg);
   }
 
   private readSectionHeaders(): ElfSection[] {
@@ -282,6 +321,10 @@ export class ElfFile {
           `section ${i} (offset 0x${offset.toString(16)}, size 0x${size.toString(16)}) extends beyond end of file`,
         );
       }
+      const addralign = u64num(buf, p + 48, `section ${i} alignment`, this.source);
+      if (addralign > MAX_ALIGN || (addralign & (addralign - 1)) !== 0) {
+        this.fail(`section ${i} alignment 0x${addralign.toString(16)} is not a power of two up to 2^30`);
+      }
       nameOffs.push(buf.readUInt32LE(p));
       secs.push({
         index: i,
@@ -294,7 +337,7 @@ export class ElfFile {
         size,
         link: buf.readUInt32LE(p + 40),
         info: buf.readUInt32LE(p + 44),
-        addralign: u64num(buf, p + 48, `section ${i} alignment`, this.source),
+        addralign,
         entsize: u64num(buf, p + 56, `section ${i} entry size`, this.source),
       });
     }
@@ -354,12 +397,16 @@ export class ElfFile {
 
     const buf = this.buf;
     const secs = this.sections;
+    const relocatable = this.type === ET_REL;
     const out: ElfSymbol[] = new Array(count);
     for (let i = 0; i < count; i++) {
       const p = symtab.offset + i * SYM_SIZE;
       const info = buf[p + 4]!;
       let shndx = buf.readUInt16LE(p + 6);
       // SHN_XINDEX: the real (possibly >= 0xff00) index is in .symtab_shndx.
+      if (shndx === SHN_XINDEX && xindex === undefined) {
+        this.fail(`symbol ${i} in ${what} has an extended section index but there is no SHT_SYMTAB_SHNDX section`);
+      }
       const extended = shndx === SHN_XINDEX && xindex !== undefined;
       if (extended) shndx = buf.readUInt32LE(xindex.offset + i * 4);
       const sym: ElfSymbol = {
@@ -376,6 +423,12 @@ export class ElfFile {
       if (shndx !== SHN_UNDEF && (extended || shndx < SHN_LORESERVE)) {
         const sec = secs[shndx];
         if (sec === undefined) this.fail(`symbol ${i} in ${what} refers to missing section ${shndx}`);
+        // In a relocatable object a symbol's value is an offset into its section: it lies inside.
+        if (relocatable && (sym.value > BigInt(sec.size) || Number(sym.value) + sym.size > sec.size)) {
+          this.fail(
+            `symbol ${sym.name || i} in ${what} (offset 0x${sym.value.toString(16)}, size 0x${sym.size.toString(16)}) lies outside its section ${sec.name || shndx} (0x${sec.size.toString(16)} bytes)`,
+          );
+        }
         sym.section = sec.name;
       }
       out[i] = sym;
@@ -400,6 +453,9 @@ export class ElfFile {
         target = this.sections[sec.info];
         if (target === undefined) this.fail(`${sec.name} applies to missing section ${sec.info}`);
       }
+      if (this.type === ET_REL && target === undefined && sec.size > 0) {
+        this.fail(`${sec.name} applies to no section (sh_info 0)`);
+      }
       const count = sec.size / RELA_SIZE;
       out.push(new RelocSection(sec, target, count, () => this.decodeRela(sec, count)));
     }
@@ -417,6 +473,9 @@ export class ElfFile {
       syms = this.symbolsOf(symtab);
     }
     const buf = this.buf;
+    // In a relocatable object r_offset is an offset into the target section: the field lies inside.
+    const target = this.type === ET_REL && sec.info !== 0 ? this.sections[sec.info] : undefined;
+    const limit = target === undefined ? undefined : target.type === SHT_NOBITS ? 0n : BigInt(target.size);
     const out: ElfRelocation[] = new Array(count);
     for (let i = 0; i < count; i++) {
       const p = sec.offset + i * RELA_SIZE;
@@ -424,6 +483,11 @@ export class ElfFile {
       const type = buf.readUInt32LE(p + 8);
       const symIndex = buf.readUInt32LE(p + 12);
       const r: ElfRelocation = { offset: buf.readBigUInt64LE(p), type, symIndex, addend: buf.readBigInt64LE(p + 16) };
+      if (limit !== undefined && r.offset + BigInt(relocWidth(type)) > limit) {
+        this.fail(
+          `relocation ${i} in ${sec.name} (${relocTypeName(type)} at 0x${r.offset.toString(16)}) lies outside ${target!.name || `section ${sec.info}`} (0x${limit.toString(16)} bytes)`,
+        );
+      }
       if (symIndex !== 0) {
         const s = syms[symIndex];
         if (s === undefined) this.fail(`relocation ${i} in ${sec.name} refers to missing symbol ${symIndex}`);
@@ -444,7 +508,7 @@ export function parseElf(buf: Buffer, source = 'ELF input'): ElfFile {
   if (buf.length < 4 || buf[0] !== 0x7f || buf[1] !== 0x45 || buf[2] !== 0x4c || buf[3] !== 0x46) {
     throw new KlpgenError(`${source}: not an ELF file (bad magic)`);
   }
-  if (buf.length < EHDR_SIZE) throw new KlpgenError(`${source}: truncated ELF header (${buf.length} bytes)`);
+  if (buf.length < EHDR_SIZE) corrupt(source, `truncated ELF header (${buf.length} bytes)`);
   if (buf[4] !== 2)
     throw new KlpgenError(`${source}: not a 64-bit ELF file (EI_CLASS=${buf[4]}); only ELF64 is supported`);
   if (buf[5] !== 1) throw new KlpgenError(`${source}: not a little-endian ELF file (EI_DATA=${buf[5]})`);

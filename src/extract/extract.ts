@@ -417,6 +417,17 @@ class Extraction {
         if (off < job.from || off >= job.to) continue;
         // objtool's mark on a jump it made a nop (a jump label's default): nothing to apply.
         if (r.type === R_X86_64_NONE && code !== undefined) continue;
+        if (code !== undefined && !KNOWN_RELOCATIONS.has(relocTypeName(r.type))) {
+          // Named by the function it is in: that is what falls back to the emitted C.
+          const fn = (this.functionsIn.get(job.old) ?? []).find(
+            (g) => g.value <= r.offset && r.offset < g.value + BigInt(g.size),
+          )?.name;
+          refuse(
+            'unknown-relocation',
+            fn ?? sec.name,
+            `relocation type ${relocTypeName(r.type)} in ${fn ?? sec.name} at ${sec.name}+0x${r.offset.toString(16)}`,
+          );
+        }
         const { symbol, addend } = this.resolve(r, code, sec.name, false);
         this.out.addReloc(job.id, { offset: off - job.delta, type: r.type, symbol, addend });
       }
