@@ -17,11 +17,13 @@ import { info } from '../util/progress.js';
 import { indexModules, moduleKey } from '../vm/initramfs.js';
 import { inliningClosure, ipaClonesDumpPath, parseIpaClones } from './ipa-clones.js';
 import { alignLineNumbers, parseUnifiedZeroHunks, type LineHunk } from './lines.js';
-import { checkAgainstModel, occurringNames, readAdditions, type HeaderAdditions } from './header-additions.js';
-import { includersOf, overlayIncludes } from './includers.js';
+import { overlayIncludes } from './includers.js';
+import { headerChange } from '../usage/header-change.js';
+import { headerUsers } from '../usage/users.js';
+import { builtCommands, commandOf, commandsPath } from '../usage/commands.js';
 
-/** A changed header is analysed through at most this many including TUs. */
-export const HEADER_INCLUDER_LIMIT = 16;
+/** Above this many TUs to analyse for one header, a fix is refused (--max-tus). */
+export const DEFAULT_MAX_TUS = 2000;
 import { parseCallGraph, type CallGraph } from './callgraph.js';
 import {
   aliasesIn,
@@ -89,6 +91,17 @@ export interface AnalysisReport {
   abi: string;
   /** Headers the patches change; their includers are analysed as TUs. */
   changedHeaders?: string[];
+  /** For each changed header: how many built TUs read it, which use what changed (and are analysed). */
+  headerUsers?: {
+    header: string;
+    via: 'index' | 'on demand' | 'none';
+    includers: number;
+    users: string[];
+    /** Names the change touches. */
+    names: string[];
+    /** Why every includer counts (the change is not bounded by names). */
+    unbounded?: string;
+  }[];
   patches: string[];
   workDir: string;
   files: { path: string; kind: 'c' | 'header' | 'asm' | 'other'; change: 'modified' | 'added' | 'deleted' }[];
@@ -104,6 +117,8 @@ export interface AnalyzeOptions {
   workDir: string;
   /** Filled with each TU's patched model, by file (create's plan reads them instead of parsing again). */
   patchedModels?: Map<string, TuModel>;
+  /** Refuse a header change that reaches more translation units than this. */
+  maxTus?: number;
 }
 
 interface ChangedFile {
@@ -247,84 +262,62 @@ export async function analyze(target: TargetManifest, o: AnalyzeOptions): Promis
     );
   }
 
-  // A changed header: every built TU that includes it is analysed with both versions.
-  // One included more widely passes only when it merely adds names no other file has.
-  const wide: { additions: HeaderAdditions; includers: string[] }[] = [];
+  // A changed header: the built TUs that read it and use a name its change touches are
+  // analysed with both versions (src/usage); the others' code cannot change.
+  report.headerUsers = [];
+  const maxTus = o.maxTus ?? DEFAULT_MAX_TUS;
   for (const h of headers) {
-    const found = await includersOf(target.paths.source, h, HEADER_INCLUDER_LIMIT);
-    if (found.tooMany !== undefined) {
-      const tooWide = `header changed and included by more than ${HEADER_INCLUDER_LIMIT} translation units: too many to analyse one by one`;
-      const f = changed.find((c) => c.path === h) as ChangedFile;
-      const check = readAdditions(h, f.original as string, f.patched as string, headerHunks.get(h) ?? []);
-      if (!check.ok) {
-        report.refusals.push({
-          kind: 'wide-header',
-          reason: `${tooWide}, and its change is not purely additive: ${check.why}`,
-          file: h,
-          line: check.line,
-        });
-        continue;
-      }
-      const names = [...check.additions.declared, ...check.additions.macros];
-      const occurring = await occurringNames(target.paths.source, names);
-      const [name, where] = [...occurring][0] ?? [];
-      if (name !== undefined) {
-        report.refusals.push({
-          kind: 'wide-header',
-          reason: `${tooWide}; it adds ${name}, a name the tree already has (${where}), so other includers could change`,
-          file: h,
-          line: check.additions.ranges[0]?.[0] ?? 1,
-        });
-        continue;
-      }
-      report.notes.push(
-        `${h}: included by more than ${HEADER_INCLUDER_LIMIT} translation units, but its change only adds names no other file has (${names.join(', ') || 'comments'}): only the patch's own translation units can use them`,
-      );
-      wide.push({ additions: check.additions, includers: found.units });
+    const f = changed.find((c) => c.path === h) as ChangedFile;
+    const change = headerChange(h, f.original as string, f.patched as string, headerHunks.get(h) ?? []);
+    if (change.cosmetic) {
+      report.notes.push(`${h}: only comments and blank lines change: no code can change`);
+      report.headerUsers.push({ header: h, via: 'none', includers: 0, users: [], names: [] });
       continue;
     }
-    const built = await compileCommands(target, found.units);
-    for (const u of found.units) {
-      if (tus.some((t) => t.path === u)) continue;
-      if (built.get(u) instanceof KlpgenError) {
-        report.notes.push(`${h}: included by ${u}, which this configuration does not build`);
-        continue;
-      }
-      const text = readFileSync(join(target.paths.source, u), 'utf8');
-      for (const root of [origRoot, patchedRoot]) {
-        await mkdir(dirname(join(root, u)), { recursive: true });
-        await writeFile(join(root, u), text);
-      }
-      tus.push({ path: u, original: text, patched: text, directives: 0 });
+    const found = await headerUsers(target, change);
+    const users = found.users.filter((u) => !tus.some((t) => t.path === u.file));
+    report.headerUsers.push({
+      header: h,
+      via: found.via,
+      includers: found.includers,
+      users: found.users.map((u) => u.file),
+      names: change.names ?? [],
+      ...(change.unbounded ? { unbounded: change.unbounded.why } : {}),
+    });
+    info(
+      `${h}: ${found.includers} built translation units read it, ${found.users.length} use what changed (${found.via}, ${found.seconds.toFixed(1)} s)`,
+    );
+    if (users.length > maxTus) {
+      report.refusals.push({
+        kind: 'wide-header',
+        reason: `header change reaches ${users.length} translation units (of ${found.includers} that read it), above the ceiling of ${maxTus} (--max-tus)${change.unbounded ? `: ${change.unbounded.why}, so every includer may change` : ''}`,
+        file: h,
+        line: change.unbounded?.line ?? change.touched[0]?.line ?? 1,
+      });
+      continue;
     }
-    if (!tus.length) report.notes.push(`${h}: no translation unit of this configuration includes it`);
+    if (found.includers === 0) report.notes.push(`${h}: no translation unit of this configuration reads it`);
+    else if (found.users.length === 0)
+      report.notes.push(
+        `${h}: none of the ${found.includers} translation units that read it uses what changed (${(change.names ?? []).slice(0, 8).join(', ')})`,
+      );
+    for (const u of users) {
+      const text = readFileSync(join(target.paths.source, u.file), 'utf8');
+      for (const root of [origRoot, patchedRoot]) {
+        await mkdir(dirname(join(root, u.file)), { recursive: true });
+        await writeFile(join(root, u.file), text);
+      }
+      tus.push({ path: u.file, original: text, patched: text, directives: 0 });
+    }
   }
   report.changedHeaders = headers;
 
-  // The compiler's view of a widely included header's additions, from a TU that includes it.
-  const modelled = new Set<string>();
-  const onPatchedModel = (model: TuModel) => {
-    for (const w of wide) {
-      const h = w.additions.header;
-      if (modelled.has(h) || !model.entities.some((e) => e.span.file === h)) continue;
-      modelled.add(h);
-      const bad = checkAgainstModel(w.additions, model);
-      if (bad)
-        report.refusals.push({
-          kind: 'wide-header',
-          reason: `header changed and included by more than ${HEADER_INCLUDER_LIMIT} translation units, and its change is not purely additive: ${bad.why}`,
-          file: h,
-          line: bad.line,
-        });
-    }
-  };
   const dirs = {
     origRoot,
     patchedRoot,
     workDir,
     headers,
     onPatchedModel: (model: TuModel, file: string) => {
-      onPatchedModel(model);
       o.patchedModels?.set(file, model);
     },
   };
@@ -332,27 +325,21 @@ export async function analyze(target: TargetManifest, o: AnalyzeOptions): Promis
     info(`analysing ${tu.path}`);
     await analyzeTu(target, tu, dirs, report);
   }
-  for (const w of wide) {
-    if (modelled.has(w.additions.header)) continue;
-    // None of the patch's TUs includes it: one of its includers stands in.
-    const built = await compileCommands(target, w.includers);
-    const u = w.includers.find((x) => !(built.get(x) instanceof KlpgenError) && !tus.some((t) => t.path === x));
-    if (u === undefined) continue;
-    const text = readFileSync(join(target.paths.source, u), 'utf8');
-    for (const root of [origRoot, patchedRoot]) {
-      await mkdir(dirname(join(root, u)), { recursive: true });
-      await writeFile(join(root, u), text);
-    }
-    const tu = { path: u, original: text, patched: text, directives: 0 };
-    tus.push(tu);
-    info(`analysing ${u} (includes ${w.additions.header})`);
-    await analyzeTu(target, tu, dirs, report);
-  }
   report.mustReplace.sort((a, b) => a.object.localeCompare(b.object) || a.symbol.localeCompare(b.symbol));
   report.ok = report.refusals.length === 0;
   await mkdir(layout.analysisDir(), { recursive: true });
   await writeFile(layout.analysisReport(), `${JSON.stringify(report, null, 2)}\n`);
   return report;
+}
+
+/** Kbuild's command of a TU: from its .cmd file, else from the make -n listing (no compile needed). */
+async function commandFor(target: TargetManifest, file: string): Promise<CompileCommand> {
+  const cmdFile = join(target.paths.build, file.replace(/\.c$/, '.o').replace(/([^/]+)$/, '.$1.cmd'));
+  if (!existsSync(cmdFile) && existsSync(commandsPath(target.abi))) {
+    const cmd = commandOf(target, await builtCommands(target), file);
+    if (cmd) return cmd;
+  }
+  return compileCommand(target, file);
 }
 
 async function lineDiff(workDir: string, a: string, b: string): Promise<string> {
@@ -490,7 +477,7 @@ async function analyzeTu(
   dirs: AnalysisDirs,
   report: AnalysisReport,
 ): Promise<void> {
-  const cmd = await compileCommand(target, tu.path);
+  const cmd = await commandFor(target, tu.path);
   const { modName, isModule } = objectOf(cmd);
   const object = isModule ? modName : 'vmlinux';
   const symbols = (): SymbolIndex | string => {
@@ -578,8 +565,9 @@ export async function analyzeCompiledTu(
           `${e.kind} ${e.name} changed: constants baked into unchanged code would disagree`,
         ];
       else if (e.kind === 'typedef') [kind, reason] = ['type-change', `type change: typedef ${e.name} changed`];
-      // One refusal per definition, however many TUs include its header.
-      if (reason && !report.refusals.some((r) => r.reason === reason && r.file === at.file && r.line === at.line))
+      // One refusal per definition, however many TUs include its header: it names the first.
+      if (e.span.file !== tu.path) reason += ` (a header definition; ${tu.path} uses it)`;
+      if (reason && !report.refusals.some((r) => r.kind === kind && r.file === at.file && r.line === at.line))
         report.refusals.push({ kind, reason, ...at });
     } else if (!before && e.kind === 'variable' && e.definition) {
       report.notes.push(

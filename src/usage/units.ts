@@ -46,13 +46,18 @@ const AFTER_DECLARATOR = new Set([';', ',', '=', '[', '(', ')', ':']);
 const MEMBER_END = new Set([';', ',', '[', ':', ')']);
 const AFTER_DECLARATOR_WORDS = new Set(['__attribute__', '__attribute', 'asm', '__asm__', '__asm']);
 
-interface Tok {
-  /** Identifier, or one of { } ( ) [ ] ; , = * : (other punctuation is dropped). */
-  t: string;
-  ident: boolean;
-  line: number;
-  file: number;
+/** Tokens, column-wise (a kernel TU has a million): text, line, file index. */
+interface Toks {
+  /** Identifier, or one of { } ( ) [ ] ; , = * : . (other punctuation is dropped). */
+  t: string[];
+  line: number[];
+  file: number[];
 }
+
+const PUNCT = new Uint8Array(128);
+for (const ch of '{}()[];,=*:') PUNCT[ch.charCodeAt(0)] = 1;
+
+const isIdent = (t: string | undefined) => t !== undefined && (t.length > 1 || isIdentStart(t.charCodeAt(0)));
 
 const enum C {
   NL = 10,
@@ -91,7 +96,12 @@ export function scanUnits(text: string, opts: { preprocessed: boolean; file?: st
     return id;
   };
   const macros = new Set<string>();
-  const toks: Tok[] = [];
+  const toks: Toks = { t: [], line: [], file: [] };
+  const push = (t: string) => {
+    toks.t.push(t);
+    toks.line.push(line);
+    toks.file.push(file);
+  };
   let file = fileId(opts.file ?? '');
   let line = 1;
   let atLineStart = true;
@@ -169,7 +179,7 @@ export function scanUnits(text: string, opts: { preprocessed: boolean; file?: st
     if (isIdentStart(c)) {
       let k = i + 1;
       while (k < n && isIdentPart(text.charCodeAt(k))) k++;
-      toks.push({ t: text.slice(i, k), ident: true, line, file });
+      push(text.slice(i, k));
       i = k;
       continue;
     }
@@ -185,6 +195,10 @@ export function scanUnits(text: string, opts: { preprocessed: boolean; file?: st
       i = k;
       continue;
     }
+    if (c !== 46 && c !== 45 && !PUNCT[c]) {
+      i++;
+      continue;
+    }
     const ch = text[i] as string;
     if (ch === '.' || (ch === '-' && text[i + 1] === '>')) {
       // Member access or designator: the name after it is a member's, not a declaration's.
@@ -192,7 +206,7 @@ export function scanUnits(text: string, opts: { preprocessed: boolean; file?: st
         i += 3; // '...'
         continue;
       }
-      toks.push({ t: '.', ident: false, line, file });
+      push('.');
       i += ch === '.' ? 1 : 2;
       continue;
     }
@@ -203,14 +217,14 @@ export function scanUnits(text: string, opts: { preprocessed: boolean; file?: st
       const compound = ch === '=' && (next === '=' || '=!<>+-*/%&|^'.includes(prev));
       const scope = ch === ':' && (next === ':' || prev === ':');
       const deref = ch === '*' && next === '=';
-      if (!compound && !scope && !deref) toks.push({ t: ch, ident: false, line, file });
+      if (!compound && !scope && !deref) push(ch);
     }
     i++;
   }
   return { units: splitUnits(toks, files, !opts.preprocessed), files, macros: [...macros] };
 }
 
-function splitUnits(toks: Tok[], files: string[], raw: boolean): Unit[] {
+function splitUnits(toks: Toks, files: string[], raw: boolean): Unit[] {
   const units: Unit[] = [];
   let start = 0;
   let paren = 0;
@@ -223,10 +237,11 @@ function splitUnits(toks: Tok[], files: string[], raw: boolean): Unit[] {
     sawEquals = false;
     functionBody = false;
   };
-  for (let k = 0; k < toks.length; k++) {
-    const tok = toks[k] as Tok;
-    if (tok.ident) continue;
-    switch (tok.t) {
+  const T = toks.t;
+  for (let k = 0; k < T.length; k++) {
+    const t = T[k] as string;
+    if (isIdent(t)) continue;
+    switch (t) {
       case '(':
       case '[':
         paren++;
@@ -239,7 +254,7 @@ function splitUnits(toks: Tok[], files: string[], raw: boolean): Unit[] {
         if (paren === 0 && brace === 0) sawEquals = true;
         break;
       case '{':
-        if (brace === 0 && paren === 0 && !sawEquals && toks[k - 1]?.t === ')' && k - 1 >= start)
+        if (brace === 0 && paren === 0 && !sawEquals && T[k - 1] === ')' && k - 1 >= start)
           functionBody = true;
         brace++;
         break;
@@ -252,12 +267,12 @@ function splitUnits(toks: Tok[], files: string[], raw: boolean): Unit[] {
         break;
     }
   }
-  finish(toks.length);
+  finish(T.length);
   return units;
 }
 
 function makeUnit(
-  toks: Tok[],
+  toks: Toks,
   start: number,
   end: number,
   functionBody: boolean,
@@ -277,14 +292,14 @@ function makeUnit(
   let bodyOpen = -1;
   /** For each open brace: does it open a struct or union body? */
   const record: boolean[] = [];
+  const T = toks.t;
   for (let k = start; k < end; k++) {
-    const tok = toks[k] as Tok;
-    const t = tok.t;
-    if (!tok.ident) {
+    const t = T[k] as string;
+    if (!isIdent(t)) {
       if (t === '{') {
-        if (brace === 0 && paren === 0 && bodyOpen < 0 && functionBody && toks[k - 1]?.t === ')') bodyOpen = k;
-        const p1 = toks[k - 1]?.t;
-        const p2 = toks[k - 2]?.t;
+        if (brace === 0 && paren === 0 && bodyOpen < 0 && functionBody && T[k - 1] === ')') bodyOpen = k;
+        const p1 = T[k - 1];
+        const p2 = T[k - 2];
         record.push(p1 === 'struct' || p1 === 'union' || p2 === 'struct' || p2 === 'union');
         brace++;
       } else if (t === '}') {
@@ -306,9 +321,9 @@ function makeUnit(
       if (t === 'enum') hasEnum = true;
       continue;
     }
-    if (toks[k - 1]?.t === '.') continue; // a member
+    if (T[k - 1] === '.') continue; // a member
     // A member's own name in a struct body (`int count;`, `void (*fn)(...)`) refers to nothing.
-    if (record.at(-1) === true && MEMBER_END.has(toks[k + 1]?.t ?? ';')) continue;
+    if (record.at(-1) === true && MEMBER_END.has(T[k + 1] ?? ';')) continue;
     idents.add(t);
   }
   let named = true;
@@ -317,20 +332,19 @@ function makeUnit(
     let depth = 0;
     let k = bodyOpen - 1;
     for (; k >= start; k--) {
-      const t = (toks[k] as Tok).t;
+      const t = T[k] as string;
       if (t === ')') depth++;
       else if (t === '(' && --depth === 0) break;
     }
-    const before = toks[k - 1];
-    if (k > start && before?.ident && !KEYWORDS.has(before.t)) names.add(before.t);
+    const before = T[k - 1];
+    if (k > start && isIdent(before) && !KEYWORDS.has(before as string)) names.add(before as string);
     else named = false;
   } else {
     brace = 0;
     paren = 0;
     for (let k = start; k < end; k++) {
-      const tok = toks[k] as Tok;
-      const t = tok.t;
-      if (!tok.ident) {
+      const t = T[k] as string;
+      if (!isIdent(t)) {
         if (t === '{') brace++;
         else if (t === '}') brace = Math.max(0, brace - 1);
         else if (t === '(' || t === '[') paren++;
@@ -338,30 +352,28 @@ function makeUnit(
         continue;
       }
       if (KEYWORDS.has(t)) continue;
-      const prev = toks[k - 1];
-      const next = toks[k + 1];
+      const prev = k > start ? T[k - 1] : undefined;
+      const next = k + 1 < end ? T[k + 1] : undefined;
       if (brace === 0) {
         // `struct x {` and `struct x;` declare the tag; `struct x *p` only refers to it.
-        const tag =
-          prev !== undefined && k > start && /^(struct|union|enum)$/.test(prev.t) && /^[{;]$/.test(next?.t ?? '');
+        const tag = (prev === 'struct' || prev === 'union' || prev === 'enum') && (next === '{' || next === ';');
         const declarator =
-          paren === 0 && (next === undefined || AFTER_DECLARATOR.has(next.t) || AFTER_DECLARATOR_WORDS.has(next.t));
-        // (*name) and (* const name): a pointer declarator inside parentheses.
-        const pointer = prev?.t === '*' && toks[k - 2]?.t === '(' && paren > 0;
+          paren === 0 && (next === undefined || AFTER_DECLARATOR.has(next) || AFTER_DECLARATOR_WORDS.has(next));
+        // (*name): a pointer declarator inside parentheses.
+        const pointer = prev === '*' && T[k - 2] === '(' && paren > 0;
         if (raw || tag || declarator || pointer) names.add(t);
-      } else if (hasEnum && (prev?.t === '{' || prev?.t === ',') && /^[=,}]$/.test(next?.t ?? '')) {
+      } else if (hasEnum && (prev === '{' || prev === ',') && (next === '=' || next === ',' || next === '}')) {
         names.add(t); // an enumerator
       }
     }
   }
-  const first = toks[start] as Tok;
-  const last = toks[end - 1] as Tok;
+
   if (!named) for (const x of idents) names.add(x);
   return {
     kind: bodyOpen >= 0 ? 'function' : 'declaration',
-    file: files[first.file] as string,
-    line: first.line,
-    endLine: last.line,
+    file: files[toks.file[start] as number] as string,
+    line: toks.line[start] as number,
+    endLine: toks.line[end - 1] as number,
     names: [...names],
     named,
     idents: [...idents],
