@@ -10,7 +10,8 @@ import { vmTest, formatVmReport } from './vm/vm-test.js';
 import { parseWorkloads, WORKLOAD_KINDS } from './vm/workloads.js';
 import { runDemo } from './demo.js';
 import { formatModel, translationUnit } from './frontend/tu.js';
-import { analyze, formatAnalysis } from './analyze/analyze.js';
+import { analyze, DEFAULT_MAX_TUS, formatAnalysis } from './analyze/analyze.js';
+import { UsageIndex } from './usage/index.js';
 import { defaultWorkDir } from './util/workdir.js';
 import { create } from './create/create.js';
 import { formatVerification } from './verify/verify.js';
@@ -57,6 +58,11 @@ export function buildProgram(): Command {
     .configureOutput({ outputError: (str, write) => write(`klpgen: error: ${str.replace(/^error: /, '')}`) });
 
   const abiOption = () => new Option('--abi <abi>', 'target ABI, e.g. 6.1.0-56 (default: newest set up)');
+  const maxTusOption = () =>
+    new Option(
+      '--max-tus <n>',
+      `refuse a header change that reaches more translation units than this (default ${DEFAULT_MAX_TUS})`,
+    );
   const target = program.command('target').description('the Debian kernel to patch');
 
   target
@@ -109,6 +115,38 @@ export function buildProgram(): Command {
       print(!!o.json, cmd, `cd ${shellQuote(cmd.cwd)} && ${cmd.argv.map(shellQuote).join(' ')}`);
     });
 
+  target
+    .command('index')
+    .description(
+      'record, for every translation unit the target builds, the headers it reads and the names its code uses (one gcc -E each; cached, incremental)',
+    )
+    .addOption(abiOption())
+    .option('-j, --jobs <n>', 'preprocessors run at once (default: number of CPUs)')
+    .option(
+      '--only <prefix>',
+      'only TUs whose path starts with this (repeatable); the index is then partial',
+      collect,
+      [],
+    )
+    .option('--json', 'JSON output')
+    .action(async (o: { abi?: string; jobs?: string; only: string[]; json?: boolean }) => {
+      const index = await UsageIndex.open(await loadTarget(o.abi));
+      const r = await index.buildAll({
+        jobs: o.jobs === undefined ? undefined : positive('--jobs', o.jobs),
+        only: o.only.length ? o.only : undefined,
+      });
+      const failed = [...r.failed].map(([file, why]) => ({ file, why }));
+      print(
+        !!o.json,
+        { ...r.meta, failed, dir: index.dir },
+        [
+          `${r.meta.tus} translation units indexed in ${r.meta.seconds} s (${r.meta.complete ? 'complete' : 'partial'}): ${index.dir}`,
+          ...failed.map((f) => `  not indexed: ${f.file}: ${f.why}`),
+        ].join('\n'),
+      );
+      if (failed.length) process.exitCode = 1;
+    });
+
   program
     .command('tu')
     .description('the model of one translation unit of the target: declarations, definitions, references')
@@ -128,13 +166,15 @@ export function buildProgram(): Command {
     )
     .argument('<patches...>', 'unified diffs (git or plain), applied in order to copies of the target source')
     .option('--work-dir <dir>', 'where the stages are written (default: under the cache, named by the patches)')
+    .addOption(maxTusOption())
     .addOption(abiOption())
     .option('--json', 'JSON output')
-    .action(async (patches: string[], o: { abi?: string; json?: boolean; workDir?: string }) => {
+    .action(async (patches: string[], o: { abi?: string; json?: boolean; workDir?: string; maxTus?: string }) => {
       const target = await loadTarget(o.abi);
       const report = await analyze(target, {
         patches,
         workDir: o.workDir ?? defaultWorkDir(target, 'analyze', patches),
+        maxTus: o.maxTus === undefined ? undefined : positive('--max-tus', o.maxTus),
       });
       print(!!o.json, report, formatAnalysis(report));
       if (!report.ok) process.exitCode = 2;
@@ -153,6 +193,7 @@ export function buildProgram(): Command {
     )
     .option('--from-source', "compile the emitted C instead of taking the functions from the patched build's object")
     .option('--work-dir <dir>', 'stage dirs (default: under the cache, named by the patches)')
+    .addOption(maxTusOption())
     .addOption(abiOption())
     .option('--json', 'JSON output')
     .action(
@@ -167,11 +208,13 @@ export function buildProgram(): Command {
           replace: boolean;
           allowUnverified?: boolean;
           fromSource?: boolean;
+          maxTus?: string;
         },
       ) => {
         const target = await loadTarget(o.abi);
         const r = await create(target, {
           patches,
+          maxTus: o.maxTus === undefined ? undefined : positive('--max-tus', o.maxTus),
           name: o.name,
           out: o.out,
           replace: o.replace,

@@ -17,7 +17,7 @@ import { info } from '../util/progress.js';
 import { indexModules, moduleKey } from '../vm/initramfs.js';
 import { inliningClosure, ipaClonesDumpPath, parseIpaClones } from './ipa-clones.js';
 import { alignLineNumbers, parseUnifiedZeroHunks, type LineHunk } from './lines.js';
-import { overlayIncludes } from './includers.js';
+import { overlayIncludes } from './overlay.js';
 import { headerChange } from '../usage/header-change.js';
 import { headerUsers } from '../usage/users.js';
 import { builtCommands, commandOf, commandsPath } from '../usage/commands.js';

@@ -23,6 +23,8 @@ import { planFix } from './plan.js';
  */
 export interface CreateOptions {
   patches: string[];
+  /** Refuse a header change that reaches more translation units than this (analyze's default otherwise). */
+  maxTus?: number;
   workDir: string;
   name: string;
   out?: string;
@@ -80,7 +82,7 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
 
   const patchedModels = new Map<string, TuModel>();
   const report = await timed('analyze', () =>
-    analyze(target, { patches: o.patches, workDir: layout.root, patchedModels }),
+    analyze(target, { patches: o.patches, workDir: layout.root, patchedModels, maxTus: o.maxTus }),
   );
   if (!report.ok) throw new RefusedError(report.refusals);
   if (report.mustReplace.length === 0)

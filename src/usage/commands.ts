@@ -41,7 +41,11 @@ export function fixdepCommands(makeOutput: string): Map<string, string> {
     const obj = m[2] as string;
     const cmd = (m[3] as string).replaceAll("'\\''", "'");
     const src = obj.replace(/\.o$/, '.c');
-    if (!new RegExp(`\\s-c\\s+-o\\s+${obj.replace(/[.+]/g, '\\$&')}\\s+\\S*${src.replace(/[.+]/g, '\\$&')}(\\s|;|$)`).test(cmd))
+    if (
+      !new RegExp(
+        `\\s-c\\s+-o\\s+${obj.replace(/[.+]/g, '\\$&')}\\s+\\S*${src.replace(/[.+]/g, '\\$&')}(\\s|;|$)`,
+      ).test(cmd)
+    )
       continue; // an assembler file, a host program, a generated .c elsewhere
     out.set(src.replace(/^\.\//, ''), cmd);
   }
@@ -74,7 +78,9 @@ export async function builtCommands(target: TargetManifest): Promise<BuiltComman
   );
   const commands = fixdepCommands(r.stdout);
   if (commands.size === 0)
-    throw new KlpgenError(`make -n listed no compile commands for ${target.abi}: ${r.stderr.trim().split('\n').at(-1)}`);
+    throw new KlpgenError(
+      `make -n listed no compile commands for ${target.abi}: ${r.stderr.trim().split('\n').at(-1)}`,
+    );
   const data: BuiltCommands = {
     schema: SCHEMA,
     abi: target.abi,

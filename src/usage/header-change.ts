@@ -100,6 +100,13 @@ function side(text: string, header: string): Side {
 }
 
 export function headerChange(header: string, original: string, patched: string, hunks: LineHunk[]): HeaderChange {
+  // The same tokens once comments and spacing are gone: nothing a compiler sees changed.
+  const squeeze = (t: string) =>
+    blankComments(t)
+      .replace(/\\\n/g, ' ')
+      .replace(/("(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')|\s+/g, (m, literal?: string) => literal ?? ' ')
+      .trim();
+  if (squeeze(original) === squeeze(patched)) return { header, names: [], touched: [], cosmetic: true };
   const a = side(original, header);
   const b = side(patched, header);
   const names = new Set<string>();
@@ -124,16 +131,18 @@ export function headerChange(header: string, original: string, patched: string, 
       // A line of a function or declaration (an #ifdef inside a function body included).
       for (const u of inUnits) {
         for (const x of u.names) names.add(x);
-        touched.push({ name: u.names[0] ?? '?', line: reportLine, what: u.kind === 'function' ? 'function' : 'declaration' });
+        touched.push({
+          name: u.names[0] ?? '?',
+          line: reportLine,
+          what: u.kind === 'function' ? 'function' : 'declaration',
+        });
       }
       if (dir) for (const x of dir.idents) names.add(x);
       return;
     }
     if (dir && /^(if|elif|else|endif)/.test(dir.kind)) {
       // A top-level conditional: everything it governs may appear or vanish.
-      const g = s.groups
-        .filter((x) => x.lines.has(dir.start))
-        .sort((x, y) => x.end - x.start - (y.end - y.start))[0];
+      const g = s.groups.filter((x) => x.lines.has(dir.start)).sort((x, y) => x.end - x.start - (y.end - y.start))[0];
       if (!g) {
         unbounded ??= { line: reportLine, why: `an unmatched #${dir.kind} changed` };
         return;

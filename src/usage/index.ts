@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { crc32, deflateRawSync, inflateRawSync } from 'node:zlib';
+import { compileCommand } from '../target/compile-command.js';
 import type { TargetManifest } from '../target/manifest.js';
 import { targetLayout } from '../target/paths.js';
 import { KlpgenError } from '../util/errors.js';
@@ -60,7 +61,9 @@ export function encodeRecord(r: UsageRecord): Buffer {
   const headers = sortedHashes(r.headers);
   const names = sortedHashes(r.names);
   const paths = deflateRawSync(r.headers.join('\n'));
-  const buf = Buffer.alloc(32 + 4 * (headers.length + names.length) + 4 + Buffer.byteLength(r.file) + 4 + paths.length + 4);
+  const buf = Buffer.alloc(
+    32 + 4 * (headers.length + names.length) + 4 + Buffer.byteLength(r.file) + 4 + paths.length + 4,
+  );
   let o = 0;
   buf.writeUInt32LE(MAGIC, o);
   buf.writeUInt32LE(VERSION, (o += 4));
@@ -230,7 +233,8 @@ export class UsageIndex {
     const started = Date.now();
     let lastReport = started;
     const label = opts.label ?? 'usage index';
-    if (todo.length) info(`${label}: ${todo.length} translation units to preprocess (${records.size} cached), ${jobs} at a time`);
+    if (todo.length)
+      info(`${label}: ${todo.length} translation units to preprocess (${records.size} cached), ${jobs} at a time`);
     let next = 0;
     const worker = async () => {
       while (next < todo.length) {
@@ -241,7 +245,15 @@ export class UsageIndex {
           continue;
         }
         try {
-          const rec = await makeUsageRecord(cmd, this.target.paths.source, this.target.paths.build, this.hashes);
+          const rec = await makeUsageRecord(cmd, this.target.paths.source, this.target.paths.build, this.hashes).catch(
+            async (e: unknown) => {
+              if (!(e instanceof KlpgenError)) throw e;
+              // Some TUs read files Kbuild generates while building them (firmware tables, ...):
+              // Kbuild builds the object once, in our object tree, and then it preprocesses.
+              await compileCommand(this.target, f).catch(() => undefined);
+              return makeUsageRecord(cmd, this.target.paths.source, this.target.paths.build, this.hashes);
+            },
+          );
           const buf = encodeRecord(rec);
           await writeFileAtomic(this.recordPath(f), buf);
           records.set(f, decodeRecord(buf) as StoredRecord);
@@ -266,7 +278,9 @@ export class UsageIndex {
   }
 
   /** Records of every built TU; marks the index complete. */
-  async buildAll(opts: { jobs?: number; only?: string[] } = {}): Promise<{ meta: IndexMeta; failed: Map<string, string> }> {
+  async buildAll(
+    opts: { jobs?: number; only?: string[] } = {},
+  ): Promise<{ meta: IndexMeta; failed: Map<string, string> }> {
     const started = Date.now();
     const files = opts.only ? this.files.filter((f) => opts.only?.some((p) => f.startsWith(p))) : this.files;
     const { failed } = await this.ensure(files, { jobs: opts.jobs ?? cpus().length });

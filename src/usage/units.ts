@@ -50,8 +50,8 @@ const AFTER_DECLARATOR_WORDS = new Set(['__attribute__', '__attribute', 'asm', '
 interface Toks {
   /** Identifier, or one of { } ( ) [ ] ; , = * : . (other punctuation is dropped). */
   t: string[];
-  line: number[];
-  file: number[];
+  line: Int32Array;
+  file: Int32Array;
 }
 
 const PUNCT = new Uint8Array(128);
@@ -96,11 +96,21 @@ export function scanUnits(text: string, opts: { preprocessed: boolean; file?: st
     return id;
   };
   const macros = new Set<string>();
-  const toks: Toks = { t: [], line: [], file: [] };
+  const toks: Toks = { t: [], line: new Int32Array(1024), file: new Int32Array(1024) };
+  let count = 0;
   const push = (t: string) => {
-    toks.t.push(t);
-    toks.line.push(line);
-    toks.file.push(file);
+    if (count === toks.line.length) {
+      const grow = (a: Int32Array) => {
+        const b = new Int32Array(a.length * 2);
+        b.set(a);
+        return b;
+      };
+      toks.line = grow(toks.line);
+      toks.file = grow(toks.file);
+    }
+    toks.t[count] = t;
+    toks.line[count] = line;
+    toks.file[count++] = file;
   };
   let file = fileId(opts.file ?? '');
   let line = 1;
@@ -254,8 +264,7 @@ function splitUnits(toks: Toks, files: string[], raw: boolean): Unit[] {
         if (paren === 0 && brace === 0) sawEquals = true;
         break;
       case '{':
-        if (brace === 0 && paren === 0 && !sawEquals && T[k - 1] === ')' && k - 1 >= start)
-          functionBody = true;
+        if (brace === 0 && paren === 0 && !sawEquals && T[k - 1] === ')' && k - 1 >= start) functionBody = true;
         brace++;
         break;
       case '}':
@@ -271,14 +280,7 @@ function splitUnits(toks: Toks, files: string[], raw: boolean): Unit[] {
   return units;
 }
 
-function makeUnit(
-  toks: Toks,
-  start: number,
-  end: number,
-  functionBody: boolean,
-  files: string[],
-  raw: boolean,
-): Unit {
+function makeUnit(toks: Toks, start: number, end: number, functionBody: boolean, files: string[], raw: boolean): Unit {
   const idents = new Set<string>();
   const names = new Set<string>();
   let isStatic = false;
@@ -305,8 +307,7 @@ function makeUnit(
       } else if (t === '}') {
         brace = Math.max(0, brace - 1);
         record.pop();
-      }
-      else if (t === '(' || t === '[') paren++;
+      } else if (t === '(' || t === '[') paren++;
       else if (t === ')' || t === ']') paren = Math.max(0, paren - 1);
       else if (t === '=' && brace === 0 && paren === 0) initialized = true;
       continue;

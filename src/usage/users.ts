@@ -1,5 +1,4 @@
 import { join } from 'node:path';
-import { compileCommand } from '../target/compile-command.js';
 import type { TargetManifest } from '../target/manifest.js';
 import { KlpgenError } from '../util/errors.js';
 import type { HeaderChange } from './header-change.js';
@@ -41,18 +40,9 @@ export async function headerUsers(target: TargetManifest, change: HeaderChange):
     candidates = includingUnits(graph, change.header).filter((f) => index.isBuilt(f));
   }
   const label = `users of ${change.header}`;
-  let { records, failed, made } = await index.ensure(candidates, { label });
-  if (failed.size) {
-    // Some TUs need files Kbuild generates while building them (firmware tables, ...):
-    // Kbuild builds those objects once, then they preprocess.
-    for (const f of failed.keys()) await compileCommand(target, f).catch(() => undefined);
-    const again = await index.ensure([...failed.keys()], { label });
-    for (const [f, r] of again.records) records.set(f, r);
-    made += again.made;
-    failed = again.failed;
-    const [f, why] = [...failed][0] ?? [];
-    if (f !== undefined) throw new KlpgenError(`${change.header}: cannot tell whether ${f} uses it: ${why}`);
-  }
+  const { records, failed, made } = await index.ensure(candidates, { label });
+  const [f, why] = [...failed][0] ?? [];
+  if (f !== undefined) throw new KlpgenError(`${change.header}: cannot tell whether ${f} uses it: ${why}`);
   const users: HeaderUsers['users'] = [];
   let includers = 0;
   for (const f of [...records.keys()].sort()) {
