@@ -20,10 +20,12 @@ export interface HeaderChange {
   cosmetic: boolean;
 }
 
-interface Directive {
+export interface Directive {
   start: number;
   end: number;
   kind: string;
+  /** The text after the directive's name, continuations joined. */
+  body: string;
   /** Macro name of #define/#undef; identifiers tested by #if/#ifdef/#elif. */
   idents: string[];
 }
@@ -55,7 +57,7 @@ export function blankComments(text: string): string {
   return out + text.slice(from);
 }
 
-function directives(lines: string[]): Directive[] {
+export function directivesOf(lines: string[]): Directive[] {
   const out: Directive[] = [];
   for (let i = 0; i < lines.length; i++) {
     const m = /^\s*#\s*(\w*)(.*)$/.exec(lines[i] as string);
@@ -68,7 +70,7 @@ function directives(lines: string[]): Directive[] {
     if (kind === 'define' || kind === 'undef') idents = [/^\s*([A-Za-z_]\w*)/.exec(body)?.[1] ?? ''].filter(Boolean);
     else if (/^(if|ifdef|ifndef|elif|elifdef|elifndef)$/.test(kind))
       idents = [...body.matchAll(/[A-Za-z_]\w*/g)].map((x) => x[0]).filter((x) => x !== 'defined');
-    out.push({ start, end: i + 1, kind, idents });
+    out.push({ start, end: i + 1, kind, idents, body: body.replace(/^\s*[A-Za-z_]\w*/, kind === 'define' ? '' : '$&') });
   }
   return out;
 }
@@ -84,7 +86,7 @@ interface Side {
 function side(text: string, header: string): Side {
   const blanked = blankComments(text);
   const lines = blanked.split('\n');
-  const dirs = directives(lines);
+  const dirs = directivesOf(lines);
   const units = scanUnits(text, { preprocessed: false, file: header }).units;
   const groups: Side['groups'] = [];
   const stack: { start: number; lines: Set<number> }[] = [];

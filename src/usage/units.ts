@@ -82,8 +82,6 @@ function isIdentPart(c: number): boolean {
  * skipped, directive lines (with continuations) left out.
  */
 export function scanUnits(text: string, opts: { preprocessed: boolean; file?: string }): ScanResult {
-  // Raw text still has macro invocations at top level (DEFINE_MUTEX(x);): a declaration's
-  // names are then every identifier outside braces.
   const files: string[] = [];
   const fileIds = new Map<string, number>();
   const fileId = (f: string) => {
@@ -341,6 +339,18 @@ function makeUnit(toks: Toks, start: number, end: number, functionBody: boolean,
     if (k > start && isIdent(before) && !KEYWORDS.has(before as string)) names.add(before as string);
     else named = false;
   } else {
+    // Raw text: a unit that is one macro invocation (`DEFINE_MUTEX(x);`, `TRACE_EVENT(...)`)
+    // declares what the macro makes of its arguments: every identifier counts.
+    let invocation = false;
+    if (raw && isIdent(T[start]) && T[start + 1] === '(') {
+      let depth = 0;
+      let k = start + 1;
+      for (; k < end; k++) {
+        if (T[k] === '(') depth++;
+        else if (T[k] === ')' && --depth === 0) break;
+      }
+      invocation = k + 1 >= end || T[k + 1] === ';' || T[k + 1] === '(';
+    }
     brace = 0;
     paren = 0;
     for (let k = start; k < end; k++) {
@@ -362,7 +372,7 @@ function makeUnit(toks: Toks, start: number, end: number, functionBody: boolean,
           paren === 0 && (next === undefined || AFTER_DECLARATOR.has(next) || AFTER_DECLARATOR_WORDS.has(next));
         // (*name): a pointer declarator inside parentheses.
         const pointer = prev === '*' && T[k - 2] === '(' && paren > 0;
-        if (raw || tag || declarator || pointer) names.add(t);
+        if (invocation || tag || declarator || pointer) names.add(t);
       } else if (hasEnum && (prev === '{' || prev === ',') && (next === '=' || next === ',' || next === '}')) {
         names.add(t); // an enumerator
       }

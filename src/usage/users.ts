@@ -4,6 +4,7 @@ import { KlpgenError } from '../util/errors.js';
 import type { HeaderChange } from './header-change.js';
 import { includingUnits, loadIncludeGraph } from './include-graph.js';
 import { firstUsed, readsHeader, UsageIndex } from './index.js';
+import { mentionClosure, mentioningTus } from './mentions.js';
 
 /**
  * The translation units whose code a header change can reach: those that
@@ -30,6 +31,7 @@ export async function headerUsers(target: TargetManifest, change: HeaderChange):
   const index = await UsageIndex.open(target);
   const complete = index.meta()?.complete === true;
   let candidates: string[];
+  let textIncluders: number | undefined;
   if (complete) candidates = index.files;
   else {
     const graph = await loadIncludeGraph(
@@ -37,7 +39,14 @@ export async function headerUsers(target: TargetManifest, change: HeaderChange):
       target.paths.build,
       join(index.dir, 'include-graph.json.gz'),
     );
-    candidates = includingUnits(graph, change.header).filter((f) => index.isBuilt(f));
+    const builtIncluders = (h: string) => includingUnits(graph, h).filter((f) => index.isBuilt(f));
+    candidates = builtIncluders(change.header);
+    textIncluders = candidates.length;
+    if (change.names !== null) {
+      // Only those whose text can name what changed are preprocessed.
+      const closure = await mentionClosure(target.paths.source, change.names);
+      candidates = await mentioningTus(target.paths.source, graph, candidates, closure, builtIncluders);
+    }
   }
   const label = `users of ${change.header}`;
   const { records, failed, made } = await index.ensure(candidates, { label });
@@ -58,7 +67,8 @@ export async function headerUsers(target: TargetManifest, change: HeaderChange):
   return {
     header: change.header,
     via: complete ? 'index' : 'on demand',
-    includers,
+    // On demand, the TUs that include it by the tree's #include lines (not all are preprocessed).
+    includers: textIncluders ?? includers,
     users,
     made,
     seconds: (Date.now() - started) / 1000,
