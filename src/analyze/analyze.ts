@@ -101,6 +101,9 @@ export interface AnalysisReport {
     names: string[];
     /** Why every includer counts (the change is not bounded by names). */
     unbounded?: string;
+    /** Usage records made for this header (the rest were cached). */
+    made: number;
+    seconds: number;
   }[];
   patches: string[];
   workDir: string;
@@ -271,7 +274,7 @@ export async function analyze(target: TargetManifest, o: AnalyzeOptions): Promis
     const change = headerChange(h, f.original as string, f.patched as string, headerHunks.get(h) ?? []);
     if (change.cosmetic) {
       report.notes.push(`${h}: only comments and blank lines change: no code can change`);
-      report.headerUsers.push({ header: h, via: 'none', includers: 0, users: [], names: [] });
+      report.headerUsers.push({ header: h, via: 'none', includers: 0, users: [], names: [], made: 0, seconds: 0 });
       continue;
     }
     const found = await headerUsers(target, change);
@@ -283,6 +286,8 @@ export async function analyze(target: TargetManifest, o: AnalyzeOptions): Promis
       users: found.users.map((u) => u.file),
       names: change.names ?? [],
       ...(change.unbounded ? { unbounded: change.unbounded.why } : {}),
+      made: found.made,
+      seconds: Math.round(found.seconds * 10) / 10,
     });
     info(
       `${h}: ${found.includers} built translation units read it, ${found.users.length} use what changed (${found.via}, ${found.seconds.toFixed(1)} s)`,

@@ -70,7 +70,13 @@ export function directivesOf(lines: string[]): Directive[] {
     if (kind === 'define' || kind === 'undef') idents = [/^\s*([A-Za-z_]\w*)/.exec(body)?.[1] ?? ''].filter(Boolean);
     else if (/^(if|ifdef|ifndef|elif|elifdef|elifndef)$/.test(kind))
       idents = [...body.matchAll(/[A-Za-z_]\w*/g)].map((x) => x[0]).filter((x) => x !== 'defined');
-    out.push({ start, end: i + 1, kind, idents, body: body.replace(/^\s*[A-Za-z_]\w*/, kind === 'define' ? '' : '$&') });
+    out.push({
+      start,
+      end: i + 1,
+      kind,
+      idents,
+      body: body.replace(/^\s*[A-Za-z_]\w*/, kind === 'define' ? '' : '$&'),
+    });
   }
   return out;
 }

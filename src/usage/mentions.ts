@@ -31,7 +31,27 @@ export interface MentionClosure {
   rounds: number;
 }
 
-const SEARCH = ['include', 'arch/x86', 'kernel', 'mm', 'fs', 'net', 'drivers', 'block', 'lib', 'security', 'crypto', 'ipc', 'init', 'virt', 'sound', 'io_uring', 'certs', 'samples', 'usr'];
+const SEARCH = [
+  'include',
+  'arch/x86',
+  'kernel',
+  'mm',
+  'fs',
+  'net',
+  'drivers',
+  'block',
+  'lib',
+  'security',
+  'crypto',
+  'ipc',
+  'init',
+  'virt',
+  'sound',
+  'io_uring',
+  'certs',
+  'samples',
+  'usr',
+];
 
 /** Files under `root` (restricted to `include`) that mention any of `names` as a word. */
 async function grepWords(root: string, names: string[], include: string[]): Promise<string[]> {
@@ -91,7 +111,8 @@ export async function mentionClosure(source: string, touched: string[]): Promise
         if (seenUnits.has(key)) continue; // its names are in already
         seenUnits.add(key);
         for (const n of u.names) add(n);
-        const emitted = u.kind === 'function' ? !u.isStatic && !u.isInline : !u.declaresOnly && !u.isStatic && u.initialized;
+        const emitted =
+          u.kind === 'function' ? !u.isStatic && !u.isInline : !u.declaresOnly && !u.isStatic && u.initialized;
         if (emitted || u.keptAnyway) rootHeaders.add(f);
       }
     }
