@@ -268,6 +268,7 @@ export async function analyze(target: TargetManifest, o: AnalyzeOptions): Promis
   // A changed header: the built TUs that read it and use a name its change touches are
   // analysed with both versions (src/usage); the others' code cannot change.
   report.headerUsers = [];
+  const headerUserTus = new Set<string>();
   const maxTus = o.maxTus ?? DEFAULT_MAX_TUS;
   for (const h of headers) {
     const f = changed.find((c) => c.path === h) as ChangedFile;
@@ -313,6 +314,7 @@ export async function analyze(target: TargetManifest, o: AnalyzeOptions): Promis
         await writeFile(join(root, u.file), text);
       }
       tus.push({ path: u.file, original: text, patched: text, directives: 0 });
+      headerUserTus.add(u.file);
     }
   }
   report.changedHeaders = headers;
@@ -326,10 +328,20 @@ export async function analyze(target: TargetManifest, o: AnalyzeOptions): Promis
       o.patchedModels?.set(file, model);
     },
   };
+  let skipped = 0;
   for (const tu of tus) {
+    // A fix already refused gains nothing from its header's other users: each costs two compiles.
+    if (headerUserTus.has(tu.path) && report.refusals.length > 0) {
+      skipped++;
+      continue;
+    }
     info(`analysing ${tu.path}`);
     await analyzeTu(target, tu, dirs, report);
   }
+  if (skipped)
+    report.notes.push(
+      `${skipped} more translation units that use the changed headers were not analysed: the fix is refused already`,
+    );
   report.mustReplace.sort((a, b) => a.object.localeCompare(b.object) || a.symbol.localeCompare(b.symbol));
   report.ok = report.refusals.length === 0;
   await mkdir(layout.analysisDir(), { recursive: true });

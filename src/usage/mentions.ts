@@ -3,9 +3,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../util/exec.js';
-import { blankComments, directivesOf } from './header-change.js';
+import { blankComments, directivesOf, type Directive } from './header-change.js';
 import type { IncludeGraph } from './include-graph.js';
-import { scanUnits } from './units.js';
+import { scanUnits, type Unit } from './units.js';
 
 /**
  * The cheap first cut of "who can use what a header change touches", for
@@ -70,14 +70,35 @@ async function grepWords(root: string, names: string[], include: string[]): Prom
   }
 }
 
-export async function mentionClosure(source: string, touched: string[]): Promise<MentionClosure> {
+/** Past these, the closure is no narrower than "every includer": null. */
+const MAX_ROUNDS = 12;
+const MAX_NAMES = 4000;
+
+export async function mentionClosure(source: string, touched: string[]): Promise<MentionClosure | null> {
   const names = new Set(touched);
   const rootHeaders = new Set<string>();
   let frontier = [...touched];
   let rounds = 0;
   const seenUnits = new Set<string>();
-  while (frontier.length && rounds < 50) {
-    rounds++;
+  const scanned = new Map<string, { defines: Directive[]; units: Unit[] } | null>();
+  const scan = (f: string) => {
+    let s = scanned.get(f);
+    if (s === undefined) {
+      try {
+        const text = readFileSync(join(source, f), 'latin1');
+        s = {
+          defines: directivesOf(blankComments(text).split('\n')).filter((d) => d.kind === 'define' && d.idents[0]),
+          units: scanUnits(text, { preprocessed: false, file: f }).units,
+        };
+      } catch {
+        s = null;
+      }
+      scanned.set(f, s);
+    }
+    return s;
+  };
+  while (frontier.length) {
+    if (++rounds > MAX_ROUNDS || names.size > MAX_NAMES) return null;
     const fresh = new Set(frontier);
     const next: string[] = [];
     const add = (n: string) => {
@@ -87,15 +108,10 @@ export async function mentionClosure(source: string, touched: string[]): Promise
       }
     };
     for (const f of await grepWords(source, frontier, ['*.h'])) {
-      let text: string;
-      try {
-        text = readFileSync(join(source, f), 'latin1');
-      } catch {
-        continue;
-      }
+      const s = scan(f);
+      if (!s) continue;
       // Macros whose body names a touched name (or pastes onto a piece of one).
-      for (const d of directivesOf(blankComments(text).split('\n'))) {
-        if (d.kind !== 'define' || !d.idents[0]) continue;
+      for (const d of s.defines) {
         const body = d.body;
         const words = body.match(/[A-Za-z_]\w*/g) ?? [];
         const pasted = [...body.matchAll(/(\w+)\s*##|##\s*(\w+)/g)].map((m) => (m[1] ?? m[2]) as string);
@@ -103,9 +119,9 @@ export async function mentionClosure(source: string, touched: string[]): Promise
           words.some((w) => fresh.has(w)) ||
           pasted.some((p) => p.length >= 3 && [...fresh].some((n) => n !== p && (n.startsWith(p) || n.endsWith(p))))
         )
-          add(d.idents[0]);
+          add(d.idents[0] as string);
       }
-      for (const u of scanUnits(text, { preprocessed: false, file: f }).units) {
+      for (const u of s.units) {
         if (!u.idents.some((x) => fresh.has(x))) continue;
         const key = `${f}:${u.line}`;
         if (seenUnits.has(key)) continue; // its names are in already

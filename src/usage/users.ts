@@ -45,7 +45,7 @@ export async function headerUsers(target: TargetManifest, change: HeaderChange):
     if (change.names !== null) {
       // Only those whose text can name what changed are preprocessed.
       const closure = await mentionClosure(target.paths.source, change.names);
-      candidates = await mentioningTus(target.paths.source, graph, candidates, closure, builtIncluders);
+      if (closure) candidates = await mentioningTus(target.paths.source, graph, candidates, closure, builtIncluders);
     }
   }
   const label = `users of ${change.header}`;
