@@ -145,9 +145,9 @@ export async function scoreboard(target: TargetManifest, dir: string, o: Scorebo
       } else if (/change no running code/.test(msg)) {
         outcome = 'nothing';
         detail = msg;
-      } else if (/^compiling \S+ \(\S+\/patched\) failed/.test(msg)) {
+      } else if (/^compiling \S+ \(\S+\/patched\) failed/.test(msg) || /needs symbols the running kernel does not have/.test(msg)) {
         // The input's fault, not klpgen's: the corpus split a fix whose other parts (a header's
-        // new prototype, a changed ops signature) are not in this patch.
+        // new prototype, a changed ops signature, a function it now calls) are not in this patch.
         outcome = 'incomplete-fix';
         detail = msg.split('\n').slice(0, 2).join(' ');
       } else if (/building the livepatch failed/.test(msg)) {

@@ -508,6 +508,8 @@ function resolveUndefined(
     else missing.push(s.name);
   }
   if (missing.length)
-    throw new KlpgenError(`the livepatch needs symbols the running kernel does not have: ${missing.join(', ')}`);
+    throw new KlpgenError(
+      `the livepatch needs symbols the running kernel does not have, and no file the patches change defines them: ${missing.join(', ')}`,
+    );
   return out.sort((a, b) => a.name.localeCompare(b.name));
 }
