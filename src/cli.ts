@@ -167,18 +167,28 @@ export function buildProgram(): Command {
     .argument('<patches...>', 'unified diffs (git or plain), applied in order to copies of the target source')
     .option('--work-dir <dir>', 'where the stages are written (default: under the cache, named by the patches)')
     .addOption(maxTusOption())
+    .option(
+      '--all-includers',
+      'analyse every built TU that reads a changed header, not only those that use what changed (a check; slow)',
+    )
     .addOption(abiOption())
     .option('--json', 'JSON output')
-    .action(async (patches: string[], o: { abi?: string; json?: boolean; workDir?: string; maxTus?: string }) => {
-      const target = await loadTarget(o.abi);
-      const report = await analyze(target, {
-        patches,
-        workDir: o.workDir ?? defaultWorkDir(target, 'analyze', patches),
-        maxTus: o.maxTus === undefined ? undefined : positive('--max-tus', o.maxTus),
-      });
-      print(!!o.json, report, formatAnalysis(report));
-      if (!report.ok) process.exitCode = 2;
-    });
+    .action(
+      async (
+        patches: string[],
+        o: { abi?: string; json?: boolean; workDir?: string; maxTus?: string; allIncluders?: boolean },
+      ) => {
+        const target = await loadTarget(o.abi);
+        const report = await analyze(target, {
+          patches,
+          workDir: o.workDir ?? defaultWorkDir(target, 'analyze', patches),
+          maxTus: o.maxTus === undefined ? undefined : positive('--max-tus', o.maxTus),
+          allIncluders: !!o.allIncluders,
+        });
+        print(!!o.json, report, formatAnalysis(report));
+        if (!report.ok) process.exitCode = 2;
+      },
+    );
 
   program
     .command('create')

@@ -122,6 +122,8 @@ export interface AnalyzeOptions {
   patchedModels?: Map<string, TuModel>;
   /** Refuse a header change that reaches more translation units than this. */
   maxTus?: number;
+  /** Analyse every built TU that reads a changed header, not only those that use what changed. */
+  allIncluders?: boolean;
 }
 
 interface ChangedFile {
@@ -278,7 +280,8 @@ export async function analyze(target: TargetManifest, o: AnalyzeOptions): Promis
       report.headerUsers.push({ header: h, via: 'none', includers: 0, users: [], names: [], made: 0, seconds: 0 });
       continue;
     }
-    const found = await headerUsers(target, change);
+    // --all-includers: every TU that reads the header, as a check of the narrowing.
+    const found = await headerUsers(target, o.allIncluders ? { ...change, names: null } : change);
     const users = found.users.filter((u) => !tus.some((t) => t.path === u.file));
     report.headerUsers.push({
       header: h,
