@@ -162,3 +162,46 @@ test('header: a usage record that is corrupt, of another file or of another buil
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+const SI_USERS = ['arch/x86/kvm/cpuid.c', 'arch/x86/kvm/x86.c', 'fs/proc/base.c', 'kernel/sched/core.c'];
+
+test('header: sched_info_on() of sched/stat.h: its 4 users give the must-replace set an object diff of every includer gives; the kvm static key it reaches is refused', () => {
+  ensureTarget();
+  const dir = tempDir('header-si');
+  try {
+    const patch = fixture('header-sched-info-on.patch');
+    const users = analyzeJson(patch, join(dir, 'users'));
+    assert.equal(users.ok, true, JSON.stringify(users.refusals));
+    assert.deepEqual(users.headerUsers?.[0]?.users, SI_USERS);
+    assert.ok((users.headerUsers?.[0]?.includers ?? 0) >= 50, `includers ${users.headerUsers?.[0]?.includers}`);
+    const a = klpgen([
+      'analyze',
+      patch,
+      '--all-includers',
+      '--work-dir',
+      join(dir, 'all', 'work'),
+      '--json',
+      ...abiArgs(),
+    ]);
+    assert.equal(a.code, 0, a.stderr);
+    const all = JSON.parse(a.stdout) as AnalysisReport;
+    assert.ok(all.tus.length >= 50, `${all.tus.length} TUs analysed`);
+    // Every includer whose code changed is one of the users.
+    const changed = all.tus.filter((t) => t.codeChanged.length > 0).map((t) => t.file);
+    assert.deepEqual(
+      changed.filter((f) => !SI_USERS.includes(f)),
+      [],
+    );
+    assert.deepEqual(all.mustReplace, users.mustReplace);
+    // The replaced kvm code uses a static key of kvm: its __jump_table entry cannot wait for kvm.
+    const c = klpgen(['create', patch, '--work-dir', join(dir, 'c'), '--json', ...abiArgs()]);
+    assert.equal(c.code, 2, c.stderr);
+    const refused = JSON.parse(c.stdout) as { refused: { kind: string; reason: string }[] };
+    assert.ok(
+      refused.refused.some((r) => /__jump_table/.test(r.reason) && /kvm/.test(r.reason)),
+      JSON.stringify(refused),
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
