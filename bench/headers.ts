@@ -67,7 +67,10 @@ function compileSeconds(files: string[]): number[] {
 
 /** Every k-th of `xs`, `n` of them. */
 const spread = <T>(xs: T[], n: number) =>
-  Array.from({ length: Math.min(n, xs.length) }, (_, i) => xs[Math.floor((i * xs.length) / Math.min(n, xs.length))] as T);
+  Array.from(
+    { length: Math.min(n, xs.length) },
+    (_, i) => xs[Math.floor((i * xs.length) / Math.min(n, xs.length))] as T,
+  );
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
 const fmt = (s: number) => (s >= 600 ? `${(s / 60).toFixed(0)} min` : `${s.toFixed(0)} s`);
 
@@ -78,8 +81,12 @@ const fullBothWays = (2 * mean(fullSample) * allFiles.length) / cores;
 console.log(
   `header fixes on ${target.abi}, ${cores} cores; includer and full-build costs from ${sampleSize} / ${fullSample.length} sampled compiles`,
 );
-console.log(`full build both ways: ${allFiles.length} TUs x 2 x ${mean(fullSample).toFixed(2)} s / ${cores} = ${fmt(fullBothWays)}`);
-console.log('fix | includers | users | klpgen analyze | every includer both ways | ratio | full build both ways | ratio');
+console.log(
+  `full build both ways: ${allFiles.length} TUs x 2 x ${mean(fullSample).toFixed(2)} s / ${cores} = ${fmt(fullBothWays)}`,
+);
+console.log(
+  'fix | includers | users | klpgen analyze | every includer both ways | ratio | full build both ways | ratio',
+);
 for (const patch of CASES) {
   const file = join(corpus, patch);
   if (!existsSync(file)) continue;
