@@ -15,7 +15,7 @@ import { timed } from '../util/progress.js';
  * -I). Conditional includes count: the usage records (line markers) then say
  * which TUs really read it.
  */
-const SEARCH_DIRS = [
+export const SEARCH_DIRS = [
   'include',
   'arch/x86',
   'kernel',

@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../util/exec.js';
 import { blankComments, directivesOf, type Directive } from './header-change.js';
-import type { IncludeGraph } from './include-graph.js';
-import { scanUnits, type Unit } from './units.js';
+import { SEARCH_DIRS, type IncludeGraph } from './include-graph.js';
+import { emittedByItself, scanUnits, type Unit } from './units.js';
 
 /**
  * The cheap first cut of "who can use what a header change touches", for
@@ -31,28 +31,6 @@ export interface MentionClosure {
   rounds: number;
 }
 
-const SEARCH = [
-  'include',
-  'arch/x86',
-  'kernel',
-  'mm',
-  'fs',
-  'net',
-  'drivers',
-  'block',
-  'lib',
-  'security',
-  'crypto',
-  'ipc',
-  'init',
-  'virt',
-  'sound',
-  'io_uring',
-  'certs',
-  'samples',
-  'usr',
-];
-
 /** Files under `root` (restricted to `include`) that mention any of `names` as a word. */
 async function grepWords(root: string, names: string[], include: string[]): Promise<string[]> {
   if (!names.length) return [];
@@ -60,7 +38,7 @@ async function grepWords(root: string, names: string[], include: string[]): Prom
   try {
     const patterns = join(dir, 'names');
     await writeFile(patterns, `${names.join('\n')}\n`);
-    const dirs = SEARCH.filter((d) => existsSync(join(root, d)));
+    const dirs = SEARCH_DIRS.filter((d) => existsSync(join(root, d)));
     const r = await run('grep', ['-rlwF', '-f', patterns, ...include.map((i) => `--include=${i}`), ...dirs], {
       cwd: root,
     });
@@ -127,9 +105,7 @@ export async function mentionClosure(source: string, touched: string[]): Promise
         if (seenUnits.has(key)) continue; // its names are in already
         seenUnits.add(key);
         for (const n of u.names) add(n);
-        const emitted =
-          u.kind === 'function' ? !u.isStatic && !u.isInline : !u.declaresOnly && !u.isStatic && u.initialized;
-        if (emitted || u.keptAnyway) rootHeaders.add(f);
+        if (emittedByItself(u)) rootHeaders.add(f);
       }
     }
     frontier = next;

@@ -438,7 +438,11 @@ export function reachableIdents(units: Unit[], isHeader: (file: string) => boole
 }
 
 function isRoot(u: Unit, isHeader: (file: string) => boolean): boolean {
-  if (!isHeader(u.file)) return true;
+  return !isHeader(u.file) || emittedByItself(u);
+}
+
+/** GCC emits this unit of a header though nothing names it: a non-static definition, initialized data, `__used`. */
+export function emittedByItself(u: Unit): boolean {
   if (u.keptAnyway) return true;
   if (u.kind === 'function') return !u.isStatic && !u.isInline;
   return !u.declaresOnly && !u.isStatic && u.initialized;
