@@ -371,7 +371,8 @@ function makeUnit(toks: Toks, start: number, end: number, functionBody: boolean,
         const declarator =
           paren === 0 && (next === undefined || AFTER_DECLARATOR.has(next) || AFTER_DECLARATOR_WORDS.has(next));
         // (*name): a pointer declarator inside parentheses.
-        const pointer = prev === '*' && T[k - 2] === '(' && paren > 0;
+        // (Inside a parameter list, one level deeper, it is a parameter's name.)
+        const pointer = prev === '*' && T[k - 2] === '(' && paren === 1;
         if (invocation || tag || declarator || pointer) names.add(t);
       } else if (hasEnum && (prev === '{' || prev === ',') && (next === '=' || next === ',' || next === '}')) {
         names.add(t); // an enumerator

@@ -176,3 +176,10 @@ test('headerChange: spacing inside a string literal is not cosmetic', () => {
   const c = '#define  GREETING   "a  b"  \n';
   assert.equal(headerChange('x.h', a, c, diffHunks(a, c)).cosmetic, true);
 });
+
+test("scanUnits: a prototype's function-pointer parameter is not a declared name", () => {
+  const text = 'int walk(struct device *from, int (*fn)(struct device *, void *));\nint (*hook)(int);\n';
+  const { units } = scanUnits(text, { preprocessed: false, file: 'x.h' });
+  assert.deepEqual(units[0]?.names, ['walk']);
+  assert.deepEqual(units[1]?.names, ['hook']);
+});
