@@ -13,6 +13,7 @@ import {
 import type { TargetManifest } from '../target/manifest.js';
 import { KlpgenError } from '../util/errors.js';
 import { run } from '../util/exec.js';
+import { compareLayouts, readLayouts, type Layout } from './layout.js';
 import { info } from '../util/progress.js';
 import { indexModules, moduleKey } from '../vm/initramfs.js';
 import { inliningClosure, ipaClonesDumpPath, parseIpaClones } from './ipa-clones.js';
@@ -381,6 +382,8 @@ function firstChangedLine(a: string, b: string): number {
 }
 
 interface Variant {
+  /** The object file this variant compiled to. */
+  objectFile: string;
   model: TuModel;
   code: ObjectCode;
   ipaClones: string;
@@ -449,7 +452,7 @@ async function buildVariant(
   const ipaClones = await readFile(dump, 'utf8');
   const ci = obj.replace(/\.o$/, '.ci');
   const callGraph = parseCallGraph(existsSync(ci) ? await readFile(ci, 'utf8') : '');
-  return { model, code: readObjectCode(parseElf(await readFile(obj), obj)), ipaClones, callGraph };
+  return { objectFile: obj, model, code: readObjectCode(parseElf(await readFile(obj), obj)), ipaClones, callGraph };
 }
 
 /**
@@ -568,6 +571,13 @@ export async function analyzeCompiledTu(
   const removed = [...fo.keys()].filter((n) => !fp.has(n)).sort();
   const oo = ownOthers(orig.model, mine, origText);
   const op = ownOthers(patched.model, mine, patchedText);
+  const [layoutsBefore, layoutsAfter] = await Promise.all([
+    readLayouts(orig.objectFile),
+    readLayouts(patched.objectFile),
+  ]);
+  const haveLayouts = layoutsBefore !== null && layoutsAfter !== null;
+  // Types whose text changed: the layouts in the objects decide (below), not the text.
+  const retexted = new Map<string, TuEntity>();
   for (const [key, v] of op) {
     const before = oo.get(key);
     const e = v.entity;
@@ -575,10 +585,21 @@ export async function analyzeCompiledTu(
       const at = { file: e.span.file, line: e.span.line };
       let reason = '';
       let kind: RefusalKind = 'data-change';
+      const typeKey = e.kind === 'typedef' ? `typedef ${e.name}` : `${e.kind} ${e.name}`;
+      if (
+        haveLayouts &&
+        (e.kind === 'struct' || e.kind === 'union' || (e.kind === 'typedef' && layoutsAfter.has(typeKey)))
+      ) {
+        retexted.set(typeKey, e);
+        continue;
+      }
       if (e.kind === 'variable')
         reason = `data change: the declaration or initializer of ${e.name} changed; the running kernel's data would not follow`;
       else if (e.kind === 'struct' || e.kind === 'union')
-        [kind, reason] = ['struct-layout', `data layout change: ${e.kind} ${e.name} changed`];
+        [kind, reason] = [
+          'struct-layout',
+          `data layout change: ${e.kind} ${e.name} changed (no debug info to compare its layout)`,
+        ];
       else if (e.kind === 'enum' || e.kind === 'enumerator')
         [kind, reason] = [
           'constant-change',
@@ -596,6 +617,14 @@ export async function analyzeCompiledTu(
     }
   }
 
+  const changes = diffFunctions(orig.code, patched.code);
+  if (haveLayouts) {
+    refuseLayoutChanges(report, tu.path, layoutsBefore, layoutsAfter, retexted, patched.model, {
+      codeChanged: changes.length > 0,
+      line: () => firstAddedLineIn(tu.path, patchedText, origText),
+    });
+  }
+
   // Object level.
   // Entries of the kernel's registration tables (a new PCI fixup, module parameter, initcall):
   // they change behaviour without changing a function, and cannot be added to a running kernel.
@@ -607,7 +636,6 @@ export async function analyzeCompiledTu(
       line: firstAddedLineIn(tu.path, patchedText, origText),
     });
   }
-  const changes = diffFunctions(orig.code, patched.code);
   const codeChanged = changes.flatMap((c) =>
     c.status === 'changed' ? [{ name: c.name, reason: c.reason, firstDifference: c.firstDifference }] : [],
   );
@@ -892,6 +920,67 @@ export function deadAfterTransition(
 }
 
 /** The first line of the .c (patched numbering) that the preprocessed texts disagree on, from their line markers; 1 if none. */
+/**
+ * Every struct and union both objects describe, compared by layout: one whose
+ * members move is refused at its definition, whether its own text changed or a
+ * macro it uses did; one whose text changed but not its layout is a note. A type
+ * whose text changed but that neither object describes is used by no emitted
+ * data or debug info of this TU: harmless if the TU's code is the same.
+ */
+function refuseLayoutChanges(
+  report: AnalysisReport,
+  file: string,
+  before: Map<string, Layout>,
+  after: Map<string, Layout>,
+  retexted: Map<string, TuEntity>,
+  model: TuModel,
+  tu: { codeChanged: boolean; line: () => number },
+): void {
+  const definitions = new Map<string, TuEntity>();
+  for (const e of model.entities) {
+    if (!e.definition && e.kind !== 'typedef') continue;
+    const key = e.kind === 'typedef' ? `typedef ${e.name}` : `${e.kind} ${e.name}`;
+    if (!definitions.has(key)) definitions.set(key, e);
+  }
+  const refuse = (kind: RefusalKind, key: string, why: string) => {
+    const e = retexted.get(key) ?? definitions.get(key);
+    const at = e ? { file: e.span.file, line: e.span.line } : { file, line: tu.line() };
+    const where = at.file !== file ? ` (a header definition; ${file} uses it)` : '';
+    if (report.refusals.some((r) => r.file === at.file && r.line === at.line && r.kind === kind)) return;
+    report.refusals.push({ kind, reason: `data layout change: ${key} changed: ${why}${where}`, ...at });
+  };
+  for (const [key, a] of before) {
+    const b = after.get(key);
+    if (!b) continue;
+    const v = compareLayouts(a, b);
+    if (!v.same) {
+      refuse(v.retype ? 'type-change' : 'struct-layout', key, v.why);
+      continue;
+    }
+    const e = retexted.get(key);
+    if (!e) continue;
+    const what = [
+      v.renamed.length ? `renamed ${v.renamed.join(', ')}` : '',
+      v.retyped.length ? `retyped ${v.retyped.join(', ')}` : '',
+    ].filter(Boolean);
+    const note = `${e.span.file}:${e.span.line}: ${key} changed but not its layout (size ${b.size}, every member at its offset${what.length ? `; ${what.join('; ')}` : ''}): the running kernel's data stays valid, code that uses it is in the object diff`;
+    if (!report.notes.includes(note)) report.notes.push(note);
+  }
+  for (const [key] of retexted) {
+    const inBefore = before.has(key);
+    const inAfter = after.has(key);
+    if (inBefore && inAfter) continue;
+    if (inBefore !== inAfter)
+      refuse(
+        'struct-layout',
+        key,
+        `the ${inAfter ? 'patched' : 'original'} build alone describes it: ${file} starts or stops using it`,
+      );
+    else if (tu.codeChanged)
+      refuse('struct-layout', key, `${file} has no debug info for it to compare its layout, and its code changes`);
+  }
+}
+
 function firstAddedLineIn(file: string, patchedText: string, origText: string): number {
   const lines = (text: string) => {
     const out: number[] = [];

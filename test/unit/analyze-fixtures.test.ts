@@ -36,6 +36,7 @@ const CC = 'gcc-12';
 /** Kbuild's flags that shape code generation and work in userspace; -pg -mfentry give every traceable function its `call __fentry__`. */
 const FLAGS = [
   '-O2',
+  '-g',
   '-std=gnu11',
   '-fno-strict-aliasing',
   '-fno-common',
@@ -477,10 +478,40 @@ test('11. a struct defined in the .c gains a member: refused at the struct', asy
   assert.notEqual(compareCode(fn(r.orig, 'widget_flags'), fn(r.patched, 'widget_flags')), undefined);
   assert.deepEqual(r.report.tus[0]?.sourceChanged, []);
 
-  assertRefusals(r.report, [{ reason: /^data layout change: struct widget changed$/, line: 3 }]);
+  assertRefusals(r.report, [
+    { reason: /^data layout change: struct widget changed: its size changes from 8 to 12 bytes$/, line: 3 },
+  ]);
   assertMustReplace(r.report, {
     widget_flags: { sympos: 0, line: 9, reasons: ['code/object diff'] },
   });
+});
+
+test('11b. a struct changes its text but not its layout (a renamed bit field, int to unsigned): no refusal', async () => {
+  const r = await runFixture('struct-same-layout');
+  // The signedness change is in the code: counter_hits sign-extends before, zero-extends after.
+  assert.notEqual(compareCode(fn(r.orig, 'counter_hits'), fn(r.patched, 'counter_hits')), undefined);
+  assert.equal(compareCode(fn(r.orig, 'counter_mode'), fn(r.patched, 'counter_mode')), undefined);
+
+  assertRefusals(r.report, []);
+  const note = r.report.notes.find((n) => n.includes('struct counter changed but not its layout'));
+  assert.ok(note, JSON.stringify(r.report.notes));
+  assert.match(note, /^fx\.c:3: .*size 16.*renamed deprecated_flag -> __reserved.*retyped hits: int -> unsigned int/);
+  assertMustReplace(r.report, {
+    counter_hits: { sympos: 0, line: 9, reasons: ['code/object diff'] },
+  });
+});
+
+test('11c. a pointer member changes the type it points to: refused, though no offset moves', async () => {
+  const r = await runFixture('struct-retyped');
+  assert.equal(compareCode(fn(r.orig, 'pipe_count'), fn(r.patched, 'pipe_count')), undefined);
+  assertRefusals(r.report, [
+    {
+      reason:
+        /^data layout change: struct pipe changed: member end changes type from struct sink \* to struct source \*/,
+      line: 6,
+    },
+  ]);
+  assert.equal(r.report.refusals[0]?.kind, 'type-change');
 });
 
 test('12. an __init function changed: refused', async () => {
