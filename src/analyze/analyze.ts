@@ -277,7 +277,7 @@ export async function analyze(target: TargetManifest, o: AnalyzeOptions): Promis
     const f = changed.find((c) => c.path === h) as ChangedFile;
     const change = headerChange(h, f.original as string, f.patched as string, headerHunks.get(h) ?? []);
     if (change.cosmetic) {
-      report.notes.push(`${h}: only comments and blank lines change: no code can change`);
+      report.notes.push(`${h}: only comments and spacing change: no code can change`);
       report.headerUsers.push({ header: h, via: 'none', includers: 0, users: [], names: [], made: 0, seconds: 0 });
       continue;
     }

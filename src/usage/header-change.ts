@@ -30,6 +30,38 @@ export interface Directive {
   idents: string[];
 }
 
+/**
+ * A header's text with its layout squeezed out: comments blanked, whitespace runs
+ * one space, and none at all beside `( ) [ ] { } , ;` (which never join with a
+ * neighbour), outside string literals. A directive stays a line of its own, with
+ * its spaces: `#define F (x)` and `#define F(x)` are different macros.
+ */
+export function squeezeLayout(text: string): string {
+  const literalOrSpace = /("(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')|\s+/g;
+  const collapse = (t: string) => t.replace(literalOrSpace, (m, literal?: string) => literal ?? ' ').trim();
+  const out: string[] = [];
+  let code: string[] = [];
+  const flush = () => {
+    if (!code.length) return;
+    const joined = collapse(code.join(' '));
+    out.push(
+      joined.replace(
+        /("(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')| ?([()[\]{},;]) ?/g,
+        (m, literal?: string, p?: string) => literal ?? p ?? m,
+      ),
+    );
+    code = [];
+  };
+  for (const line of blankComments(text).replace(/\\\n/g, ' ').split('\n')) {
+    if (/^\s*#/.test(line)) {
+      flush();
+      out.push(collapse(line));
+    } else code.push(line);
+  }
+  flush();
+  return out.filter(Boolean).join('\n');
+}
+
 /** Text with comments blanked (newlines kept), so directives and code can be told by line. */
 export function blankComments(text: string): string {
   let out = '';
@@ -109,12 +141,7 @@ function side(text: string, header: string): Side {
 
 export function headerChange(header: string, original: string, patched: string, hunks: LineHunk[]): HeaderChange {
   // The same tokens once comments and spacing are gone: nothing a compiler sees changed.
-  const squeeze = (t: string) =>
-    blankComments(t)
-      .replace(/\\\n/g, ' ')
-      .replace(/("(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')|\s+/g, (m, literal?: string) => literal ?? ' ')
-      .trim();
-  if (squeeze(original) === squeeze(patched)) return { header, names: [], touched: [], cosmetic: true };
+  if (squeezeLayout(original) === squeezeLayout(patched)) return { header, names: [], touched: [], cosmetic: true };
   const a = side(original, header);
   const b = side(patched, header);
   const names = new Set<string>();

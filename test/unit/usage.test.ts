@@ -177,6 +177,24 @@ test('headerChange: spacing inside a string literal is not cosmetic', () => {
   assert.equal(headerChange('x.h', a, c, diffHunks(a, c)).cosmetic, true);
 });
 
+test('headerChange: spacing beside parentheses and re-wrapped lines are cosmetic; a directive keeps its spaces and its line', () => {
+  const a = 'struct ops {\n\tint (*create) (struct ps *ps,\n\t\t\t int argc);\n};\n';
+  const b = 'struct ops {\n\tint (*create)(struct ps *ps,\n\t\t\tint argc);\n};\n';
+  assert.equal(headerChange('x.h', a, b, diffHunks(a, b)).cosmetic, true);
+  // Object-like and function-like: the space after the name is the difference.
+  const f = '#define F (x)\n';
+  const g = '#define F(x)\n';
+  assert.equal(headerChange('x.h', f, g, diffHunks(f, g)).cosmetic, false);
+  // Code joined onto a directive's line becomes part of the macro.
+  const h = '#define A 1\nint x;\n';
+  const i = '#define A 1 int x;\n';
+  assert.equal(headerChange('x.h', h, i, diffHunks(h, i)).cosmetic, false);
+  // Identifiers still need their space.
+  const j = 'unsigned int x;\n';
+  const k = 'unsignedint x;\n';
+  assert.equal(headerChange('x.h', j, k, diffHunks(j, k)).cosmetic, false);
+});
+
 test("scanUnits: a prototype's function-pointer parameter is not a declared name", () => {
   const text = 'int walk(struct device *from, int (*fn)(struct device *, void *));\nint (*hook)(int);\n';
   const { units } = scanUnits(text, { preprocessed: false, file: 'x.h' });
