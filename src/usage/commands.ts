@@ -1,7 +1,7 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { parseCmdFile, type CompileCommand } from '../target/compile-command.js';
 import type { TargetManifest } from '../target/manifest.js';
 import { kbuildArgs, makeEnv } from '../target/setup.js';
@@ -20,36 +20,60 @@ import { timed } from '../util/progress.js';
  * by the .config's hash.
  */
 export interface BuiltCommands {
-  schema: 1;
+  schema: 2;
   abi: string;
   configSha256: string;
   /** Command strings as a .cmd file holds them (cmd_<obj> := ...), by source path. */
   commands: Record<string, string>;
 }
 
-const SCHEMA = 1;
+// 2: objects already up to date in the build dir are listed too (from their .cmd files).
+const SCHEMA = 2;
 
 export function commandsPath(abi: string): string {
   return join(targetLayout(abi).root, 'usage', 'commands.json.gz');
 }
 
-/** fixdep DEPFILE TARGET 'COMMAND': the quoted command, unescaped from '\''. */
-export function fixdepCommands(makeOutput: string): Map<string, string> {
+/** The command compiles `obj` from its own .c (not an assembler file, a host program, a generated .c elsewhere). */
+function compilesOwnC(obj: string, cmd: string): boolean {
+  const src = obj.replace(/\.o$/, '.c');
+  return new RegExp(
+    `\\s-c\\s+-o\\s+${obj.replace(/[.+]/g, '\\$&')}\\s+\\S*${src.replace(/[.+]/g, '\\$&')}(\\s|;|$)`,
+  ).test(cmd);
+}
+
+/**
+ * fixdep DEPFILE TARGET 'COMMAND': the quoted command, unescaped from '\''. An object
+ * that is already up to date in the build dir (a TU compiled there before) gets no
+ * command, only its rule's `trap 'rm -f X.o...` line: its command is the one its
+ * .cmd file saved, when `cmdFile` can read it.
+ */
+export function fixdepCommands(makeOutput: string, cmdFile?: (obj: string) => string | undefined): Map<string, string> {
   const out = new Map<string, string>();
   const re = /scripts\/basic\/fixdep (\S+) (\S+\.o) '((?:[^']|'\\'')*)'/g;
   for (const m of makeOutput.matchAll(re)) {
     const obj = m[2] as string;
     const cmd = (m[3] as string).replaceAll("'\\''", "'");
+    if (compilesOwnC(obj, cmd)) out.set(obj.replace(/\.o$/, '.c').replace(/^\.\//, ''), cmd);
+  }
+  if (!cmdFile) return out;
+  for (const m of makeOutput.matchAll(/trap 'rm -f (\S+\.o); trap - HUP;/g)) {
+    const obj = (m[1] as string).replace(/^\.\//, '');
     const src = obj.replace(/\.o$/, '.c');
-    if (
-      !new RegExp(
-        `\\s-c\\s+-o\\s+${obj.replace(/[.+]/g, '\\$&')}\\s+\\S*${src.replace(/[.+]/g, '\\$&')}(\\s|;|$)`,
-      ).test(cmd)
-    )
-      continue; // an assembler file, a host program, a generated .c elsewhere
-    out.set(src.replace(/^\.\//, ''), cmd);
+    if (out.has(src)) continue;
+    const saved = cmdFile(obj);
+    if (saved !== undefined && compilesOwnC(obj, saved)) out.set(src, saved);
   }
   return out;
+}
+
+/** The command line a .cmd file saved for `obj` (`cmd_OBJ := ...`), if there is one. */
+export function savedCommand(build: string, obj: string): string | undefined {
+  const path = join(build, dirname(obj), `.${basename(obj)}.cmd`);
+  if (!existsSync(path)) return undefined;
+  const first = readFileSync(path, 'utf8').split('\n', 1)[0] ?? '';
+  const prefix = `cmd_${obj} := `;
+  return first.startsWith(prefix) ? first.slice(prefix.length) : undefined;
 }
 
 async function readCached(path: string, target: TargetManifest): Promise<BuiltCommands | null> {
@@ -76,7 +100,7 @@ export async function builtCommands(target: TargetManifest): Promise<BuiltComman
       heartbeat: 'make -n',
     }),
   );
-  const commands = fixdepCommands(r.stdout);
+  const commands = fixdepCommands(r.stdout, (obj) => savedCommand(layout.build, obj));
   if (commands.size === 0)
     throw new KlpgenError(
       `make -n listed no compile commands for ${target.abi}: ${r.stderr.trim().split('\n').at(-1)}`,

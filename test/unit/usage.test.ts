@@ -127,6 +127,26 @@ test('usage records: round trip, and a corrupt or truncated one is never used', 
   for (const n of [0, 10, 39, buf.length - 1]) assert.equal(typeof decodeRecord(buf.subarray(0, n)), 'string');
 });
 
+test('fixdepCommands: an object already up to date in the build dir (only its trap line) takes its .cmd file command', () => {
+  const upToDate = (obj: string) =>
+    `set -e;     trap 'rm -f ${obj}; trap - HUP; kill -s HUP $$' HUP;  trap 'rm -f ${obj}; trap - INT; kill -s INT $$' INT; `;
+  const out = [
+    `scripts/basic/fixdep kernel/.a.o.d kernel/a.o 'gcc-12 -c -o kernel/a.o /src/kernel/a.c' > kernel/.a.o.cmd`,
+    upToDate('net/ipv4/tcp.o'),
+    upToDate('arch/x86/entry.o'),
+    upToDate('kernel/gone.o'),
+  ].join('\n');
+  const saved: Record<string, string> = {
+    'net/ipv4/tcp.o': 'gcc-12 -Wp,-MMD,net/ipv4/.tcp.o.d -c -o net/ipv4/tcp.o /src/net/ipv4/tcp.c',
+    'arch/x86/entry.o': 'gcc-12 -D__ASSEMBLY__ -c -o arch/x86/entry.o /src/arch/x86/entry.S',
+  };
+  const m = fixdepCommands(out, (obj) => saved[obj]);
+  assert.deepEqual([...m.keys()].sort(), ['kernel/a.c', 'net/ipv4/tcp.c']);
+  assert.equal(m.get('net/ipv4/tcp.c'), saved['net/ipv4/tcp.o']);
+  // Without .cmd files, only what make printed.
+  assert.deepEqual([...fixdepCommands(out).keys()], ['kernel/a.c']);
+});
+
 test('fixdepCommands: the command of each C object, unquoted; assembler and host objects skipped', () => {
   const out = [
     `set -e; gcc-12 -Wp,-MMD,kernel/.a.o.d -DX='"q"' -c -o kernel/a.o /src/kernel/a.c ; ./tools/objtool/objtool --orc kernel/a.o; scripts/basic/fixdep kernel/.a.o.d kernel/a.o 'gcc-12 -Wp,-MMD,kernel/.a.o.d -DX='\\''"q"'\\'' -c -o kernel/a.o /src/kernel/a.c ; ./tools/objtool/objtool --orc kernel/a.o' > kernel/.a.o.cmd`,
