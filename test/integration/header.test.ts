@@ -13,6 +13,8 @@ import { ROOT, abiArgs, ensureTarget, klpgen, tempDir } from '../helpers.js';
  * inline of include/linux/seq_file.h (read by some 10,000 built TUs) reaches
  * exactly the seven that call it, in vmlinux and in the phonet module; one
  * livepatch carries both objects and is proven in the VM with phonet loaded.
+ * A fix to an inline of asm/pkeys.h (86 includers) is checked against an
+ * object diff of every includer, then proven in the VM.
  */
 const fixture = (name: string) => join(ROOT, 'test/fixtures/patches', name);
 
@@ -165,7 +167,7 @@ test('header: a usage record that is corrupt, of another file or of another buil
 
 const SI_USERS = ['arch/x86/kvm/cpuid.c', 'arch/x86/kvm/x86.c', 'fs/proc/base.c', 'kernel/sched/core.c'];
 
-test('header: sched_info_on() of sched/stat.h: its 4 users give the must-replace set an object diff of every includer gives; the kvm static key it reaches is refused', () => {
+test('header: sched_info_on() of sched/stat.h reaches its 4 users of 70 includers; the kvm static key it reaches is refused', () => {
   ensureTarget();
   const dir = tempDir('header-si');
   try {
@@ -174,6 +176,36 @@ test('header: sched_info_on() of sched/stat.h: its 4 users give the must-replace
     assert.equal(users.ok, true, JSON.stringify(users.refusals));
     assert.deepEqual(users.headerUsers?.[0]?.users, SI_USERS);
     assert.ok((users.headerUsers?.[0]?.includers ?? 0) >= 50, `includers ${users.headerUsers?.[0]?.includers}`);
+    // The replaced kvm code uses a static key of kvm: its __jump_table entry cannot wait for kvm.
+    const c = klpgen(['create', patch, '--work-dir', join(dir, 'c'), '--json', ...abiArgs()]);
+    assert.equal(c.code, 2, c.stderr);
+    const refused = JSON.parse(c.stdout) as { refused: { kind: string; reason: string }[] };
+    assert.ok(
+      refused.refused.some((r) => /__jump_table/.test(r.reason) && /kvm/.test(r.reason)),
+      JSON.stringify(refused),
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+const PK_USERS = ['arch/x86/mm/pkeys.c', 'fs/proc/task_mmu.c', 'mm/mprotect.c'];
+
+test('header: arch_pkeys_enabled() of asm/pkeys.h: 3 users of 86 includers, the must-replace set an object diff of every includer gives; VM-proven', () => {
+  ensureTarget();
+  const dir = tempDir('header-pk');
+  try {
+    const patch = fixture('header-pkeys-smaps.patch');
+    const users = analyzeJson(patch, join(dir, 'users'));
+    assert.equal(users.ok, true, JSON.stringify(users.refusals));
+    assert.deepEqual(users.headerUsers?.[0]?.users, PK_USERS);
+    assert.ok((users.headerUsers?.[0]?.includers ?? 0) >= 50, `includers ${users.headerUsers?.[0]?.includers}`);
+    assert.ok(
+      users.mustReplace.some((e) => e.symbol === 'show_smap'),
+      JSON.stringify(users.mustReplace),
+    );
+
+    // The check: every includer compiled both ways and object-diffed.
     const a = klpgen([
       'analyze',
       patch,
@@ -186,21 +218,44 @@ test('header: sched_info_on() of sched/stat.h: its 4 users give the must-replace
     assert.equal(a.code, 0, a.stderr);
     const all = JSON.parse(a.stdout) as AnalysisReport;
     assert.ok(all.tus.length >= 50, `${all.tus.length} TUs analysed`);
-    // Every includer whose code changed is one of the users.
-    const changed = all.tus.filter((t) => t.codeChanged.length > 0).map((t) => t.file);
     assert.deepEqual(
-      changed.filter((f) => !SI_USERS.includes(f)),
-      [],
+      all.tus
+        .filter((t) => t.codeChanged.length > 0)
+        .map((t) => t.file)
+        .sort(),
+      PK_USERS,
     );
     assert.deepEqual(all.mustReplace, users.mustReplace);
-    // The replaced kvm code uses a static key of kvm: its __jump_table entry cannot wait for kvm.
-    const c = klpgen(['create', patch, '--work-dir', join(dir, 'c'), '--json', ...abiArgs()]);
-    assert.equal(c.code, 2, c.stderr);
-    const refused = JSON.parse(c.stdout) as { refused: { kind: string; reason: string }[] };
-    assert.ok(
-      refused.refused.some((r) => /__jump_table/.test(r.reason) && /kvm/.test(r.reason)),
-      JSON.stringify(refused),
+
+    const ko = join(dir, 'pk.ko');
+    const c = klpgen([
+      'create',
+      patch,
+      '--name',
+      'klpgen_pkeys',
+      '-o',
+      ko,
+      '--work-dir',
+      join(dir, 'c'),
+      '--json',
+      ...abiArgs(),
+    ]);
+    assert.equal(c.code, 0, c.stderr);
+    const r = JSON.parse(c.stdout) as CreateReport;
+    assert.equal(r.verification.status, 'passed', JSON.stringify(r.verification));
+    assert.deepEqual(
+      r.code.map((x) => `${x.file}:${x.how}`),
+      PK_USERS.map((f) => `${f}:extracted`),
     );
+    const v = klpgen(['vm-test', ko, '--test', fixture('header-pkeys-smaps-LOADED.test'), '--json', ...abiArgs()]);
+    const rep = JSON.parse(v.stdout) as VmReport;
+    assert.equal(v.code, 0, rep.failures.join('\n'));
+    assert.equal(rep.test?.ok, true, JSON.stringify(rep.test));
+    assert.equal(rep.test?.before?.exitCode, 1, 'the running kernel shows no ProtectionKey line');
+    assert.equal(rep.test?.unloaded?.exitCode, 1, 'unloaded, the line is gone again');
+    const p = rep.patches[0]!;
+    assert.ok(p.loaded && p.enabled && p.disabled && p.unloaded, JSON.stringify(p));
+    assert.deepEqual(rep.problems, []);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
