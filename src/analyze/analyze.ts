@@ -586,6 +586,10 @@ export async function analyzeCompiledTu(
       let reason = '';
       let kind: RefusalKind = 'data-change';
       const typeKey = e.kind === 'typedef' ? `typedef ${e.name}` : `${e.kind} ${e.name}`;
+      // `typedef struct foo { ... } foo_t;`: the struct's own entry is judged by its layout.
+      const tagged = e.kind === 'typedef' ? /^typedef (struct|union) (\w+) \{/.exec(v.text) : null;
+      if (haveLayouts && tagged && layoutsAfter.has(`${tagged[1]} ${tagged[2]}`) && op.has(`${tagged[1]} ${tagged[2]}`))
+        continue;
       if (
         haveLayouts &&
         (e.kind === 'struct' || e.kind === 'union' || (e.kind === 'typedef' && layoutsAfter.has(typeKey)))

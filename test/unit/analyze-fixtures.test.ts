@@ -496,6 +496,13 @@ test('11b. a struct changes its text but not its layout (a renamed bit field, in
   const note = r.report.notes.find((n) => n.includes('struct counter changed but not its layout'));
   assert.ok(note, JSON.stringify(r.report.notes));
   assert.match(note, /^fx\.c:3: .*size 16.*renamed deprecated_flag -> __reserved.*retyped hits: int -> unsigned int/);
+  // A struct defined in a typedef goes by the struct's layout too.
+  assert.ok(
+    r.report.notes.some((n) =>
+      /^fx\.c:19: struct gauge changed but not its layout .*renamed old_flags -> flags/.test(n),
+    ),
+    JSON.stringify(r.report.notes),
+  );
   assertMustReplace(r.report, {
     counter_hits: { sympos: 0, line: 9, reasons: ['code/object diff'] },
   });
