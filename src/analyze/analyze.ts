@@ -585,7 +585,7 @@ export async function analyzeCompiledTu(
       const at = { file: e.span.file, line: e.span.line };
       let reason = '';
       let kind: RefusalKind = 'data-change';
-      const typeKey = e.kind === 'typedef' ? `typedef ${e.name}` : `${e.kind} ${e.name}`;
+      const typeKey = layoutKey(e);
       // `typedef struct foo { ... } foo_t;`: the struct's own entry is judged by its layout.
       const tagged = e.kind === 'typedef' ? /^typedef (struct|union) (\w+) \{/.exec(v.text) : null;
       if (haveLayouts && tagged && layoutsAfter.has(`${tagged[1]} ${tagged[2]}`) && op.has(`${tagged[1]} ${tagged[2]}`))
@@ -923,7 +923,11 @@ export function deadAfterTransition(
   return callers.length > 0 && callers.every((c) => gone(name, c, new Set())) && !inData(name);
 }
 
-/** The first line of the .c (patched numbering) that the preprocessed texts disagree on, from their line markers; 1 if none. */
+/** A type's key as pahole's layouts name it: "struct foo", "union bar", "typedef foo_t". */
+function layoutKey(e: TuEntity): string {
+  return `${e.kind} ${e.name}`;
+}
+
 /**
  * Every struct and union both objects describe, compared by layout: one whose
  * members move is refused at its definition, whether its own text changed or a
@@ -943,7 +947,7 @@ function refuseLayoutChanges(
   const definitions = new Map<string, TuEntity>();
   for (const e of model.entities) {
     if (!e.definition && e.kind !== 'typedef') continue;
-    const key = e.kind === 'typedef' ? `typedef ${e.name}` : `${e.kind} ${e.name}`;
+    const key = layoutKey(e);
     if (!definitions.has(key)) definitions.set(key, e);
   }
   const refuse = (kind: RefusalKind, key: string, why: string) => {
@@ -985,6 +989,7 @@ function refuseLayoutChanges(
   }
 }
 
+/** The first line of the .c (patched numbering) that the preprocessed texts disagree on, from their line markers; 1 if none. */
 function firstAddedLineIn(file: string, patchedText: string, origText: string): number {
   const lines = (text: string) => {
     const out: number[] = [];
