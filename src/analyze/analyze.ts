@@ -1,7 +1,8 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { parseElf } from '../elf/elf64.js';
+import { parseElf, type ElfFile } from '../elf/elf64.js';
+import { judgeChangedData } from './data-refs.js';
 import { buildModel, FrontendError, type TuEntity, type TuModel } from '../frontend/model.js';
 import {
   compileArgv,
@@ -55,7 +56,7 @@ import { baseFunction, coldParent, isPrivateClone } from '../gcc/names.js';
  * each mapped to a symbol the running kernel has and livepatch can redirect.
  */
 export interface Reason {
-  kind: 'source' | 'inlined' | 'clone' | 'code' | 'caller-of-clone' | 'caller-of-untraceable' | 'cold-part';
+  kind: 'source' | 'inlined' | 'clone' | 'code' | 'data' | 'caller-of-clone' | 'caller-of-untraceable' | 'cold-part';
   detail: string;
   /** 'patch', 'ipa-clones' or 'object diff': where the fact comes from. */
   evidence: string;
@@ -85,6 +86,8 @@ export interface TuReport {
   codeChanged: { name: string; reason: string; firstDifference: number }[];
   /** Functions with no out-of-line copy in the original object (inlined everywhere or unused). */
   noSymbol: string[];
+  /** Constants whose contents change that the module carries, with their readers in the running kernel. */
+  changedData?: { name: string; readers: string[] }[];
   lineDirectives: number;
 }
 
@@ -384,6 +387,7 @@ function firstChangedLine(a: string, b: string): number {
 interface Variant {
   /** The object file this variant compiled to. */
   objectFile: string;
+  elf: ElfFile;
   model: TuModel;
   code: ObjectCode;
   ipaClones: string;
@@ -452,7 +456,8 @@ async function buildVariant(
   const ipaClones = await readFile(dump, 'utf8');
   const ci = obj.replace(/\.o$/, '.ci');
   const callGraph = parseCallGraph(existsSync(ci) ? await readFile(ci, 'utf8') : '');
-  return { objectFile: obj, model, code: readObjectCode(parseElf(await readFile(obj), obj)), ipaClones, callGraph };
+  const elf = parseElf(await readFile(obj), obj);
+  return { objectFile: obj, elf, model, code: readObjectCode(elf), ipaClones, callGraph };
 }
 
 /**
@@ -576,6 +581,8 @@ export async function analyzeCompiledTu(
     readLayouts(patched.objectFile),
   ]);
   const haveLayouts = layoutsBefore !== null && layoutsAfter !== null;
+  /** Changed constants the module carries, with the functions of the running kernel that read them. */
+  const changedData = new Map<string, string[]>();
   // Types whose text changed: the layouts in the objects decide (below), not the text.
   const retexted = new Map<string, TuEntity>();
   for (const [key, v] of op) {
@@ -597,9 +604,25 @@ export async function analyzeCompiledTu(
         retexted.set(typeKey, e);
         continue;
       }
-      if (e.kind === 'variable')
-        reason = `data change: the declaration or initializer of ${e.name} changed; the running kernel's data would not follow`;
-      else if (e.kind === 'struct' || e.kind === 'union')
+      if (e.kind === 'variable') {
+        // The objects decide: a constant only replaced code reads moves into the module.
+        const v = judgeChangedData(e.name, orig, patched);
+        if (v.kind === 'code' || v.kind === 'same') {
+          report.notes.push(
+            `${tu.path}:${e.span.line}: ${e.name} changed ${v.kind === 'code' ? 'but neither build has it as data (folded into code or unused): the code diff covers it' : 'in its text but not its contents'}`,
+          );
+          continue;
+        }
+        if (v.kind === 'copy') {
+          changedData.set(e.name, v.readers);
+          report.notes.push(
+            `${tu.path}:${e.span.line}: ${e.name} changed: read-only, read only by ${v.readers.length ? v.readers.join(', ') : 'code that changes with it'}; the livepatch carries the new contents and replaces its readers`,
+          );
+          continue;
+        }
+        if (v.init) kind = 'init-exit';
+        reason = v.reason;
+      } else if (e.kind === 'struct' || e.kind === 'union')
         [kind, reason] = [
           'struct-layout',
           `data layout change: ${e.kind} ${e.name} changed (no debug info to compare its layout)`,
@@ -654,6 +677,7 @@ export async function analyzeCompiledTu(
     removedFunctions: removed,
     codeChanged,
     noSymbol,
+    ...(changedData.size ? { changedData: [...changedData].map(([name, readers]) => ({ name, readers })) } : {}),
     lineDirectives: tu.directives,
   };
   report.tus.push(tuReport);
@@ -668,6 +692,13 @@ export async function analyzeCompiledTu(
   for (const n of sourceChanged) add(n, { kind: 'source', detail: 'its source changed', evidence: 'patch' });
   for (const c of codeChanged)
     add(c.name, { kind: 'code', detail: `machine code changed: ${c.reason}`, evidence: 'object diff' });
+  for (const [v, readers] of changedData)
+    for (const r of readers)
+      add(r, {
+        kind: 'data',
+        detail: `reads ${v}, whose contents change (the module carries the new ${v})`,
+        evidence: 'object diff',
+      });
   for (const [name, chain] of closure) {
     if (chain.length === 0) continue; // a changed function itself
     const path = chain

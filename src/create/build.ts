@@ -237,6 +237,7 @@ export class ModuleBuilder {
             .flatMap((f) => f.relocs.map((r) => r.raw)),
         ),
         dataSections: new Map([...i.origCode.data.values()].map((v) => [v.name, v.section])),
+        changedData: new Set((report.tus.find((t) => t.file === i.file)?.changedData ?? []).map((d) => d.name)),
         valueTables: new Set(
           [...i.origCode.data.values()]
             .filter((v) => v.bind === 'local' && v.section.startsWith('.rodata') && v.relocs.length === 0)
@@ -390,6 +391,7 @@ export class ModuleBuilder {
             .map((f) => f!.name),
         ),
         ...(existsSync(layout.processedObject(t.file)) ? { patchedProcessed: layout.processedObject(t.file) } : {}),
+        carriedData: (t.report?.changedData ?? []).map((d) => d.name),
         symbolAliases: new Map([
           [TARGET_MODULE, '__this_module'],
           ...t.emitted.externalized
@@ -454,6 +456,7 @@ function mergeVerifications(vs: Verification[], files: string[]): Verification {
     status: vs.every((v) => v.status === 'passed') ? 'passed' : 'failed',
     functions: vs.flatMap((v) => v.functions),
     uncovered: vs.flatMap((v, i) => v.uncovered.map((u) => `${files[i]}: ${u}`)),
+    ...(vs.some((v) => v.data?.length) ? { data: vs.flatMap((v) => v.data ?? []) } : {}),
   };
 }
 

@@ -60,6 +60,8 @@ export interface EmitInput {
    * (`tbl[CONST].field` read at compile time): it is copied, so the module's compiler folds it too.
    */
   valueTables?: ReadonlySet<string>;
+  /** Constants whose contents the fix changes: always the module's own copy, never the kernel's. */
+  changedData?: ReadonlySet<string>;
   /** Sections of the original object's variables (`.bss.x`, `.rodata.y`, `.data..percpu`). */
   dataSections?: ReadonlyMap<string, string>;
   /** The patched object's functions and the names their code references (`.cold` parts and clones included). */
@@ -307,7 +309,10 @@ export function planFunctions(input: EmitInput, src: SourceText): CopyPlan {
           continue;
         }
         if (d?.kind === 'variable') {
-          if (d.linkage === 'internal' && d.definition && input.dataSizes && !input.dataSizes.has(d.name)) {
+          if (d.linkage === 'internal' && d.definition && input.changedData?.has(d.name)) {
+            foldedData.add(d.name);
+            visit(r);
+          } else if (d.linkage === 'internal' && d.definition && input.dataSizes && !input.dataSizes.has(d.name)) {
             // The compiler folded it away (never written, so in effect constant): the running
             // kernel has no instance to share, and a copy holds no state.
             foldedData.add(d.name);

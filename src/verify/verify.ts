@@ -29,6 +29,8 @@ export interface Verification {
   functions: FunctionCheck[];
   /** Changed functions neither replaced nor covered: must be empty. */
   uncovered: string[];
+  /** Changed constants the module must carry: each its own copy, equal to the patched build's. */
+  data?: FunctionCheck[];
 }
 
 export interface VerifyInput {
@@ -51,6 +53,8 @@ export interface VerifyInput {
    * function's entries in the kernel's code-place tables must equal the module's.
    */
   patchedProcessed?: string;
+  /** Constants whose contents change, which the module must define with the patched build's contents. */
+  carriedData?: string[];
 }
 
 export function verify(v: VerifyInput): Verification {
@@ -123,8 +127,22 @@ export function verify(v: VerifyInput): Verification {
     }
   }
   const uncovered = v.codeChanged.filter((c) => !v.replaced.has(c) && !v.coveredByCallers.has(c) && !isPiece(c)).sort();
-  const failed = functions.some((f) => !f.equal) || uncovered.length > 0;
-  return { status: failed ? 'failed' : 'passed', functions, uncovered };
+  // A reference to the running kernel's copy would read the old contents: the module defines its own.
+  const data: FunctionCheck[] = (v.carriedData ?? []).map((name) => {
+    const mine = module.data.get(name);
+    const theirs = patched.data.get(name);
+    if (!mine || !theirs)
+      return { name, of: name, equal: false, reason: !mine ? 'not defined in the module' : 'not in the patched build' };
+    const d = compareCode(
+      renamed(mine as unknown as FunctionCode, rename),
+      renamed(theirs as unknown as FunctionCode, new Map()),
+    );
+    return d
+      ? { name, of: name, equal: false, firstDifference: d.firstDifference, reason: d.reason }
+      : { name, of: name, equal: true };
+  });
+  const failed = functions.some((f) => !f.equal) || uncovered.length > 0 || data.some((d) => !d.equal);
+  return { status: failed ? 'failed' : 'passed', functions, uncovered, ...(data.length ? { data } : {}) };
 }
 
 /**
@@ -191,6 +209,8 @@ export function formatVerification(v: Verification): string {
     );
   }
   for (const u of v.uncovered) lines.push(`  ${u}: code changed but not replaced`);
+  for (const d of v.data ?? [])
+    lines.push(`  data ${d.name} = ${d.of}: ${d.equal ? 'equal' : `DIFFERS: ${d.reason ?? ''}`}`);
   return lines.join('\n');
 }
 

@@ -594,3 +594,27 @@ test('15. a static function the fix lets GCC inline into all its callers: the ca
   );
   assertRefusals(r.report, []);
 });
+
+test('16. changed variable definitions: a table only functions read is carried, its readers replaced; the rest refused or folded', async () => {
+  const r = await runFixture('changed-data');
+  // The hazard: weight_of's code is the same in both builds (it reads weights through a relocation).
+  assert.equal(compareCode(fn(r.orig, 'weight_of'), fn(r.patched, 'weight_of')), undefined);
+  assert.ok(!nm(r.orig.obj).has('total_weight'), 'total_weight is inlined into report_total');
+  assert.ok(!nm(r.orig.obj).has('scale'), 'scale is folded into scaled');
+
+  assertRefusals(r.report, [
+    { reason: /^data change: names changed and variable namer refers to it/, line: 32 },
+    { reason: /^data change: threshold \(\.data\.threshold\) is writable data/, line: 47 },
+  ]);
+  assertMustReplace(r.report, {
+    weight_of: { sympos: 0, line: 13, reasons: ['data/object diff'] },
+    report_total: { sympos: 0, line: 27, reasons: ['data/object diff'] },
+    scaled: { sympos: 0, line: 58, reasons: ['code/object diff'] },
+  });
+  assert.match(reasonDetail(r.report, 'weight_of', 'data'), /^reads weights, whose contents change/);
+  assert.deepEqual(r.report.tus[0]?.changedData, [{ name: 'weights', readers: ['report_total', 'weight_of'] }]);
+  assert.ok(
+    r.report.notes.some((n) => /^fx\.c:56: scale changed but neither build has it as data/.test(n)),
+    r.report.notes.join('\n'),
+  );
+});
