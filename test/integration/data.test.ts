@@ -66,3 +66,38 @@ test('data: a changed static const table is carried by the module and its reader
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('syscall: a fix in a SYSCALL_DEFINE1 body replaces the real entry points (__x64_sys_umask, __ia32_sys_umask); VM-proven', () => {
+  ensureTarget();
+  const dir = tempDir('syscall-umask');
+  try {
+    const ko = join(dir, 'umask.ko');
+    const c = klpgen([
+      'create',
+      fixture('syscall-umask.patch'),
+      '--name',
+      'klpgen_umask',
+      '-o',
+      ko,
+      '--work-dir',
+      join(dir, 'work'),
+      '--json',
+      ...abiArgs(),
+    ]);
+    assert.equal(c.code, 0, c.stderr);
+    const r = JSON.parse(c.stdout) as CreateReport;
+    // __do_sys_umask and __se_sys_umask exist only inlined: the wrappers the syscall table calls are replaced.
+    assert.deepEqual(r.analysis.tus[0]?.sourceChanged, ['__do_sys_umask']);
+    assert.deepEqual(r.analysis.mustReplace.map((e) => e.symbol).sort(), ['__ia32_sys_umask', '__x64_sys_umask']);
+    assert.equal(r.verification.status, 'passed', JSON.stringify(r.verification));
+    const v = klpgen(['vm-test', ko, '--test', fixture('syscall-umask-LOADED.test'), '--json', ...abiArgs()]);
+    const rep = JSON.parse(v.stdout) as VmReport;
+    assert.equal(v.code, 0, rep.failures.join('\n'));
+    assert.equal(rep.test?.before?.exitCode, 1, 'the running kernel keeps umask 000');
+    assert.equal(rep.test?.after?.exitCode, 0);
+    assert.equal(rep.test?.unloaded?.exitCode, 1, 'unloaded, umask(2) behaves as before');
+    assert.deepEqual(rep.problems, []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
