@@ -606,7 +606,7 @@ export async function analyzeCompiledTu(
       }
       if (e.kind === 'variable') {
         // The objects decide: a constant only replaced code reads moves into the module.
-        const v = judgeChangedData(e.name, orig, patched);
+        const v = await judgeChangedData(e.name, orig, patched);
         if (v.kind === 'code' || v.kind === 'same') {
           report.notes.push(
             `${tu.path}:${e.span.line}: ${e.name} changed ${v.kind === 'code' ? 'but neither build has it as data (folded into code or unused): the code diff covers it' : 'in its text but not its contents'}`,
@@ -616,7 +616,7 @@ export async function analyzeCompiledTu(
         if (v.kind === 'copy') {
           changedData.set(e.name, v.readers);
           report.notes.push(
-            `${tu.path}:${e.span.line}: ${e.name} changed: read-only, read only by ${v.readers.length ? v.readers.join(', ') : 'code that changes with it'}; the livepatch carries the new contents and replaces its readers`,
+            `${tu.path}:${e.span.line}: ${e.name} changed: read-only, read only by ${v.readers.length ? v.readers.join(', ') : 'code that changes with it'}; the livepatch carries the new contents and replaces its readers${v.passed.length ? ` (its address is passed to ${v.passed.join(', ')}, which must not keep it)` : ''}`,
           );
           continue;
         }

@@ -11,6 +11,7 @@ import {
   type ElfSymbol,
 } from '../elf/elf64.js';
 import { compareCode, PC_RELATIVE, type ObjectCode } from './objdiff.js';
+import { disassemble, usesAt } from './data-escape.js';
 
 /**
  * Who reads a variable of one object: every relocation of the object that reaches it, named
@@ -24,6 +25,8 @@ export interface DataReader {
   /** The function or variable, or the section for a table. */
   name: string;
   section: string;
+  /** Offsets, in that section, of the relocations that reach the variable. */
+  offsets: number[];
 }
 
 /** The STT_OBJECT symbol named `name`, if the object defines one. */
@@ -63,10 +66,11 @@ export function readersOf(elf: ElfFile, variable: ElfSymbol): DataReader[] {
         (s) => s.value <= r.offset && r.offset < s.value + BigInt(Math.max(1, s.size)),
       );
       if (inside === variable) continue; // a list head pointing at itself
-      const reader: DataReader = inside
-        ? { kind: inside.type === STT_FUNC ? 'function' : 'data', name: inside.name, section: t.name }
-        : { kind: 'table', name: t.name, section: t.name };
-      out.set(`${reader.kind}:${reader.name}`, reader);
+      const kind = !inside ? 'table' : inside.type === STT_FUNC ? 'function' : 'data';
+      const key = `${kind}:${inside?.name ?? t.name}`;
+      const reader = out.get(key) ?? { kind, name: inside?.name ?? t.name, section: t.name, offsets: [] };
+      reader.offsets.push(Number(r.offset));
+      out.set(key, reader);
     }
   }
   return [...out.values()].sort((a, b) => `${a.kind}:${a.name}`.localeCompare(`${b.kind}:${b.name}`));
@@ -83,14 +87,14 @@ export function readersOf(elf: ElfFile, variable: ElfSymbol): DataReader[] {
 export type DataVerdict =
   | { kind: 'code' }
   | { kind: 'same' }
-  | { kind: 'copy'; readers: string[] }
+  | { kind: 'copy'; readers: string[]; passed: string[] }
   | { kind: 'refuse'; reason: string; init?: boolean };
 
-export function judgeChangedData(
+export async function judgeChangedData(
   name: string,
-  orig: { elf: ElfFile; code: ObjectCode },
-  patched: { elf: ElfFile; code: ObjectCode },
-): DataVerdict {
+  orig: { elf: ElfFile; code: ObjectCode; objectFile: string },
+  patched: { elf: ElfFile; code: ObjectCode; objectFile: string },
+): Promise<DataVerdict> {
   const before = dataSymbol(orig.elf, name);
   const after = dataSymbol(patched.elf, name);
   if (!before && !after) return { kind: 'code' };
@@ -120,7 +124,7 @@ export function judgeChangedData(
     };
   if (!before) {
     // New as a symbol: the original folded it into code, whose readers change with it.
-    return { kind: 'copy', readers: [] };
+    return { kind: 'copy', readers: [], passed: [] };
   }
   const readers = readersOf(orig.elf, before);
   const other = readers.find((r) => r.kind !== 'function');
@@ -136,5 +140,23 @@ export function judgeChangedData(
       init: true,
       reason: `data change: ${name} changed and the __init code ${initReader.name} reads it; that code is gone after boot and cannot be replaced`,
     };
-  return { kind: 'copy', readers: readers.map((r) => r.name) };
+  // Where the readers put its address, in both builds: a stored address outlives the call.
+  const passed = new Set<string>();
+  for (const [build, rs] of [
+    [orig, readers],
+    [patched, after ? readersOf(patched.elf, after).filter((r) => r.kind === 'function') : []],
+  ] as const) {
+    const code = await disassemble(build.objectFile, [...new Set(rs.map((r) => r.section))]);
+    for (const r of rs) {
+      for (const u of usesAt(code.get(r.section) ?? [], r.offsets)) {
+        if (u.kind === 'stored')
+          return {
+            kind: 'refuse',
+            reason: `data change: ${name} changed and ${r.name} stores its address (${r.section}+0x${u.at.toString(16)}${build === patched ? ', patched build' : ''}): what was set up before the livepatch keeps the old ${name}, and what is set up while it is loaded would point into the module`,
+          };
+        if (u.kind === 'passed') passed.add(`${u.callee} (by ${r.name})`);
+      }
+    }
+  }
+  return { kind: 'copy', readers: readers.map((r) => r.name), passed: [...passed].sort() };
 }
