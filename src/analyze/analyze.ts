@@ -3,6 +3,7 @@ import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { parseElf, type ElfFile } from '../elf/elf64.js';
 import { judgeChangedData } from './data-refs.js';
+import { KLPGEN_INCLUDE } from '../util/klpgen-include.js';
 import { buildModel, FrontendError, type TuEntity, type TuModel } from '../frontend/model.js';
 import {
   compileArgv,
@@ -408,7 +409,8 @@ async function buildVariant(
   const pre = join(outDir, `${basename(file, '.c')}.i`);
   // Changed headers in `root` shadow the target's: their directories come first in -I.
   const tree = cmd.source.slice(0, cmd.source.length - cmd.file.length - 1);
-  const withOverlay = (argv: string[]) => overlayIncludes(argv, tree, root);
+  // <klpgen/livepatch.h> after every kernel directory: a fix may declare callbacks and states.
+  const withOverlay = (argv: string[]) => [...overlayIncludes(argv, tree, root), '-idirafter', KLPGEN_INCLUDE];
   const compile = withOverlay(
     compileArgv(cmd, {
       source,

@@ -22,6 +22,8 @@ import type { WorkLayout } from '../util/layout.js';
 import { info, timed } from '../util/progress.js';
 import { formatVerification, verify, type Verification } from '../verify/verify.js';
 import type { FixPlan, TuInput } from './plan.js';
+import { readDeclarations, type CallbackKind, type FixDeclarations } from './declarations.js';
+import { KlpgenError } from '../util/errors.js';
 
 /**
  * create's build stage: each TU's new functions extracted from the patched build's object (or,
@@ -179,7 +181,10 @@ export class ModuleBuilder {
       (this.plan.report.tus.find((t) => t.file === i.file)?.codeChanged ?? []).map((c) => c.name),
     );
     const done = await timed(`extract ${i.file}`, () =>
-      extractTuFunctions(this.target, this.plan.layout, i, installs, codeChanged, providedBy(this.plan.inputs, i)),
+      extractTuFunctions(this.target, this.plan.layout, i, installs, codeChanged, [
+        ...providedBy(this.plan.inputs, i),
+        ...(Object.values(declarationsOf(i).callbacks) as string[]),
+      ]),
     );
     this.extractions.set(i.file, done);
     if ('kind' in done)
@@ -255,12 +260,35 @@ export class ModuleBuilder {
         patchedInlined: i.patchedInlined,
       }),
     }));
+    // Callbacks and states the fix declares with <klpgen/livepatch.h>: the code is taken from the
+    // patched object, so they need its extraction.
+    const callbacks = new Map<string, FixDeclarations['callbacks']>();
+    const states: FixDeclarations['states'] = [];
+    for (const i of inputs) {
+      const d = declarationsOf(i);
+      if (Object.keys(d.callbacks).length) {
+        if (this.fromSource.has(i.file))
+          throw new KlpgenError(
+            `${i.file}: the fix declares livepatch callbacks (KLPGEN_*_CALLBACK); they are taken from the patched object, which --from-source does not use`,
+          );
+        const object = i.entries[0]?.object ?? 'vmlinux';
+        const have = callbacks.get(object) ?? {};
+        for (const [kind, fn] of Object.entries(d.callbacks) as [CallbackKind, string][]) {
+          if (have[kind] && have[kind] !== fn)
+            throw new KlpgenError(`${i.file}: a second ${kind} callback for ${object} (${have[kind]} and ${fn})`);
+          have[kind] = fn;
+        }
+        callbacks.set(object, have);
+      }
+      for (const st of d.states) if (!states.some((x) => x.id === st.id)) states.push(st);
+    }
     const scaffolding = emitScaffolding(
       name,
       tus.map((t) => t.cName),
       tus.flatMap((t) => t.emitted.installs),
       this.options.replace,
       [...inputs.flatMap((i) => importedNamespaces(i.patchedText)), ...namespaces],
+      { callbacks, states },
     );
     await rm(srcDir, { recursive: true, force: true });
     await mkdir(srcDir, { recursive: true });
@@ -480,6 +508,17 @@ function mapDiagnostics(text: string, tus: TuBuild[]): string {
  * kernel has none) that the patched build of another TU of the fix calls
  * (fs/libfs.c's new simple_rename_timestamp, called by fs/reiserfs/namei.c).
  */
+const declarationsCache = new Map<string, FixDeclarations>();
+/** What the TU's fix declares with <klpgen/livepatch.h> (read once per patched object). */
+function declarationsOf(i: TuInput): FixDeclarations {
+  let d = declarationsCache.get(i.patchedObject);
+  if (!d) {
+    d = readDeclarations(i.patchedObject);
+    declarationsCache.set(i.patchedObject, d);
+  }
+  return d;
+}
+
 function providedBy(inputs: readonly TuInput[], i: TuInput): string[] {
   const calledElsewhere = new Set(
     inputs

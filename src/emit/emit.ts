@@ -601,8 +601,17 @@ export function emitScaffolding(
   installs: InstalledFunction[],
   replace: boolean,
   namespaces: string[] = [],
+  declared: {
+    /** Object -> callback kind -> the module's function. */
+    callbacks?: Map<string, Partial<Record<'pre_patch' | 'post_patch' | 'pre_unpatch' | 'post_unpatch', string>>>;
+    states?: { id: bigint; version: bigint }[];
+  } = {},
 ): string {
-  const objects = [...new Set(installs.map((f) => f.object))].sort((a, b) =>
+  const callbacks = declared.callbacks ?? new Map();
+  const states = declared.states ?? [];
+  // The fix's code may name the patch (KLPGEN_GET_STATE): then it is global, as the header says.
+  const patchName = callbacks.size || states.length ? 'klpgen_patch' : 'patch';
+  const objects = [...new Set([...installs.map((f) => f.object), ...callbacks.keys()])].sort((a, b) =>
     a === 'vmlinux' ? -1 : b === 'vmlinux' ? 1 : a.localeCompare(b),
   );
   const byName = (a: InstalledFunction, b: InstalledFunction) =>
@@ -624,6 +633,15 @@ export function emitScaffolding(
   k('');
   k(`/* Defined in the other file${functionFiles.length === 1 ? '' : 's'}; only their addresses are used here. */`);
   for (const f of [...installs].sort((a, b) => a.as.localeCompare(b.as))) k(`void ${f.as}(void);`);
+  const cbs = [...callbacks.values()].flatMap((c) => Object.entries(c) as [string, string][]);
+  if (cbs.length) {
+    k('');
+    k('/* Callbacks the fix declares (KLPGEN_*_CALLBACK), also in the other files. */');
+    for (const [kind, fn] of [...new Map(cbs.map(([kind, fn]) => [fn, kind])).entries()]
+      .map(([fn, kind]) => [kind, fn])
+      .sort((a, b) => (a[1] as string).localeCompare(b[1] as string)))
+      k(`${kind === 'pre_patch' ? 'int' : 'void'} ${fn}(struct klp_object *obj);`);
+  }
   for (const object of objects) {
     k('');
     k(`static struct klp_func ${arrayName(object)}[] = {`);
@@ -643,19 +661,35 @@ export function emitScaffolding(
     k(i === 0 ? '\t{' : '\t}, {');
     k(object === 'vmlinux' ? '\t\t/* name being NULL means vmlinux */' : `\t\t.name = "${object}",`);
     k(`\t\t.funcs = ${arrayName(object)},`);
+    const c = callbacks.get(object);
+    if (c && Object.keys(c).length) {
+      k('\t\t.callbacks = {');
+      for (const kind of ['pre_patch', 'post_patch', 'pre_unpatch', 'post_unpatch'] as const)
+        if (c[kind]) k(`\t\t\t.${kind} = ${c[kind]},`);
+      k('\t\t},');
+    }
   });
   k('\t}, { }');
   k('};');
+  if (states.length) {
+    k('');
+    k('/* States the fix declares (KLPGEN_STATE): a cumulative patch with the same id takes them over. */');
+    k('static struct klp_state states[] = {');
+    for (const st of states) k(`\t{ .id = 0x${st.id.toString(16)}, .version = ${st.version} },`);
+    k('\t{ }');
+    k('};');
+  }
   k('');
-  k('static struct klp_patch patch = {');
+  k(`${patchName === 'patch' ? 'static ' : ''}struct klp_patch ${patchName} = {`);
   k('\t.mod = THIS_MODULE,');
   k('\t.objs = objs,');
+  if (states.length) k('\t.states = states,');
   k(`\t.replace = ${replace ? 'true' : 'false'},`);
   k('};');
   k('');
   k('static int livepatch_init(void)');
   k('{');
-  k('\treturn klp_enable_patch(&patch);');
+  k(`\treturn klp_enable_patch(&${patchName});`);
   k('}');
   k('');
   k('static void livepatch_exit(void)');

@@ -604,13 +604,10 @@ class Extraction {
     // (`__dyndbg` descriptors): carried here; the create stage ties static locals to the kernel's.
     if (numbered || !sec.name.startsWith('.'))
       return { copy: this.copyObject(o, numbered ? 'static local' : `entry of ${sec.name}`) };
-    if (!inOriginal && !this.originalData.get(foldNumbers(o.name))?.length) {
-      refuse(
-        'new-data',
-        o.name,
-        `${o.name} (${sec.name}) is a variable the running kernel does not have; referenced from ${where}`,
-      );
-    }
+    // New in the fix (the original object, which is the running kernel's, has none of that
+    // name): the module's own, with the fix's initializer; nothing of the kernel to share.
+    if (!inOriginal && !this.originalData.get(foldNumbers(o.name))?.length)
+      return { copy: this.copyObject(o, 'new in the fix: the module\'s own, initialised as the fix says') };
     return { kernel: o.bind === STB_LOCAL ? this.kernelLocal(o.name, 'data') : this.external(o.name) };
   }
 
