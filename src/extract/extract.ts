@@ -607,7 +607,7 @@ class Extraction {
     // New in the fix (the original object, which is the running kernel's, has none of that
     // name): the module's own, with the fix's initializer; nothing of the kernel to share.
     if (!inOriginal && !this.originalData.get(foldNumbers(o.name))?.length)
-      return { copy: this.copyObject(o, 'new in the fix: the module\'s own, initialised as the fix says') };
+      return { copy: this.copyObject(o, "new in the fix: the module's own, initialised as the fix says") };
     return { kernel: o.bind === STB_LOCAL ? this.kernelLocal(o.name, 'data') : this.external(o.name) };
   }
 

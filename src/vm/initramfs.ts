@@ -126,6 +126,8 @@ export function initScript(spec: InitramfsSpec): string {
       `if [ $rc = 0 ]; then wait_transition ${dir}; say transition ${p.name} $? $t0 $(now); say enabled ${p.name} $(cat ${dir}/enabled 2>/dev/null || echo missing); fi`,
     );
   }
+  // A patch an atomic-replace patch loaded after it took over is gone from sysfs: the kernel disabled it.
+  for (const p of spec.livepatches) lines.push(`[ -e /sys/kernel/livepatch/${p.name} ] || say replaced ${p.name}`);
   lines.push('run_test after');
   for (const w of spec.workloads ?? []) lines.push(`run_workload ${w}`);
   for (const p of [...spec.livepatches].reverse()) {

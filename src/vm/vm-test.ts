@@ -48,6 +48,8 @@ export interface PatchResult {
   /** Seconds from insmod until /sys/kernel/livepatch/<name>/transition read 0; null if it never did. */
   transitionSeconds: number | null;
   disabled: boolean;
+  /** Taken over by an atomic-replace patch loaded after it: the kernel disabled it (its unpatch callbacks do not run). */
+  replaced: boolean;
   unloaded: boolean;
 }
 
@@ -250,6 +252,7 @@ export function interpret(
     enabled: false,
     transitionSeconds: null,
     disabled: false,
+    replaced: false,
     unloaded: false,
   }));
   const byName = new Map(patches.map((p) => [p.name, p]));
@@ -321,6 +324,9 @@ export function interpret(
       case 'disabled':
         if (p) p.disabled = args[1] === '0';
         break;
+      case 'replaced':
+        if (p) p.replaced = true;
+        break;
       case 'unload':
         if (p) p.unloaded = args[1] === '0';
         break;
@@ -341,7 +347,7 @@ export function interpret(
     }
     if (p.transitionSeconds === null) failures.push(`${p.name}: transition did not finish`);
     if (!p.enabled) failures.push(`${p.name}: not enabled after loading`);
-    if (!p.disabled) failures.push(`${p.name}: disabling did not finish`);
+    if (!p.disabled && !p.replaced) failures.push(`${p.name}: disabling did not finish`);
     if (!p.unloaded) failures.push(`${p.name}: rmmod failed`);
   }
   let test: VmReport['test'] = null;
@@ -405,7 +411,7 @@ export function formatVmReport(r: VmReport): string {
   for (const m of r.preloaded) lines.push(`  module ${m.name}: ${m.loaded ? 'loaded' : 'NOT loaded'}`);
   for (const p of r.patches) {
     lines.push(
-      `  ${p.name}: loaded=${p.loaded} enabled=${p.enabled} transition=${p.transitionSeconds ?? 'unfinished'}${p.transitionSeconds !== null ? ' s' : ''} disabled=${p.disabled} unloaded=${p.unloaded}`,
+      `  ${p.name}: loaded=${p.loaded} enabled=${p.enabled} transition=${p.transitionSeconds ?? 'unfinished'}${p.transitionSeconds !== null ? ' s' : ''} disabled=${p.disabled}${p.replaced ? ' (replaced)' : ''} unloaded=${p.unloaded}`,
     );
   }
   if (r.test) {

@@ -444,6 +444,7 @@ test('interpret: a clean run', () => {
       enabled: true,
       transitionSeconds: 0.06,
       disabled: true,
+      replaced: false,
       unloaded: true,
     },
   ]);
