@@ -337,7 +337,36 @@ async function sameLineStatic(
   const stateless = /^(_rs|__already_done|__print_once|__warned|__key|__func__|__FUNCTION__|CSWTCH|descriptor)$/.test(
     staticLocalBase(candidates.values().next().value ?? ''),
   );
-  if (matching.size === 0 && stateless && written.every((n) => added.has(n))) return 'fresh';
+  // The innermost .c line is where the static itself is written (a ratelimited print the fix adds
+  // in a helper inlined into the replaced function): added there, it is new too.
+  const writtenInside = [...ours].map((chain) =>
+    Number(
+      chain
+        .split('<')
+        .find((c) => c.startsWith(`${tuBase}:`))
+        ?.split(':')[1] ?? NaN,
+    ),
+  );
+  if (
+    matching.size === 0 &&
+    stateless &&
+    written.every((n, i) => added.has(n) || added.has(writtenInside[i] as number))
+  )
+    return 'fresh';
+  if (matching.size === 0) {
+    // Inlined differently (the original inlined the owner into its caller, the patched build did
+    // not): a static is one object per definition, so the line it is written on, the innermost
+    // of the chain, names it, whatever it was inlined into.
+    const innermost = (chain: string) => chain.split('<')[0] as string;
+    const ourSites = new Set([...ours].map(innermost));
+    const bySite = new Set(places.filter((p, i) => ourSites.has(innermost(lines[i] ?? ''))).map((p) => p.name));
+    if (bySite.size === 1) {
+      const [name] = bySite as Set<string>;
+      const itsSites = new Set(places.map((p, i) => (p.name === name ? innermost(lines[i] ?? '') : undefined)));
+      if ([...ourSites].every((site) => itsSites.has(site))) return name;
+    }
+    return undefined;
+  }
   if (matching.size !== 1) return undefined;
   const [name] = matching;
   // Every line of ours is one of its lines: not a partial overlap with another static's.
