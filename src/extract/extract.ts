@@ -342,7 +342,7 @@ class Extraction {
     return id;
   }
 
-  private copyObject(o: ElfSymbol, why: string): { section: number; symbol: SymbolRef } {
+  private copyObject(o: ElfSymbol, why: string, global = false): { section: number; symbol: SymbolRef } {
     const hit = this.objectCopies.get(o);
     if (hit) return hit;
     const sec = this.elf.sections[o.shndx] as ElfSection;
@@ -360,7 +360,7 @@ class Extraction {
     );
     const symbol = this.out.addSymbol({
       name: o.name,
-      bind: STB_LOCAL,
+      bind: global ? STB_GLOBAL : STB_LOCAL,
       type: STT_OBJECT,
       section: id,
       value: 0n,
@@ -607,7 +607,9 @@ class Extraction {
     // New in the fix (the original object, which is the running kernel's, has none of that
     // name): the module's own, with the fix's initializer; nothing of the kernel to share.
     if (!inOriginal && !this.originalData.get(foldNumbers(o.name))?.length)
-      return { copy: this.copyObject(o, "new in the fix: the module's own, initialised as the fix says") };
+      return {
+        copy: this.copyObject(o, "new in the fix: the module's own, initialised as the fix says", o.bind !== STB_LOCAL),
+      };
     return { kernel: o.bind === STB_LOCAL ? this.kernelLocal(o.name, 'data') : this.external(o.name) };
   }
 

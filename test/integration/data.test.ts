@@ -101,3 +101,38 @@ test('syscall: a fix in a SYSCALL_DEFINE1 body replaces the real entry points (_
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("new globals: a variable the fix adds in one file and uses from another is the module's own, global there; VM-proven", () => {
+  ensureTarget();
+  const dir = tempDir('new-global');
+  try {
+    const ko = join(dir, 'ng.ko');
+    const c = klpgen([
+      'create',
+      fixture('new-global-two-files.patch'),
+      '--name',
+      'klpgen_new_global',
+      '-o',
+      ko,
+      '--work-dir',
+      join(dir, 'work'),
+      '--json',
+      ...abiArgs(),
+    ]);
+    assert.equal(c.code, 0, c.stderr);
+    const r = JSON.parse(c.stdout) as CreateReport;
+    assert.deepEqual(
+      r.code.map((x) => `${x.file}:${x.how}`),
+      ['fs/proc/cmdline.c:extracted', 'fs/proc/version.c:extracted'],
+    );
+    assert.equal(r.verification.status, 'passed', JSON.stringify(r.verification));
+    const v = klpgen(['vm-test', ko, '--test', fixture('new-global-two-files-LOADED.test'), '--json', ...abiArgs()]);
+    const rep = JSON.parse(v.stdout) as VmReport;
+    assert.equal(v.code, 0, rep.failures.join('\n'));
+    assert.equal(rep.test?.before?.exitCode, 1);
+    assert.equal(rep.test?.after?.exitCode, 0);
+    assert.equal(rep.test?.unloaded?.exitCode, 1);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
