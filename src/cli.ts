@@ -1,5 +1,5 @@
 import { Command, CommanderError, Option } from 'commander';
-import { KlpgenError } from './util/errors.js';
+import { KlpgenError, NothingToPatch } from './util/errors.js';
 import { RefusedError } from './util/refusal.js';
 import { setupTarget } from './target/setup.js';
 import { listTargets, loadTarget } from './target/manifest.js';
@@ -234,6 +234,7 @@ export function buildProgram(): Command {
         }).catch((e: unknown) => {
           // --json callers get the refusals typed on stdout; the one-line error still goes to stderr.
           if (o.json && e instanceof RefusedError) print(true, { refused: e.refusals }, '');
+          if (o.json && e instanceof NothingToPatch) print(true, { nothing: true, reason: e.message }, '');
           throw e;
         });
         print(
@@ -436,6 +437,10 @@ export async function main(argv: string[]): Promise<number> {
     if (e instanceof CommanderError) {
       // Commander already printed its message (help and version exit 0).
       return e.exitCode;
+    }
+    if (e instanceof NothingToPatch) {
+      process.stderr.write(`klpgen: nothing to patch: ${e.message}\n`);
+      return 0;
     }
     if (e instanceof KlpgenError) {
       process.stderr.write(`klpgen: error: ${e.message}\n`);

@@ -3,7 +3,7 @@ import { analyze, type AnalysisReport } from '../analyze/analyze.js';
 import type { ExtractRefusal } from '../extract/extract.js';
 import type { TuModel } from '../frontend/model.js';
 import type { TargetManifest } from '../target/manifest.js';
-import { KlpgenError } from '../util/errors.js';
+import { KlpgenError, NothingToPatch } from '../util/errors.js';
 import { WorkLayout } from '../util/layout.js';
 import { info, timed } from '../util/progress.js';
 import { RefusedError } from '../util/refusal.js';
@@ -86,7 +86,7 @@ export async function create(target: TargetManifest, o: CreateOptions): Promise<
   );
   if (!report.ok) throw new RefusedError(report.refusals);
   if (report.mustReplace.length === 0)
-    throw new KlpgenError('the patches change no running code: there is nothing to livepatch');
+    throw new NothingToPatch('the patches change no running code: there is nothing to livepatch');
 
   const plan = await planFix(target, report, layout, name, patchedModels);
 

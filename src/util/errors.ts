@@ -12,6 +12,17 @@ export class KlpgenError extends Error {
   }
 }
 
+/**
+ * Not a failure: the fix changes no code the running kernel runs, so there is no module to
+ * make. The CLI says so on one line and exits 0.
+ */
+export class NothingToPatch extends KlpgenError {
+  constructor(message: string) {
+    super(message, 0);
+    this.name = 'NothingToPatch';
+  }
+}
+
 export function fail(message: string): never {
   throw new KlpgenError(message);
 }
