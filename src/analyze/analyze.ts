@@ -31,6 +31,7 @@ import { parseCallGraph, type CallGraph } from './callgraph.js';
 import {
   aliasesIn,
   changedTables,
+  compareCode,
   diffFunctions,
   hasFentry,
   readObjectCode,
@@ -42,7 +43,7 @@ import { applyFilePatch, parsePatch } from './patch.js';
 import { aliasesOf, loadSymbolIndex, locateSymbol, type SymbolIndex } from './symbols.js';
 import type { Refusal, RefusalKind } from '../util/refusal.js';
 import { WorkLayout } from '../util/layout.js';
-import { baseFunction, coldParent, isPrivateClone } from '../gcc/names.js';
+import { baseFunction, coldParent, isNumberedLocal, isPrivateClone } from '../gcc/names.js';
 
 /**
  * `klpgen analyze`: from kernel patches to the must-replace set. Each
@@ -585,6 +586,8 @@ export async function analyzeCompiledTu(
   const haveLayouts = layoutsBefore !== null && layoutsAfter !== null;
   /** Changed constants the module carries, with the functions of the running kernel that read them. */
   const changedData = new Map<string, string[]>();
+  /** Variables whose own text changed: judged there. */
+  const judgedData = new Set<string>();
   // Types whose text changed: the layouts in the objects decide (below), not the text.
   const retexted = new Map<string, TuEntity>();
   for (const [key, v] of op) {
@@ -607,6 +610,7 @@ export async function analyzeCompiledTu(
         continue;
       }
       if (e.kind === 'variable') {
+        judgedData.add(e.name);
         // The objects decide: a constant only replaced code reads moves into the module.
         const v = await judgeChangedData(e.name, orig, patched);
         if (v.kind === 'code' || v.kind === 'same') {
@@ -634,7 +638,14 @@ export async function analyzeCompiledTu(
           'constant-change',
           `${e.kind} ${e.name} changed: constants baked into unchanged code would disagree`,
         ];
-      else if (e.kind === 'typedef') [kind, reason] = ['type-change', `type change: typedef ${e.name} changed`];
+      else if (e.kind === 'typedef' && haveLayouts) {
+        // A scalar, pointer or function type: what uses it is judged by the objects (code diff,
+        // every variable's size and contents below, every struct's layout).
+        report.notes.push(
+          `${e.span.file}:${e.span.line}: typedef ${e.name} changed: judged by what uses it (code, variable sizes and contents, struct layouts)`,
+        );
+        continue;
+      } else if (e.kind === 'typedef') [kind, reason] = ['type-change', `type change: typedef ${e.name} changed`];
       // One refusal per definition, however many TUs include its header: it names the first.
       if (e.span.file !== tu.path) reason += ` (a header definition; ${tu.path} uses it)`;
       if (reason && !report.refusals.some((r) => r.kind === kind && r.file === at.file && r.line === at.line))
@@ -644,6 +655,34 @@ export async function analyzeCompiledTu(
         `${tu.path}:${e.span.line}: new variable ${e.name}: it will live in the livepatch module, initialised afresh`,
       );
     }
+  }
+
+  // Data whose text is the same but whose size or contents are not (a macro, a typedef, an
+  // enumerator or a struct of a header it uses changed): judged by the same rule.
+  for (const [name, a] of orig.code.data) {
+    const b = patched.code.data.get(name);
+    if (!b || judgedData.has(name) || isNumberedLocal(name) || !/^\.(data|rodata|bss)\b/.test(a.section)) continue;
+    if (a.size === b.size && a.section === b.section && compareCode(a, b) === undefined) continue;
+    const ent = patched.model.entities.find((x) => x.kind === 'variable' && x.name === name && x.definition);
+    const at = {
+      file: ent?.span.file ?? tu.path,
+      line: ent?.span.line ?? firstAddedLineIn(tu.path, patchedText, origText),
+    };
+    const why = a.size !== b.size ? `its size changes from ${a.size} to ${b.size} bytes` : 'its contents change';
+    const v = await judgeChangedData(name, orig, patched);
+    if (v.kind === 'copy') {
+      changedData.set(name, v.readers);
+      report.notes.push(
+        `${at.file}:${at.line}: ${name}: ${why}, though its text does not: read-only, read only by ${v.readers.join(', ') || 'code that changes with it'}; the livepatch carries the new contents and replaces its readers`,
+      );
+      continue;
+    }
+    const reason =
+      v.kind === 'refuse'
+        ? `${v.reason} (${why}, though its text does not)`
+        : `data change: ${name}: ${why}, though its text does not; the running kernel's instance would not follow`;
+    if (!report.refusals.some((r) => r.file === at.file && r.line === at.line && r.reason === reason))
+      report.refusals.push({ kind: v.kind === 'refuse' && v.init ? 'init-exit' : 'data-change', reason, ...at });
   }
 
   const changes = diffFunctions(orig.code, patched.code);
