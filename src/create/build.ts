@@ -24,6 +24,7 @@ import { formatVerification, verify, type Verification } from '../verify/verify.
 import type { FixPlan, TuInput } from './plan.js';
 import { readDeclarations, type CallbackKind, type FixDeclarations } from './declarations.js';
 import { KlpgenError } from '../util/errors.js';
+import { KLPGEN_INCLUDE } from '../util/klpgen-include.js';
 
 /**
  * create's build stage: each TU's new functions extracted from the patched build's object (or,
@@ -299,6 +300,8 @@ export class ModuleBuilder {
       [
         `obj-m += livepatch-${stem}.o`,
         `livepatch-${stem}-y := ${[...tus.map((t) => objName(t.cName)), objName(scaffoldingFile)].join(' ')}`,
+        // <klpgen/livepatch.h>, which the fix's own text may include, after every kernel directory.
+        `ccflags-y += -idirafter ${KLPGEN_INCLUDE}`,
         // Each TU's own flags from its Makefile (its directory for "local.h" includes, ccflags-y,
         // CFLAGS_REMOVE), then function and data sections as in the analysis' patched build,
         // which verification compares with.

@@ -16,7 +16,7 @@ import { ROOT, abiArgs, ensureTarget, klpgen, tempDir } from '../helpers.js';
  */
 const fixture = (name: string) => join(ROOT, 'test/fixtures/patches', name);
 
-function create(patch: string, name: string, dir: string): { ko: string; report: CreateReport } {
+function create(patch: string, name: string, dir: string, extra: string[] = []): { ko: string; report: CreateReport } {
   const ko = join(dir, `${name}.ko`);
   const c = klpgen([
     'create',
@@ -28,6 +28,7 @@ function create(patch: string, name: string, dir: string): { ko: string; report:
     '--work-dir',
     join(dir, name),
     '--json',
+    ...extra,
     ...abiArgs(),
   ]);
   assert.equal(c.code, 0, c.stderr);
@@ -104,6 +105,34 @@ test('callbacks and shadow variables: declared in the fix, wired into the klp_ob
     assert.match(l2[5] ?? '', /^B post_unpatch: [1-9]\d* shadow variables freed$/);
     assert.equal(l2.length, 6, l2.join('\n'));
     assert.deepEqual(r2.problems, []);
+
+    // B built with --no-replace: stacked on A, both stay enabled; unloading runs B's callbacks,
+    // then A's (B's post-unpatch already freed the shadow variables).
+    const c = create('shadow-callbacks-cumulative.patch', 'klpgen_status_c', dir, ['--no-replace']);
+    assert.ok(
+      readFileSync(join(dir, 'klpgen_status_c', '4-source', 'klpgen-status-c-klp.c'), 'utf8').includes(
+        '.replace = false,',
+      ),
+    );
+    const three = klpgen([
+      'vm-test',
+      a.ko,
+      c.ko,
+      '--test',
+      fixture('shadow-callbacks-cumulative-LOADED.test'),
+      '--json',
+      ...abiArgs(),
+    ]);
+    const r3 = JSON.parse(three.stdout) as VmReport;
+    assert.equal(three.code, 0, r3.failures.join('\n'));
+    assert.ok(
+      r3.patches.every((p) => !p.replaced && p.disabled && p.unloaded),
+      JSON.stringify(r3.patches),
+    );
+    const l3 = fixtureLines(r3.serialLog);
+    assert.deepEqual(l3.slice(0, 5), l2.slice(0, 5));
+    assert.match(l3[5] ?? '', /^B post_unpatch: [1-9]\d* shadow variables freed$/);
+    assert.deepEqual(l3.slice(6), ['pre_unpatch', 'post_unpatch: 0 shadow variables freed']);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
