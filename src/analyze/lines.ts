@@ -38,19 +38,25 @@ export function alignLineNumbers(
   let skipped = 0;
   // Where block comments are open at the end of each line, so no directive lands inside one.
   const openComment = commentStateAfterEachLine(lines);
-  for (const h of hunks) {
+  const sorted = [...hunks].sort((a, b) => a.oldStart - b.oldStart);
+  sorted.forEach((h, k) => {
     // The first old line after the hunk, and where that line is in the patched file.
     const nextOld = h.oldLines > 0 ? h.oldStart + h.oldLines : h.oldStart + 1;
     const nextNew = h.newLines > 0 ? h.newStart + h.newLines : h.newStart + 1;
     const lastOld = nextOld - 1;
-    if (lastOld < 1 || lastOld >= lines.length) continue;
-    const prev = lines[lastOld - 1] ?? '';
-    if (/\\\s*$/.test(prev) || openComment[lastOld - 1]) {
+    if (lastOld < 1 || lastOld >= lines.length) return;
+    // Not inside a block comment or after a continued line: the directive moves down past them
+    // (diff often pairs an inserted comment's `/*` with an old one), numbered for where it lands,
+    // unless the next hunk starts first.
+    let at = lastOld;
+    while (at < lines.length && (openComment[at - 1] || /\\\s*$/.test(lines[at - 1] ?? ''))) at++;
+    const next = sorted[k + 1];
+    if (at >= lines.length || (at !== lastOld && next && next.oldStart <= at)) {
       skipped++;
-      continue;
+      return;
     }
-    inserts.set(lastOld, `#line ${nextNew}`);
-  }
+    inserts.set(at, `#line ${nextNew + (at - lastOld)}`);
+  });
   const out: string[] = [];
   lines.forEach((l, i) => {
     out.push(l);
