@@ -81,6 +81,18 @@ export class ModuleBuilder {
    * them (their code is then the patched build's by construction); the C is emitted either way.
    */
   readonly extractions = new Map<string, Extracted | ExtractRefusal>();
+  /** What each TU's fix declares with <klpgen/livepatch.h>, read once from its patched object. */
+  private readonly declarations = new Map<string, FixDeclarations>();
+
+  private declarationsOf(i: TuInput): FixDeclarations {
+    let d = this.declarations.get(i.file);
+    if (!d) {
+      d = readDeclarations(i.patchedObject);
+      this.declarations.set(i.file, d);
+    }
+    return d;
+  }
+
   /** TUs built from the emitted C: all with --from-source, else those whose extracted code did not verify. */
   private readonly fromSource: Set<string>;
 
@@ -184,7 +196,7 @@ export class ModuleBuilder {
     const done = await timed(`extract ${i.file}`, () =>
       extractTuFunctions(this.target, this.plan.layout, i, installs, codeChanged, [
         ...providedBy(this.plan.inputs, i),
-        ...(Object.values(declarationsOf(i).callbacks) as string[]),
+        ...(Object.values(this.declarationsOf(i).callbacks) as string[]),
       ]),
     );
     this.extractions.set(i.file, done);
@@ -266,7 +278,7 @@ export class ModuleBuilder {
     const callbacks = new Map<string, FixDeclarations['callbacks']>();
     const states: FixDeclarations['states'] = [];
     for (const i of inputs) {
-      const d = declarationsOf(i);
+      const d = this.declarationsOf(i);
       if (Object.keys(d.callbacks).length) {
         if (this.fromSource.has(i.file))
           throw new KlpgenError(
@@ -511,16 +523,6 @@ function mapDiagnostics(text: string, tus: TuBuild[]): string {
  * kernel has none) that the patched build of another TU of the fix calls
  * (fs/libfs.c's new simple_rename_timestamp, called by fs/reiserfs/namei.c).
  */
-const declarationsCache = new Map<string, FixDeclarations>();
-/** What the TU's fix declares with <klpgen/livepatch.h> (read once per patched object). */
-function declarationsOf(i: TuInput): FixDeclarations {
-  let d = declarationsCache.get(i.patchedObject);
-  if (!d) {
-    d = readDeclarations(i.patchedObject);
-    declarationsCache.set(i.patchedObject, d);
-  }
-  return d;
-}
 
 function providedBy(inputs: readonly TuInput[], i: TuInput): string[] {
   const calledElsewhere = new Set(
