@@ -1,8 +1,10 @@
+import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { CreateReport } from '../src/create/create.js';
 
 /** The project root (tests run from dist/test/...). */
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -49,4 +51,29 @@ export function ensureTarget(): { abi: string; paths: Record<string, string>; ke
   if (r.code !== 0) throw new Error(`target setup failed:\n${r.stderr}`);
   targetJson = JSON.parse(r.stdout) as typeof targetJson;
   return targetJson!;
+}
+
+/** `klpgen create` of a fixture patch of test/fixtures/patches, which must succeed: the module and its report. */
+export function createFixture(
+  patch: string,
+  name: string,
+  dir: string,
+  extra: string[] = [],
+): { ko: string; report: CreateReport } {
+  const ko = join(dir, `${name}.ko`);
+  const c = klpgen([
+    'create',
+    join(ROOT, 'test/fixtures/patches', patch),
+    '--name',
+    name,
+    '-o',
+    ko,
+    '--work-dir',
+    join(dir, name),
+    '--json',
+    ...extra,
+    ...abiArgs(),
+  ]);
+  assert.equal(c.code, 0, c.stderr);
+  return { ko, report: JSON.parse(c.stdout) };
 }

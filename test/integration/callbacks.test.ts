@@ -2,9 +2,8 @@ import { strict as assert } from 'node:assert';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import type { CreateReport } from '../../src/create/create.js';
 import type { VmReport } from '../../src/vm/vm-test.js';
-import { ROOT, abiArgs, ensureTarget, klpgen, tempDir } from '../helpers.js';
+import { ROOT, abiArgs, createFixture, ensureTarget, klpgen, tempDir } from '../helpers.js';
 
 /**
  * A fix that carries state, on the real kernel: proc_pid_status counts each task's status
@@ -15,25 +14,6 @@ import { ROOT, abiArgs, ensureTarget, klpgen, tempDir } from '../helpers.js';
  * unpatch callbacks. Both are proven in one VM run, the callback order read from the console.
  */
 const fixture = (name: string) => join(ROOT, 'test/fixtures/patches', name);
-
-function create(patch: string, name: string, dir: string, extra: string[] = []): { ko: string; report: CreateReport } {
-  const ko = join(dir, `${name}.ko`);
-  const c = klpgen([
-    'create',
-    fixture(patch),
-    '--name',
-    name,
-    '-o',
-    ko,
-    '--work-dir',
-    join(dir, name),
-    '--json',
-    ...extra,
-    ...abiArgs(),
-  ]);
-  assert.equal(c.code, 0, c.stderr);
-  return { ko, report: JSON.parse(c.stdout) as CreateReport };
-}
 
 /** The fixture's console lines, in order, without timestamps. */
 function fixtureLines(serialLog: string): string[] {
@@ -47,7 +27,7 @@ test('callbacks and shadow variables: declared in the fix, wired into the klp_ob
   ensureTarget();
   const dir = tempDir('callbacks');
   try {
-    const a = create('shadow-callbacks.patch', 'klpgen_status_a', dir);
+    const a = createFixture('shadow-callbacks.patch', 'klpgen_status_a', dir);
     assert.equal(a.report.verification.status, 'passed', JSON.stringify(a.report.verification));
     assert.deepEqual(
       a.report.analysis.mustReplace.map((e) => e.symbol),
@@ -64,7 +44,7 @@ test('callbacks and shadow variables: declared in the fix, wired into the klp_ob
     ])
       assert.ok(scaffolding.includes(line), `scaffolding lacks ${line}:\n${scaffolding}`);
 
-    const b = create('shadow-callbacks-cumulative.patch', 'klpgen_status_b', dir);
+    const b = createFixture('shadow-callbacks-cumulative.patch', 'klpgen_status_b', dir);
     assert.equal(b.report.verification.status, 'passed', JSON.stringify(b.report.verification));
 
     // A alone: the callbacks in the kernel's order, the shadow variable made and freed.
@@ -108,7 +88,7 @@ test('callbacks and shadow variables: declared in the fix, wired into the klp_ob
 
     // B built with --no-replace: stacked on A, both stay enabled; unloading runs B's callbacks,
     // then A's (B's post-unpatch already freed the shadow variables).
-    const c = create('shadow-callbacks-cumulative.patch', 'klpgen_status_c', dir, ['--no-replace']);
+    const c = createFixture('shadow-callbacks-cumulative.patch', 'klpgen_status_c', dir, ['--no-replace']);
     assert.ok(
       readFileSync(join(dir, 'klpgen_status_c', '4-source', 'klpgen-status-c-klp.c'), 'utf8').includes(
         '.replace = false,',

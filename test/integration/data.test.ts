@@ -2,9 +2,8 @@ import { strict as assert } from 'node:assert';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import type { CreateReport } from '../../src/create/create.js';
 import type { VmReport } from '../../src/vm/vm-test.js';
-import { ROOT, abiArgs, ensureTarget, klpgen, tempDir } from '../helpers.js';
+import { ROOT, abiArgs, createFixture, ensureTarget, klpgen, tempDir } from '../helpers.js';
 
 /**
  * Changed data on the real kernel: a fix to a string of fs/proc/array.c's
@@ -19,21 +18,7 @@ test('data: a changed static const table is carried by the module and its reader
   ensureTarget();
   const dir = tempDir('data-task-state');
   try {
-    const ko = join(dir, 'ts.ko');
-    const c = klpgen([
-      'create',
-      fixture('data-task-state.patch'),
-      '--name',
-      'klpgen_task_state',
-      '-o',
-      ko,
-      '--work-dir',
-      join(dir, 'work'),
-      '--json',
-      ...abiArgs(),
-    ]);
-    assert.equal(c.code, 0, c.stderr);
-    const r = JSON.parse(c.stdout) as CreateReport;
+    const { ko, report: r } = createFixture('data-task-state.patch', 'klpgen_task_state', dir);
     assert.deepEqual(r.analysis.refusals, []);
     assert.deepEqual(
       r.analysis.mustReplace.map((e) => `${e.symbol}:${e.reasons.map((x) => x.kind).join('+')}`).sort(),
@@ -71,21 +56,7 @@ test('syscall: a fix in a SYSCALL_DEFINE1 body replaces the real entry points (_
   ensureTarget();
   const dir = tempDir('syscall-umask');
   try {
-    const ko = join(dir, 'umask.ko');
-    const c = klpgen([
-      'create',
-      fixture('syscall-umask.patch'),
-      '--name',
-      'klpgen_umask',
-      '-o',
-      ko,
-      '--work-dir',
-      join(dir, 'work'),
-      '--json',
-      ...abiArgs(),
-    ]);
-    assert.equal(c.code, 0, c.stderr);
-    const r = JSON.parse(c.stdout) as CreateReport;
+    const { ko, report: r } = createFixture('syscall-umask.patch', 'klpgen_umask', dir);
     // __do_sys_umask and __se_sys_umask exist only inlined: the wrappers the syscall table calls are replaced.
     assert.deepEqual(r.analysis.tus[0]?.sourceChanged, ['__do_sys_umask']);
     assert.deepEqual(r.analysis.mustReplace.map((e) => e.symbol).sort(), ['__ia32_sys_umask', '__x64_sys_umask']);
@@ -106,21 +77,7 @@ test("new globals: a variable the fix adds in one file and uses from another is 
   ensureTarget();
   const dir = tempDir('new-global');
   try {
-    const ko = join(dir, 'ng.ko');
-    const c = klpgen([
-      'create',
-      fixture('new-global-two-files.patch'),
-      '--name',
-      'klpgen_new_global',
-      '-o',
-      ko,
-      '--work-dir',
-      join(dir, 'work'),
-      '--json',
-      ...abiArgs(),
-    ]);
-    assert.equal(c.code, 0, c.stderr);
-    const r = JSON.parse(c.stdout) as CreateReport;
+    const { ko, report: r } = createFixture('new-global-two-files.patch', 'klpgen_new_global', dir);
     assert.deepEqual(
       r.code.map((x) => `${x.file}:${x.how}`),
       ['fs/proc/cmdline.c:extracted', 'fs/proc/version.c:extracted'],
